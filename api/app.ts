@@ -1,0 +1,92 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from '#core/config.ts';
+import { fastifyOptions } from '#core/http/fastify-options.ts';
+import { installOpsRoutes } from '#core/http/ops-routes.ts';
+import { installProblemHandlers } from '#core/http/problem.ts';
+import type { Logger } from '#core/logger.ts';
+import type { Stores } from '#core/stores.ts';
+import type { AccessLogWriter } from '#core/warehouse/access-log.ts';
+import { installAuth } from './plugins/auth.ts';
+import { installRateLimit } from './plugins/rate-limit.ts';
+import { accessLogRoutes } from './routes/access-log.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { meRoutes } from './routes/me.ts';
+import { orgRoutes } from './routes/orgs.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { Problem } from './schemas.ts';
+
+export const API_PREFIX = '/api/v1';
+
+export interface ApiDeps {
+  config: Pick<Config, 'apiBodyLimit' | 'rateLimit'>;
+  stores: Pick<Stores, 'db' | 'warehouse' | 'redis'>;
+  logger: Logger;
+  accessLog?: AccessLogWriter | undefined;
+  version: string;
+}
+
+/** Builds the API (not listening), so tests drive it with `app.inject`. */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const { config, stores } = deps;
+  const app = Fastify(
+    fastifyOptions(deps.logger, config.apiBodyLimit),
+  ).withTypeProvider<TypeBoxTypeProvider>();
+  installProblemHandlers(app, config.apiBodyLimit);
+  app.addSchema(Problem);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Pylee API',
+        version: deps.version,
+        description: 'Version registry and release health for MCP servers',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (json.$id as string | undefined) ?? `def-${i}`,
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs', uiConfig: { docExpansion: 'list' } });
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  installOpsRoutes(app, 'api', stores);
+
+  await app.register(
+    async (v1) => {
+      await installRateLimit(v1, stores.redis.client, config.rateLimit);
+      installAuth(v1, stores.db);
+      if (deps.accessLog) {
+        const accessLog = deps.accessLog;
+        v1.addHook('onResponse', async (req, reply) => {
+          accessLog.write({
+            org_id: req.principal?.orgId ?? '',
+            time: new Date().toISOString(),
+            request_id: req.id,
+            role: 'api',
+            method: req.method,
+            route: req.routeOptions.url ?? '',
+            path: req.url.split('?')[0] ?? '',
+            status: reply.statusCode,
+            duration_ms: reply.elapsedTime,
+            token_id: req.principal?.tokenId ?? '',
+            client_address: req.ip,
+            user_agent: req.headers['user-agent'] ?? '',
+          });
+        });
+      }
+      await v1.register(meRoutes);
+      await v1.register(tokenRoutes(stores.db));
+      await v1.register(orgRoutes(stores.db));
+      await v1.register(auditRoutes(stores.db));
+      await v1.register(accessLogRoutes(stores.warehouse));
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}

@@ -1,0 +1,42 @@
+import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { assertPermission, type Context, type Permission, type Principal } from '#core/auth/principal.ts';
+import { authenticate } from '#core/auth/tokens.ts';
+import type { Db } from '#core/db/client.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyInstance {
+    requirePermission(permission: Permission): preHandlerAsyncHookHandler;
+  }
+}
+
+/** The bearer token of a request, or undefined. */
+export function bearerToken(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization;
+  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1];
+}
+
+/** The principal and request metadata a core function records its change with. */
+export function contextOf(req: FastifyRequest): Context {
+  if (!req.principal) throw new Error('route has no authenticated principal');
+  return { principal: req.principal, requestId: req.id, clientAddress: req.ip };
+}
+
+/**
+ * Every route in the scope this is installed in needs a valid token (401 otherwise); a route adds
+ * `preHandler: app.requirePermission(...)` for the permission it needs (403 otherwise).
+ */
+export function installAuth(app: FastifyInstance, db: Db): void {
+  app.decorateRequest('principal', null);
+  app.decorate('requirePermission', (permission: Permission): preHandlerAsyncHookHandler => {
+    return async (req) => {
+      assertPermission(req.principal as Principal, permission);
+    };
+  });
+  app.addHook('onRequest', async (req) => {
+    req.principal = await authenticate(db, bearerToken(req));
+  });
+}

@@ -1,0 +1,79 @@
+import { alertsRole } from '#alerts/role.ts';
+import { apiRole } from '#api/role.ts';
+import { collectorRole } from '#collector/role.ts';
+import { loadConfig, type Role as RoleName } from '#core/config.ts';
+import { createLogger } from '#core/logger.ts';
+import { bootstrap } from '#core/orgs.ts';
+import type { Role, RoleDeps } from '#core/role.ts';
+import { openStores } from '#core/stores.ts';
+import { startSelfTelemetry } from '#core/telemetry/self-telemetry.ts';
+import { PYLEE_VERSION } from '#core/version.ts';
+
+const ROLES: Record<Exclude<RoleName, 'all'>, (deps: RoleDeps) => Role> = {
+  api: apiRole,
+  collector: collectorRole,
+  alerts: alertsRole,
+};
+
+/**
+ * `pylee start`: the composition root. Opens and migrates the stores, bootstraps org `default`,
+ * starts the roles, and on SIGTERM/SIGINT stops them in reverse order before closing the stores.
+ */
+export async function start(options: { role?: string | undefined }): Promise<void> {
+  const began = performance.now();
+  const config = loadConfig(process.env, { role: options.role });
+  const logger = createLogger(config.logLevel);
+  const telemetry = startSelfTelemetry(PYLEE_VERSION);
+  const stores = await openStores(config, logger);
+  const roles: Role[] = [];
+
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string) => {
+    stopping ??= (async () => {
+      logger.info({ signal }, 'shutting down');
+      const timer = setTimeout(() => {
+        logger.error(`shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`);
+        process.exit(1);
+      }, config.shutdownTimeoutMs);
+      timer.unref();
+      for (const role of [...roles].reverse()) {
+        await role
+          .stop()
+          .catch((err: unknown) => logger.error({ err, role: role.name }, 'role failed to stop'));
+      }
+      await stores.close();
+      await telemetry.shutdown();
+      logger.info('stopped');
+      clearTimeout(timer);
+    })();
+    return stopping;
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+
+  try {
+    const { org, generatedToken } = await bootstrap(stores.db, config.bootstrapToken);
+    if (generatedToken) {
+      process.stdout.write(
+        `\nCreated org @${org.slug} with an admin token. It is shown only this once; keep it safe:\n\n    ${generatedToken}\n\n`,
+      );
+    }
+    const names = config.role === 'all' ? (['collector', 'api', 'alerts'] as const) : [config.role];
+    for (const name of names) {
+      const role = ROLES[name]({ config, stores, logger, version: PYLEE_VERSION });
+      await role.start();
+      roles.push(role);
+    }
+  } catch (error) {
+    await stop('startup-failure');
+    throw error;
+  }
+  logger.info(
+    {
+      roles: roles.map((r) => r.name),
+      startupMs: Math.round(performance.now() - began),
+      version: PYLEE_VERSION,
+    },
+    'pylee started',
+  );
+}

@@ -1,0 +1,57 @@
+import { ForbiddenError, NotFoundError } from '../errors.ts';
+
+export const PERMISSIONS = ['read', 'write', 'deploy', 'admin'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+/** Who is acting: the token a request carried, or Pylee itself (bootstrap, schedulers). */
+export interface Principal {
+  orgId: string;
+  orgSlug: string;
+  tokenId: string | null;
+  tokenName: string;
+  permissions: Permission[];
+  /** `null`: every server of the org; otherwise only these server slugs. */
+  servers: string[] | null;
+}
+
+/** Where a change came from, recorded with it in the audit trail. */
+export interface RequestMeta {
+  requestId?: string | undefined;
+  clientAddress?: string | undefined;
+}
+
+export interface Context extends RequestMeta {
+  principal: Principal;
+}
+
+/** `admin` holds every permission; `write` and `deploy` each include `read`. */
+export function hasPermission(principal: Pick<Principal, 'permissions'>, needed: Permission): boolean {
+  const held = principal.permissions;
+  if (held.includes('admin') || held.includes(needed)) return true;
+  return needed === 'read' && (held.includes('write') || held.includes('deploy'));
+}
+
+export function assertPermission(principal: Principal, needed: Permission): void {
+  if (!hasPermission(principal, needed)) {
+    throw new ForbiddenError(
+      `this token (${principal.tokenName}) lacks the ${needed} permission; ask an admin of @${principal.orgSlug} for a token that has it`,
+      'missing-permission',
+    );
+  }
+}
+
+/**
+ * A token limited to named servers sees the others as if they did not exist (404), so it cannot
+ * probe which slugs are taken.
+ */
+export function assertServerAccess(principal: Principal, server: string): void {
+  if (principal.servers !== null && !principal.servers.includes(server)) {
+    throw new NotFoundError(`server ${server} was not found in @${principal.orgSlug}`, 'server-not-found');
+  }
+}
+
+/** Normalises a permission list: sorted, unique, with `admin` standing alone. */
+export function normalisePermissions(permissions: readonly Permission[]): Permission[] {
+  if (permissions.includes('admin')) return ['admin'];
+  return PERMISSIONS.filter((p) => permissions.includes(p));
+}

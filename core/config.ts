@@ -1,0 +1,224 @@
+import path from 'node:path';
+import { ConfigError } from './errors.ts';
+
+export const ROLES = ['all', 'api', 'collector', 'alerts'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Everything Pylee reads from its environment, validated once at start. */
+export interface Config {
+  role: Role;
+  dataDir: string;
+  host: string;
+  apiPort: number;
+  otlpPort: number;
+  /** PostgreSQL server; unset means embedded PGlite in `<dataDir>/postgres`. */
+  databaseUrl: string | undefined;
+  /** ClickHouse server; unset means embedded chDB in `<dataDir>/clickhouse`. */
+  clickhouseUrl: string | undefined;
+  /** Redis / Valkey; unset means a `redis-server` child process on a unix socket in `<dataDir>/redis`. */
+  redisUrl: string | undefined;
+  bootstrapToken: string | undefined;
+  logLevel: LogLevel;
+  apiBodyLimit: number;
+  rateLimit: { max: number; windowMs: number };
+  shutdownTimeoutMs: number;
+}
+
+interface VariableSpec {
+  description: string;
+  default?: string;
+}
+
+/** The documented variables; the README's configuration table mirrors this list. */
+export const VARIABLES = {
+  PYLEE_ROLE: { description: 'Roles this process runs: all, api, collector or alerts.', default: 'all' },
+  PYLEE_DATA_DIR: {
+    description: 'Directory for the embedded stores (PGlite, chDB, redis-server).',
+    default: './data',
+  },
+  PYLEE_HOST: { description: 'Address the HTTP servers bind to.', default: '127.0.0.1' },
+  PYLEE_API_PORT: { description: 'Port of the API and web UI (0 picks a free port).', default: '8080' },
+  PYLEE_OTLP_PORT: { description: 'Port of the OTLP/HTTP collector (0 picks a free port).', default: '4318' },
+  PYLEE_DATABASE_URL: { description: 'PostgreSQL URL (postgres://…); unset: embedded PGlite.' },
+  PYLEE_CLICKHOUSE_URL: {
+    description: 'ClickHouse HTTP URL (http://user:pass@host:8123/db); unset: embedded chDB.',
+  },
+  PYLEE_REDIS_URL: {
+    description: 'Redis or Valkey URL (redis://…); unset: Pylee starts redis-server itself.',
+  },
+  PYLEE_BOOTSTRAP_TOKEN: {
+    description:
+      'Admin token of org `default` (at least 20 characters); unset: one is generated and printed once.',
+  },
+  PYLEE_LOG_LEVEL: { description: 'fatal, error, warn, info, debug, trace or silent.', default: 'info' },
+  PYLEE_API_BODY_LIMIT: {
+    description: 'Largest API request body, in bytes (suffixes KiB, MiB).',
+    default: '1MiB',
+  },
+  PYLEE_RATE_LIMIT_MAX: {
+    description: 'API requests allowed per token (or client address) per window.',
+    default: '1200',
+  },
+  PYLEE_RATE_LIMIT_WINDOW: { description: 'Rate-limit window (e.g. 30s, 1m, 1h).', default: '1m' },
+  PYLEE_SHUTDOWN_TIMEOUT: {
+    description: 'Longest a clean shutdown may take before the process exits.',
+    default: '15s',
+  },
+} satisfies Record<string, VariableSpec>;
+
+type VariableName = keyof typeof VARIABLES;
+
+/** Variables with this prefix belong to the test suite, not to Pylee itself. */
+const IGNORED_PREFIXES = ['PYLEE_TEST_'];
+
+/**
+ * Parses and validates every `PYLEE_*` variable. Throws {@link ConfigError} naming the first bad one,
+ * including unknown `PYLEE_*` names, which are almost always typos.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { role?: string } = {}): Config {
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('PYLEE_') || name in VARIABLES) continue;
+    if (IGNORED_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
+    const hint = closest(name, Object.keys(VARIABLES));
+    throw new ConfigError(name, `unknown variable${hint ? `; did you mean ${hint}?` : ''}`);
+  }
+  const get = (name: VariableName): string | undefined => {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== '') return value.trim();
+    const spec: VariableSpec = VARIABLES[name];
+    return spec.default;
+  };
+
+  const role = overrides.role ?? get('PYLEE_ROLE');
+  const bootstrapToken = get('PYLEE_BOOTSTRAP_TOKEN');
+  if (bootstrapToken !== undefined && (bootstrapToken.length < 20 || /\s/.test(bootstrapToken))) {
+    throw new ConfigError('PYLEE_BOOTSTRAP_TOKEN', 'must be at least 20 characters with no whitespace');
+  }
+  const apiPort = port('PYLEE_API_PORT', get('PYLEE_API_PORT'));
+  const otlpPort = port('PYLEE_OTLP_PORT', get('PYLEE_OTLP_PORT'));
+  if (apiPort !== 0 && apiPort === otlpPort) {
+    throw new ConfigError('PYLEE_OTLP_PORT', `must differ from PYLEE_API_PORT (both are ${apiPort})`);
+  }
+
+  return {
+    role: oneOf('PYLEE_ROLE', role, ROLES),
+    dataDir: path.resolve(get('PYLEE_DATA_DIR') as string),
+    host: host('PYLEE_HOST', get('PYLEE_HOST') as string),
+    apiPort,
+    otlpPort,
+    databaseUrl: url('PYLEE_DATABASE_URL', get('PYLEE_DATABASE_URL'), ['postgres:', 'postgresql:']),
+    clickhouseUrl: url('PYLEE_CLICKHOUSE_URL', get('PYLEE_CLICKHOUSE_URL'), ['http:', 'https:']),
+    redisUrl: url('PYLEE_REDIS_URL', get('PYLEE_REDIS_URL'), ['redis:', 'rediss:', 'unix:']),
+    bootstrapToken,
+    logLevel: oneOf('PYLEE_LOG_LEVEL', get('PYLEE_LOG_LEVEL'), LOG_LEVELS),
+    apiBodyLimit: bytes('PYLEE_API_BODY_LIMIT', get('PYLEE_API_BODY_LIMIT') as string),
+    rateLimit: {
+      max: positiveInt('PYLEE_RATE_LIMIT_MAX', get('PYLEE_RATE_LIMIT_MAX') as string),
+      windowMs: duration('PYLEE_RATE_LIMIT_WINDOW', get('PYLEE_RATE_LIMIT_WINDOW') as string),
+    },
+    shutdownTimeoutMs: duration('PYLEE_SHUTDOWN_TIMEOUT', get('PYLEE_SHUTDOWN_TIMEOUT') as string),
+  };
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T {
+  if (allowed.includes(value as T)) return value as T;
+  throw new ConfigError(name, `"${value}" is not one of ${allowed.join(', ')}`);
+}
+
+function port(name: string, value: string | undefined): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value ?? '') || n > 65535) {
+    throw new ConfigError(name, `"${value}" is not a TCP port (0-65535)`);
+  }
+  return n;
+}
+
+function host(name: string, value: string): string {
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(value))
+    throw new ConfigError(name, `"${value}" is not a host name or address`);
+  return value;
+}
+
+function positiveInt(name: string, value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) {
+    throw new ConfigError(name, `"${value}" is not a positive whole number`);
+  }
+  return Number(value);
+}
+
+function url(name: string, value: string | undefined, protocols: string[]): string | undefined {
+  if (value === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, `is not a URL (expected ${protocols[0]}//…)`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(
+      name,
+      `scheme "${parsed.protocol}" is not supported; use ${protocols.join(' or ')}`,
+    );
+  }
+  return value;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  B: 1,
+  KIB: 1024,
+  KB: 1000,
+  MIB: 1024 ** 2,
+  MB: 1000 ** 2,
+};
+
+/** `1048576`, `512KiB`, `16MiB`. */
+export function bytes(name: string, value: string): number {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(value);
+  const unit = SIZE_UNITS[match?.[2]?.toUpperCase() ?? 'x'];
+  if (!match || unit === undefined || Number(match[1]) < 1) {
+    throw new ConfigError(name, `"${value}" is not a size (e.g. 1048576, 512KiB, 16MiB)`);
+  }
+  return Number(match[1]) * unit;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `500ms`, `30s`, `5m`, `1h`, `7d`. */
+export function duration(name: string, value: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(value);
+  if (!match || Number(match[1]) < 1) {
+    throw new ConfigError(name, `"${value}" is not a duration (e.g. 500ms, 30s, 5m, 1h, 7d)`);
+  }
+  return Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
+}
+
+function closest(name: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const candidate of candidates) {
+    const d = levenshtein(name, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best;
+}
+
+function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + cost,
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}

@@ -1,0 +1,259 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StartupError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+
+/** Options of {@link startLocalRedis}. */
+export interface LocalRedisOptions {
+  /** Data directory of the server (AOF lives in `<dir>/appendonlydir`); created when missing. */
+  dir: string;
+  logger: Logger;
+  /**
+   * The `redis-server` executable.
+   * @defaultValue `'redis-server'` (looked up on `PATH`)
+   */
+  bin?: string;
+}
+
+/** A supervised `redis-server` child process listening on a unix socket only. */
+export interface LocalRedis {
+  /** Where the server listens; stays the same across restarts, so clients reconnect by themselves. */
+  readonly socketPath: string;
+  /** `unix://<socketPath>`, the form `PYLEE_REDIS_URL` accepts. */
+  readonly url: string;
+  /** The current child's pid; undefined while it is down or after {@link LocalRedis.stop}. */
+  readonly pid: number | undefined;
+  /** Shuts the server down (SIGTERM, which flushes the AOF) and stops supervising it. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 10_000;
+const RESTART_MIN_DELAY_MS = 250;
+const RESTART_MAX_DELAY_MS = 5_000;
+/** A child that stayed up this long is healthy again: the next crash restarts it after the minimum delay. */
+const RESTART_RESET_AFTER_MS = 30_000;
+/** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+const OUTPUT_TAIL_CHARS = 4_000;
+
+/**
+ * Starts `redis-server` on a unix socket in `dir` (no TCP port) with the append-only file on, waits until it
+ * answers PING, and restarts it with backoff whenever it dies unexpectedly. Rejects with a
+ * {@link StartupError} when the binary is missing, the server does not come up within 10 s, or another
+ * server already listens on the socket.
+ */
+export async function startLocalRedis(options: LocalRedisOptions): Promise<LocalRedis> {
+  const bin = options.bin ?? 'redis-server';
+  const dir = path.resolve(options.dir);
+  const logger = options.logger.child({ component: 'redis-server' });
+  fs.mkdirSync(dir, { recursive: true });
+  const socketPath = socketPathFor(dir);
+
+  if ((await ping(socketPath, 1_000)) !== undefined) {
+    throw new StartupError(
+      `a Redis server already listens on ${socketPath} for data dir ${dir}; stop the other Pylee process ` +
+        '(or a leftover redis-server) using this data dir and start again',
+    );
+  }
+
+  const args = [
+    '--port', '0',
+    '--unixsocket', socketPath,
+    '--unixsocketperm', '700',
+    '--dir', dir,
+    '--appendonly', 'yes',
+    '--appendfsync', 'everysec',
+    // AOF is the durable copy; RDB snapshots would only duplicate it.
+    '--save', '',
+    '--daemonize', 'no',
+    '--protected-mode', 'yes',
+    '--loglevel', 'warning',
+  ]; // prettier-ignore
+
+  let output = '';
+  let child: ChildProcess | undefined;
+  let spawnedAt = 0;
+  let stopping = false;
+  let restartDelay = RESTART_MIN_DELAY_MS;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let stopped: Promise<void> | undefined;
+
+  const capture = (chunk: Buffer): void => {
+    const text = chunk.toString('utf8');
+    output = (output + text).slice(-OUTPUT_TAIL_CHARS);
+    for (const line of text.split('\n')) {
+      if (line.trim() !== '') logger.debug({ line }, 'redis-server output');
+    }
+  };
+
+  const launch = (): ChildProcess => {
+    removeSocket(socketPath);
+    // Not detached: Ctrl-C reaches redis-server too, and it flushes the AOF on SIGINT just like on SIGTERM.
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout?.on('data', capture);
+    proc.stderr?.on('data', capture);
+    spawnedAt = Date.now();
+    child = proc;
+    return proc;
+  };
+
+  const supervise = (proc: ChildProcess): void => {
+    let handled = false;
+    const onDown = (code: number | null, signal: NodeJS.Signals | null, error?: Error): void => {
+      if (handled || proc !== child) return;
+      handled = true;
+      child = undefined;
+      if (stopping) return;
+      if (Date.now() - spawnedAt >= RESTART_RESET_AFTER_MS) restartDelay = RESTART_MIN_DELAY_MS;
+      const delay = restartDelay;
+      restartDelay = Math.min(restartDelay * 2, RESTART_MAX_DELAY_MS);
+      logger.warn(
+        { code, signal, err: error, output: output.slice(-1_000), restartInMs: delay },
+        'redis-server exited unexpectedly; restarting it',
+      );
+      restartTimer = setTimeout(() => {
+        restartTimer = undefined;
+        if (!stopping) supervise(launch());
+      }, delay);
+    };
+    proc.on('exit', (code, signal) => onDown(code, signal));
+    proc.on('error', (error) => onDown(null, null, error));
+  };
+
+  // Last resort when the parent exits without calling stop(); a SIGKILLed parent cannot do even this.
+  const onProcessExit = (): void => {
+    child?.kill('SIGTERM');
+  };
+
+  const first = launch();
+  try {
+    await waitUntilReady(first, socketPath, bin, () => output);
+  } catch (error) {
+    child = undefined;
+    if (isAlive(first)) first.kill('SIGKILL');
+    throw error;
+  }
+  supervise(first);
+  process.on('exit', onProcessExit);
+  logger.debug({ socketPath, dir, pid: first.pid }, 'redis-server started');
+
+  const stopChild = async (proc: ChildProcess): Promise<void> => {
+    if (!isAlive(proc)) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      logger.warn(
+        { pid: proc.pid },
+        `redis-server did not exit within ${STOP_TIMEOUT_MS / 1000} s; killing it`,
+      );
+      proc.kill('SIGKILL');
+    }, STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  return {
+    socketPath,
+    url: `unix://${socketPath}`,
+    get pid() {
+      return child && isAlive(child) ? child.pid : undefined;
+    },
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        clearTimeout(restartTimer);
+        process.off('exit', onProcessExit);
+        const proc = child;
+        if (proc) await stopChild(proc);
+        child = undefined;
+        logger.debug({ socketPath }, 'redis-server stopped');
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** `<dir>/redis.sock`, or a per-directory name in the temp dir when that path is too long for a unix socket. */
+export function socketPathFor(dir: string): string {
+  const inDir = path.join(dir, 'redis.sock');
+  if (Buffer.byteLength(inDir) <= MAX_SOCKET_PATH_BYTES) return inDir;
+  const hash = createHash('sha256').update(dir).digest('hex').slice(0, 16);
+  return path.join(os.tmpdir(), `pylee-redis-${hash}.sock`);
+}
+
+function isAlive(proc: ChildProcess): boolean {
+  return proc.exitCode === null && proc.signalCode === null;
+}
+
+function removeSocket(socketPath: string): void {
+  fs.rmSync(socketPath, { force: true });
+}
+
+async function waitUntilReady(
+  proc: ChildProcess,
+  socketPath: string,
+  bin: string,
+  output: () => string,
+): Promise<void> {
+  let failure: Error | undefined;
+  proc.on('error', (error: NodeJS.ErrnoException) => {
+    failure ??=
+      error.code === 'ENOENT'
+        ? new StartupError(
+            `${bin} was not found${bin.includes('/') ? '' : ' on PATH'}; install it ` +
+              '(Debian/Ubuntu: apt-get install redis-server) or set PYLEE_REDIS_URL to use an existing Redis',
+            { cause: error },
+          )
+        : new StartupError(`could not start ${bin}: ${error.message}`, { cause: error });
+  });
+  proc.once('exit', (code, signal) => {
+    failure ??= new StartupError(
+      `${bin} exited during start-up (${signal ?? `code ${code}`}); its last output: ${tail(output())}`,
+    );
+  });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (failure) throw failure;
+    // Until the AOF is loaded the server answers -LOADING; it is ready once it answers +PONG.
+    if ((await ping(socketPath, 500)) === 'pong') return;
+    if (failure) throw failure;
+    if (Date.now() > deadline) {
+      throw new StartupError(
+        `${bin} did not answer on ${socketPath} within ${START_TIMEOUT_MS / 1000} s; ` +
+          `its last output: ${tail(output())}`,
+      );
+    }
+    await sleep(50);
+  }
+}
+
+function tail(output: string): string {
+  const trimmed = output.trim().slice(-1_000);
+  return trimmed === '' ? '(none)' : trimmed;
+}
+
+/**
+ * Sends a RESP PING over the socket: `'pong'` when the server is ready, `'other'` for any other reply (still a
+ * live server, e.g. `-LOADING` or `-NOAUTH`), undefined when nothing answers.
+ */
+function ping(socketPath: string, timeoutMs: number): Promise<'pong' | 'other' | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.createConnection({ path: socketPath });
+    const done = (reply: 'pong' | 'other' | undefined): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(reply);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (data) => done(data.toString('utf8').startsWith('+PONG') ? 'pong' : 'other'));
+    socket.once('error', () => done(undefined));
+    socket.once('close', () => done(undefined));
+  });
+}

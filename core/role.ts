@@ -1,0 +1,19 @@
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import type { Stores } from './stores.ts';
+
+/** What every role gets from the composition root (`cli/`). */
+export interface RoleDeps {
+  config: Config;
+  stores: Stores;
+  logger: Logger;
+  version: string;
+}
+
+/** A running part of Pylee: the API, the collector or the workers. */
+export interface Role {
+  readonly name: string;
+  start(): Promise<void>;
+  /** Stops taking new work and finishes what is in flight. */
+  stop(): Promise<void>;
+}

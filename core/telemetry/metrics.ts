@@ -1,0 +1,69 @@
+import { metrics, type Histogram } from '@opentelemetry/api';
+
+/**
+ * Pylee's own instruments. They are created on first use, after `startSelfTelemetry()` has
+ * registered the meter provider: a meter taken earlier would stay a no-op forever.
+ */
+interface Instruments {
+  storeDuration: Histogram;
+  httpDuration: Histogram;
+}
+
+let instruments: Instruments | undefined;
+
+function get(): Instruments {
+  if (instruments) return instruments;
+  const meter = metrics.getMeter('pylee');
+  instruments = {
+    storeDuration: meter.createHistogram('pylee.store.operation.duration', {
+      description: 'Duration of operations against Pylee’s stores',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+    }),
+    httpDuration: meter.createHistogram('http.server.request.duration', {
+      description: 'Duration of HTTP server requests',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+    }),
+  };
+  return instruments;
+}
+
+/** Forgets created instruments so a newly registered meter provider gets fresh ones. */
+export function resetInstruments(): void {
+  instruments = undefined;
+}
+
+/** Runs one store operation and records its duration and outcome. */
+export async function timed<T>(store: string, operation: string, fn: () => Promise<T>): Promise<T> {
+  const start = performance.now();
+  let outcome = 'ok';
+  try {
+    return await fn();
+  } catch (error) {
+    outcome = 'error';
+    throw error;
+  } finally {
+    get().storeDuration.record((performance.now() - start) / 1000, {
+      'pylee.store': store,
+      'db.operation.name': operation,
+      'pylee.outcome': outcome,
+    });
+  }
+}
+
+/** Records one served HTTP request with the semantic-convention attributes. */
+export function recordHttpRequest(
+  server: string,
+  method: string,
+  route: string | undefined,
+  status: number,
+  seconds: number,
+): void {
+  get().httpDuration.record(seconds, {
+    'pylee.server': server,
+    'http.request.method': method,
+    'http.response.status_code': status,
+    ...(route ? { 'http.route': route } : {}),
+  });
+}

@@ -1,0 +1,45 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+
+/** The telemetry store: one client API (`@clickhouse/client`) for chDB and a ClickHouse server. */
+export interface Warehouse {
+  readonly driver: 'chdb' | 'clickhouse';
+  readonly client: ClickHouseClient;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+type ChdbAsClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
+
+/** Opens ClickHouse at `clickhouseUrl` when set, else embedded chDB in `<dataDir>/clickhouse`. */
+export async function openWarehouse(options: {
+  clickhouseUrl?: string | undefined;
+  dataDir: string;
+}): Promise<Warehouse> {
+  let driver: Warehouse['driver'];
+  let client: ClickHouseClient;
+  if (options.clickhouseUrl) {
+    driver = 'clickhouse';
+    client = createClient({ url: options.clickhouseUrl, request_timeout: 30_000 });
+  } else {
+    driver = 'chdb';
+    const dir = path.join(options.dataDir, 'clickhouse');
+    await fs.mkdir(dir, { recursive: true });
+    // chdb builds against its own copy of @clickhouse/client-common's types; the runtime shape is the same.
+    const connection = createChdbConnection({ path: dir }) as unknown as ChdbAsClientConnection;
+    client = createClient({ connection });
+  }
+  const warehouse: Warehouse = {
+    driver,
+    client,
+    async ping() {
+      const result = await client.ping();
+      if (!result.success) throw result.error;
+    },
+    close: () => client.close(),
+  };
+  await warehouse.ping();
+  return warehouse;
+}
