@@ -8,7 +8,7 @@ import { installOpsRoutes } from '#core/http/ops-routes.ts';
 import { installProblemHandlers } from '#core/http/problem.ts';
 import type { Logger } from '#core/logger.ts';
 import type { Stores } from '#core/stores.ts';
-import type { AccessLogWriter } from '#core/warehouse/access-log.ts';
+import { AccessLogWriter } from '#core/warehouse/access-log.ts';
 import { installAuth } from './plugins/auth.ts';
 import { installRateLimit } from './plugins/rate-limit.ts';
 import { accessLogRoutes } from './routes/access-log.ts';
@@ -24,7 +24,6 @@ export interface ApiDeps {
   config: Pick<Config, 'apiBodyLimit' | 'rateLimit'>;
   stores: Pick<Stores, 'db' | 'warehouse' | 'redis'>;
   logger: Logger;
-  accessLog?: AccessLogWriter | undefined;
   version: string;
 }
 
@@ -61,25 +60,24 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     async (v1) => {
       await installRateLimit(v1, stores.redis.client, config.rateLimit);
       installAuth(v1, stores.db);
-      if (deps.accessLog) {
-        const accessLog = deps.accessLog;
-        v1.addHook('onResponse', async (req, reply) => {
-          accessLog.write({
-            org_id: req.principal?.orgId ?? '',
-            time: new Date().toISOString(),
-            request_id: req.id,
-            role: 'api',
-            method: req.method,
-            route: req.routeOptions.url ?? '',
-            path: req.url.split('?')[0] ?? '',
-            status: reply.statusCode,
-            duration_ms: reply.elapsedTime,
-            token_id: req.principal?.tokenId ?? '',
-            client_address: req.ip,
-            user_agent: req.headers['user-agent'] ?? '',
-          });
+      const accessLog = new AccessLogWriter(stores.warehouse, deps.logger);
+      v1.addHook('onClose', () => accessLog.close());
+      v1.addHook('onResponse', async (req, reply) => {
+        accessLog.write({
+          org_id: req.principal?.orgId ?? '',
+          time: new Date().toISOString(),
+          request_id: req.id,
+          role: 'api',
+          method: req.method,
+          route: req.routeOptions.url ?? '',
+          path: req.url.split('?')[0] ?? '',
+          status: reply.statusCode,
+          duration_ms: reply.elapsedTime,
+          token_id: req.principal?.tokenId ?? '',
+          client_address: req.ip,
+          user_agent: req.headers['user-agent'] ?? '',
         });
-      }
+      });
       await v1.register(meRoutes);
       await v1.register(tokenRoutes(stores.db));
       await v1.register(orgRoutes(stores.db));

@@ -16,8 +16,6 @@ export function fastifyOptions(logger: Logger, bodyLimit: number): FastifyServer
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && CLIENT_REQUEST_ID.test(incoming) ? incoming : newId();
     },
-    requestIdLogLabel: 'requestId',
-    disableRequestLogging: false,
     trustProxy: false,
     ajv: {
       customOptions: {

@@ -1,0 +1,220 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Permission } from '#core/auth/principal.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
+import { openTestStores } from '#test/helpers/stores.ts';
+
+type Stores = Awaited<ReturnType<typeof openTestStores>>;
+
+interface RouteCase {
+  method: 'GET' | 'POST' | 'DELETE';
+  route: string;
+  /** null: any valid token may call it. */
+  needs: Permission | null;
+  /** Builds a fresh request (a victim token to revoke, a new org slug…) for one call. */
+  request(): Promise<{ url: string; body?: unknown }>;
+}
+
+let stores: Stores;
+let api: TestApi;
+let seq = 0;
+const fresh = () => `case-${++seq}`;
+
+const tokenId = async () => {
+  const res = await api.app.inject({
+    method: 'POST',
+    url: '/api/v1/tokens',
+    headers: bearer(BOOTSTRAP_TOKEN),
+    payload: { name: fresh(), permissions: ['read'] },
+  });
+  return (res.json() as { id: string }).id;
+};
+
+/** Every /api/v1 route. A test below fails when a route exists that is not in this table. */
+const ROUTES: RouteCase[] = [
+  { method: 'GET', route: '/api/v1/me', needs: null, request: async () => ({ url: '/api/v1/me' }) },
+  {
+    method: 'GET',
+    route: '/api/v1/tokens',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/tokens' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/tokens',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/tokens', body: { name: fresh(), permissions: ['read'] } }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/tokens/:id',
+    needs: 'admin',
+    request: async () => ({ url: `/api/v1/tokens/${await tokenId()}` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/tokens/:id',
+    needs: 'admin',
+    request: async () => ({ url: `/api/v1/tokens/${await tokenId()}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/orgs',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/orgs', body: { slug: fresh() } }),
+  },
+  { method: 'GET', route: '/api/v1/audit', needs: 'admin', request: async () => ({ url: '/api/v1/audit' }) },
+  {
+    method: 'GET',
+    route: '/api/v1/audit/verify',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/audit/verify' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/access-log',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/access-log' }),
+  },
+];
+
+/** What each permission set may do, independent of the code under test. */
+const GRANTS: Record<string, Permission[]> = {
+  read: ['read'],
+  write: ['read', 'write'],
+  deploy: ['read', 'deploy'],
+  admin: ['read', 'write', 'deploy', 'admin'],
+};
+
+const tokens: Record<string, string> = {};
+const registered: string[] = [];
+
+beforeAll(async () => {
+  stores = await openTestStores();
+  api = await buildTestApi(stores);
+  for (const permission of Object.keys(GRANTS))
+    tokens[permission] = await api.token([permission as Permission]);
+});
+
+afterAll(async () => {
+  await api?.app.close();
+  await stores?.close();
+});
+
+describe('every route × every permission', () => {
+  it('covers every /api/v1 route in the table', async () => {
+    // The OpenAPI document lists every route with its method; hidden ones are not under /api/v1.
+    const res = await api.app.inject({ method: 'GET', url: '/api/v1/openapi.json' });
+    const doc = res.json() as { paths: Record<string, Record<string, unknown>> };
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(methods))
+        registered.push(`${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`);
+    }
+    const table = ROUTES.map((r) => `${r.method} ${r.route}`);
+    expect(registered.filter((r) => r.includes('/api/v1/')).sort()).toEqual(table.sort());
+  });
+
+  for (const route of ROUTES) {
+    describe(`${route.method} ${route.route}`, () => {
+      it('answers 401 problem+json without a token', async () => {
+        const { url, body } = await route.request();
+        const res = await api.app.inject({ method: route.method, url, payload: body as object });
+        expect(res.statusCode).toBe(401);
+        expect(res.headers['content-type']).toContain('application/problem+json');
+        expect(res.json()).toMatchObject({ status: 401, code: 'missing-token' });
+      });
+
+      it('answers 401 with a token that does not exist', async () => {
+        const { url, body } = await route.request();
+        const res = await api.app.inject({
+          method: route.method,
+          url,
+          payload: body as object,
+          headers: bearer('pyl_nope'),
+        });
+        expect(res.statusCode).toBe(401);
+        expect(res.json()).toMatchObject({ code: 'invalid-token' });
+      });
+
+      for (const [permission, grants] of Object.entries(GRANTS)) {
+        const allowed = route.needs === null || grants.includes(route.needs);
+        it(`${allowed ? 'allows' : 'refuses (403)'} a ${permission} token`, async () => {
+          const { url, body } = await route.request();
+          const res = await api.app.inject({
+            method: route.method,
+            url,
+            payload: body as object,
+            headers: bearer(tokens[permission] as string),
+          });
+          if (allowed) {
+            expect(res.statusCode, res.body).toBeGreaterThanOrEqual(200);
+            expect(res.statusCode, res.body).toBeLessThan(300);
+          } else {
+            expect(res.statusCode, res.body).toBe(403);
+            expect(res.json()).toMatchObject({ code: 'missing-permission' });
+            expect(res.json().detail).toContain(route.needs);
+          }
+        });
+      }
+    });
+  }
+});
+
+describe('another org', () => {
+  let otherAdmin: string;
+  let defaultTokenId: string;
+
+  beforeAll(async () => {
+    const res = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/orgs',
+      headers: bearer(BOOTSTRAP_TOKEN),
+      payload: { slug: 'other-org', name: 'Other' },
+    });
+    expect(res.statusCode).toBe(201);
+    otherAdmin = (res.json() as { token: string }).token;
+    defaultTokenId = await tokenId();
+  });
+
+  it("sees another org's token as not found (404), for reads and revokes alike", async () => {
+    for (const method of ['GET', 'DELETE'] as const) {
+      const res = await api.app.inject({
+        method,
+        url: `/api/v1/tokens/${defaultTokenId}`,
+        headers: bearer(otherAdmin),
+      });
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toMatchObject({ code: 'token-not-found' });
+    }
+    const still = await api.app.inject({
+      method: 'GET',
+      url: `/api/v1/tokens/${defaultTokenId}`,
+      headers: bearer(BOOTSTRAP_TOKEN),
+    });
+    expect(still.json()).toMatchObject({ active: true, revokedAt: null });
+  });
+
+  it('lists only its own tokens and audit events', async () => {
+    const list = await api.app.inject({ method: 'GET', url: '/api/v1/tokens', headers: bearer(otherAdmin) });
+    const names = (list.json() as { tokens: { name: string }[] }).tokens.map((t) => t.name);
+    expect(names).toEqual(['admin']);
+    const audit = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/audit?limit=500',
+      headers: bearer(otherAdmin),
+    });
+    const events = (audit.json() as { events: { target: { id: string | null } }[] }).events;
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.some((e) => e.target.id === defaultTokenId)).toBe(false);
+  });
+
+  it('may not create orgs: only admins of @default operate the instance', async () => {
+    const res = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/orgs',
+      headers: bearer(otherAdmin),
+      payload: { slug: 'nested-org' },
+    });
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toMatchObject({ code: 'not-instance-admin' });
+  });
+});
