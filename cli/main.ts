@@ -5,8 +5,6 @@ import { PERMISSIONS, type Permission } from '#core/auth/principal.ts';
 import type { TokenView } from '#core/auth/tokens.ts';
 import { PYLEE_VERSION } from '#core/version.ts';
 import { api, clientOptions } from './client.ts';
-import { auditVerify, describeReport } from './commands/audit.ts';
-import { start } from './commands/start.ts';
 
 const USAGE = `pylee ${PYLEE_VERSION}: version registry and release health for MCP servers
 
@@ -52,9 +50,12 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || !command) return (out(USAGE), values.help ? EXIT.ok : EXIT.usage);
 
   switch (`${command} ${sub ?? ''}`.trim()) {
-    case 'start':
+    case 'start': {
+      // Imported here: the roles pull in every store driver, which client commands do not need.
+      const { start } = await import('./commands/start.ts');
       await start({ role: values.role });
       return -1; // keeps running until a signal
+    }
     case 'me': {
       const me = await api<{
         org: { slug: string };
@@ -125,6 +126,13 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     case 'audit verify': {
+      const { auditVerify, describeReport } = await import('./commands/audit.ts');
+      if (client.token && values.org) {
+        process.stderr.write(
+          "pylee: --org applies without a token; with PYLEE_TOKEN the token's own org is verified\n",
+        );
+        return EXIT.usage;
+      }
       const report = await auditVerify({ client, org: values.org });
       print(report, describeReport(report));
       return report.ok ? EXIT.ok : EXIT.failure;

@@ -24,7 +24,8 @@ function run(command, args) {
 
 function dependenciesStale() {
   const installed = path.join(root, 'node_modules', '.package-lock.json');
-  if (!fs.existsSync(installed) || !fs.existsSync(path.join(root, 'node_modules', '.bin', 'node'))) return true;
+  if (!fs.existsSync(installed) || !fs.existsSync(path.join(root, 'node_modules', '.bin', 'node')))
+    return true;
   return fs.statSync(path.join(root, 'package-lock.json')).mtimeMs > fs.statSync(installed).mtimeMs;
 }
 

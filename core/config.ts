@@ -71,7 +71,8 @@ export const VARIABLES = {
 
 type VariableName = keyof typeof VARIABLES;
 
-/** Variables with this prefix belong to the test suite, not to Pylee itself. */
+/** Read by the `pylee` CLI's client commands and the test suite, not by the server. */
+export const CLIENT_VARIABLES = ['PYLEE_URL', 'PYLEE_TOKEN'];
 const IGNORED_PREFIXES = ['PYLEE_TEST_'];
 
 /**
@@ -80,7 +81,7 @@ const IGNORED_PREFIXES = ['PYLEE_TEST_'];
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { role?: string } = {}): Config {
   for (const name of Object.keys(env)) {
-    if (!name.startsWith('PYLEE_') || name in VARIABLES) continue;
+    if (!name.startsWith('PYLEE_') || name in VARIABLES || CLIENT_VARIABLES.includes(name)) continue;
     if (IGNORED_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
     const hint = closest(name, Object.keys(VARIABLES));
     throw new ConfigError(name, `unknown variable${hint ? `; did you mean ${hint}?` : ''}`);

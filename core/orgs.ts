@@ -70,7 +70,7 @@ async function insertOrg(tx: Queryable, slug: string, name: string): Promise<Org
  * Creates an org with a first admin token. Only admins of the `default` org may: they operate
  * the instance. The event is recorded in both orgs' audit trails.
  */
-export function createOrg(db: Db, ctx: Context, input: { slug: string; name?: string | undefined }) {
+export async function createOrg(db: Db, ctx: Context, input: { slug: string; name?: string | undefined }) {
   assertPermission(ctx.principal, 'admin');
   if (ctx.principal.orgSlug !== DEFAULT_ORG) {
     throw new ForbiddenError(`only admins of @${DEFAULT_ORG} may create orgs`, 'not-instance-admin');

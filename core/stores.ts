@@ -37,11 +37,13 @@ export async function openStores(config: Config, logger: Logger): Promise<Stores
     for (const store of opened.reverse()) await Promise.resolve(store.close()).catch(() => {});
   };
   try {
+    let locked = false;
     if (usesEmbedded(config)) {
       const lock: DataDirLock = lockDataDir(config.dataDir);
       opened.push({ close: () => lock.release() });
+      locked = true;
     }
-    const redis = await openRedis(config, logger.child({ store: 'redis' }));
+    const redis = await openRedis(config, logger.child({ store: 'redis' }), { replaceOrphan: locked });
     opened.push(redis);
     const db = await openDb(config);
     opened.push(db);

@@ -5,7 +5,7 @@ import { loadConfig, type Role as RoleName } from '#core/config.ts';
 import { createLogger } from '#core/logger.ts';
 import { bootstrap } from '#core/orgs.ts';
 import type { Role, RoleDeps } from '#core/role.ts';
-import { openStores } from '#core/stores.ts';
+import { openStores, type Stores } from '#core/stores.ts';
 import { startSelfTelemetry } from '#core/telemetry/self-telemetry.ts';
 import { PYLEE_VERSION } from '#core/version.ts';
 
@@ -24,9 +24,11 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   const config = loadConfig(process.env, { role: options.role });
   const logger = createLogger(config.logLevel);
   const telemetry = startSelfTelemetry(PYLEE_VERSION);
-  const stores = await openStores(config, logger);
   const roles: Role[] = [];
+  let stores: Stores | undefined;
 
+  // Handlers go in before any store opens: a supervisor may stop Pylee while it is still starting,
+  // and the default action would orphan redis-server and leave the data dir locked.
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     stopping ??= (async () => {
@@ -41,7 +43,7 @@ export async function start(options: { role?: string | undefined }): Promise<voi
           .stop()
           .catch((err: unknown) => logger.error({ err, role: role.name }, 'role failed to stop'));
       }
-      await stores.close();
+      await stores?.close();
       await telemetry.shutdown();
       logger.info('stopped');
       clearTimeout(timer);
@@ -52,6 +54,8 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   process.once('SIGINT', () => void stop('SIGINT'));
 
   try {
+    stores = await openStores(config, logger);
+    if (stopping) return await stopping;
     const { org, generatedToken } = await bootstrap(stores.db, config.bootstrapToken);
     if (generatedToken) {
       process.stdout.write(
@@ -60,12 +64,13 @@ export async function start(options: { role?: string | undefined }): Promise<voi
     }
     const names = config.role === 'all' ? (['collector', 'api', 'alerts'] as const) : [config.role];
     for (const name of names) {
+      if (stopping) return await stopping;
       const role = ROLES[name]({ config, stores, logger, version: PYLEE_VERSION });
       await role.start();
       roles.push(role);
     }
   } catch (error) {
-    await stop('startup-failure');
+    await stop('startup failure');
     throw error;
   }
   logger.info(

@@ -202,7 +202,10 @@ export async function listAudit(db: Queryable, orgId: string, filter: AuditFilte
   if (filter.since) add((p) => `at >= ${p}`, timestamp('since', filter.since));
   if (filter.until) add((p) => `at < ${p}`, timestamp('until', filter.until));
   if (filter.before !== undefined) add((p) => `seq < ${p}`, filter.before);
-  const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+  if (filter.before !== undefined && !Number.isSafeInteger(filter.before)) {
+    throw new BadRequestError(`cursor ${filter.before} is not a nextCursor value`, 'invalid-cursor');
+  }
+  const limit = Number.isSafeInteger(filter.limit) ? Math.min(Math.max(filter.limit as number, 1), 500) : 50;
   const rows = await db.query<AuditRow>(
     `SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ${limit + 1}`,
     params,
@@ -230,6 +233,7 @@ export interface ChainReport {
 /** Recomputes the org's whole chain, page by page, and names the first event that does not fit. */
 export async function verifyAuditChain(db: Queryable, orgId: string, pageSize = 1000): Promise<ChainReport> {
   let state = { seq: 0, hash: GENESIS_HASH };
+  let lastId: string | null = null;
   let checked = 0;
   for (;;) {
     const rows = await db.query<AuditRow>(
@@ -242,17 +246,22 @@ export async function verifyAuditChain(db: Queryable, orgId: string, pageSize = 
       return { ok: false, checked: checked + (result.break.seq - state.seq - 1), firstBad: result.break };
     checked += rows.length;
     state = result;
+    lastId = rows.at(-1)?.id ?? null;
   }
   const [head] = await db.query<{ seq: number; hash: string }>(
     'SELECT seq, hash FROM audit_heads WHERE org_id = $1',
     [orgId],
   );
-  if (head && (head.seq !== state.seq || head.hash !== state.hash)) {
+  if (head && head.seq > state.seq) {
     return {
       ok: false,
       checked,
       firstBad: { seq: state.seq + 1, id: null, reason: `events ${state.seq + 1}..${head.seq} are missing` },
     };
+  }
+  if (head && head.hash !== state.hash) {
+    const reason = 'the newest event does not match the chain head (changed after it was written)';
+    return { ok: false, checked: Math.max(checked - 1, 0), firstBad: { seq: state.seq, id: lastId, reason } };
   }
   return { ok: true, checked, firstBad: null };
 }

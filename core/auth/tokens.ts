@@ -3,7 +3,13 @@ import { appendAudit } from '../audit/log.ts';
 import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, NotFoundError, UnauthorizedError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import { normalisePermissions, type Context, type Permission, type Principal } from './principal.ts';
+import {
+  normalisePermissions,
+  PERMISSIONS,
+  type Context,
+  type Permission,
+  type Principal,
+} from './principal.ts';
 
 /** API tokens start with this, so a leaked one is recognisable (and secret scanners can match it). */
 export const TOKEN_PREFIX = 'pyl_';
@@ -91,10 +97,11 @@ export async function insertToken(
   input: NewToken,
   plain = generateToken(),
 ): Promise<{ token: string; view: TokenView }> {
-  if (input.permissions.length === 0) {
+  const unknown = input.permissions.filter((p) => !PERMISSIONS.includes(p));
+  if (input.permissions.length === 0 || unknown.length > 0) {
     throw new BadRequestError(
-      'a token needs at least one permission: read, write, deploy or admin',
-      'invalid-token',
+      `a token needs at least one permission of ${PERMISSIONS.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`,
+      'invalid-permissions',
     );
   }
   let expiresAt: Date | null = null;
@@ -103,7 +110,7 @@ export async function insertToken(
     if (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= Date.now()) {
       throw new BadRequestError(
         `expiresAt ${input.expiresAt} must be an RFC 3339 time in the future (e.g. ${new Date(Date.now() + 30 * 86_400_000).toISOString()})`,
-        'invalid-token',
+        'invalid-expiry',
       );
     }
   }

@@ -78,21 +78,31 @@ export async function openPostgres(url: string): Promise<Db> {
     transaction: (fn) =>
       timed('postgres', 'transaction', async () => {
         const client = await pool.connect();
+        let result: Awaited<ReturnType<typeof fn>>;
         try {
           await client.query('BEGIN');
-          const result = await fn(wrap(client));
+          result = await fn(wrap(client));
           await client.query('COMMIT');
-          return result;
         } catch (error) {
-          await client.query('ROLLBACK').catch(() => {});
+          // A client whose ROLLBACK failed is in an unknown state: discard it rather than pool it.
+          const broken = await client.query('ROLLBACK').then(
+            () => false,
+            () => true,
+          );
+          client.release(broken);
           throw error;
-        } finally {
-          client.release();
         }
+        client.release();
+        return result;
       }),
     ping: async () => void (await pool.query('SELECT 1')),
     close: () => pool.end(),
   };
-  await db.ping();
+  try {
+    await db.ping();
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw error;
+  }
   return db;
 }

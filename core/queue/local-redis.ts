@@ -18,6 +18,12 @@ export interface LocalRedisOptions {
    * @defaultValue `'redis-server'` (looked up on `PATH`)
    */
   bin?: string;
+  /**
+   * Stop a server already listening on the socket instead of refusing to start. Only for a caller
+   * holding the data dir's lock, which proves no live Pylee owns that server.
+   * @defaultValue false
+   */
+  replaceOrphan?: boolean;
 }
 
 /** A supervised `redis-server` child process listening on a unix socket only. */
@@ -55,6 +61,15 @@ export async function startLocalRedis(options: LocalRedisOptions): Promise<Local
   fs.mkdirSync(dir, { recursive: true });
   const socketPath = socketPathFor(dir);
 
+  if ((await ping(socketPath, 1_000)) !== undefined && options.replaceOrphan) {
+    // The caller holds the data dir's lock, so no live Pylee owns this server: it outlived one
+    // that was killed hard. SHUTDOWN flushes its append-only file, so nothing queued is lost.
+    logger.warn(
+      { socketPath },
+      'stopping a redis-server left running by a Pylee process that did not exit cleanly',
+    );
+    await shutdownServer(socketPath);
+  }
   if ((await ping(socketPath, 1_000)) !== undefined) {
     throw new StartupError(
       `a Redis server already listens on ${socketPath} for data dir ${dir}; stop the other Pylee process ` +
@@ -242,6 +257,19 @@ function tail(output: string): string {
  * Sends a RESP PING over the socket: `'pong'` when the server is ready, `'other'` for any other reply (still a
  * live server, e.g. `-LOADING` or `-NOAUTH`), undefined when nothing answers.
  */
+async function shutdownServer(socketPath: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const socket = net.createConnection({ path: socketPath });
+    socket.once('connect', () => socket.end('SHUTDOWN\r\n'));
+    socket.once('close', () => resolve());
+    socket.once('error', () => resolve());
+  });
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (Date.now() < deadline && (await ping(socketPath, 500)) !== undefined) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function ping(socketPath: string, timeoutMs: number): Promise<'pong' | 'other' | undefined> {
   return new Promise((resolve) => {
     const socket = net.createConnection({ path: socketPath });

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { startLocalRedis, type LocalRedis } from './local-redis.ts';
+import { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './local-redis.ts';
 
 /** The work plane: one Redis (a `redis-server` Pylee started itself, or one given by `PYLEE_REDIS_URL`). */
 export interface RedisStore {
@@ -31,6 +31,7 @@ const QUIT_TIMEOUT_MS = 2_000;
 export async function openRedis(
   config: Pick<Config, 'redisUrl' | 'dataDir'>,
   logger: Logger,
+  options: Pick<LocalRedisOptions, 'replaceOrphan'> = {},
 ): Promise<RedisStore> {
   const log = logger.child({ component: 'redis' });
   let local: LocalRedis | undefined;
@@ -40,7 +41,7 @@ export async function openRedis(
   } else {
     const dir = path.join(config.dataDir, 'redis');
     fs.mkdirSync(dir, { recursive: true });
-    local = await startLocalRedis({ dir, logger });
+    local = await startLocalRedis({ dir, logger, ...options });
     target = local.socketPath;
   }
 

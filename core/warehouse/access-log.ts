@@ -1,3 +1,4 @@
+import { ClickHouseError } from '@clickhouse/client';
 import type { Logger } from '../logger.ts';
 import type { Warehouse } from './client.ts';
 
@@ -51,11 +52,7 @@ export class AccessLogWriter {
 
   write(row: AccessLogRow): void {
     this.#buffer.push(row);
-    if (this.#buffer.length > this.#maxBuffered) {
-      const dropped = this.#buffer.length - this.#maxBuffered;
-      this.#buffer.splice(0, dropped);
-      this.#logger.warn({ dropped }, 'access log buffer full; oldest rows dropped');
-    }
+    this.#trim();
     if (this.#buffer.length >= this.#batchSize) void this.flush();
   }
 
@@ -67,7 +64,8 @@ export class AccessLogWriter {
 
   async #drain(): Promise<void> {
     while (this.#buffer.length > 0) {
-      const batch = this.#buffer.slice(0, this.#batchSize);
+      // Taken out first, so rows written meanwhile (and the overflow rule) never touch this batch.
+      const batch = this.#buffer.splice(0, this.#batchSize);
       try {
         await this.#warehouse.client.insert({
           table: 'access_log',
@@ -76,11 +74,24 @@ export class AccessLogWriter {
           clickhouse_settings: { date_time_input_format: 'best_effort' },
         });
       } catch (error) {
+        if (error instanceof ClickHouseError) {
+          // The server refused these rows themselves: retrying would block every row behind them.
+          this.#logger.warn({ err: error, dropped: batch.length }, 'access log batch refused; dropped');
+          continue;
+        }
+        this.#buffer.unshift(...batch);
+        this.#trim();
         this.#logger.warn({ err: error, rows: this.#buffer.length }, 'access log insert failed; will retry');
         return;
       }
-      this.#buffer.splice(0, batch.length);
     }
+  }
+
+  #trim(): void {
+    if (this.#buffer.length <= this.#maxBuffered) return;
+    const dropped = this.#buffer.length - this.#maxBuffered;
+    this.#buffer.splice(0, dropped);
+    this.#logger.warn({ dropped }, 'access log buffer full; oldest rows dropped');
   }
 
   async close(): Promise<void> {
@@ -105,7 +116,7 @@ export async function queryAccessLog(warehouse: Warehouse, orgId: string, filter
             WHERE org_id = {org:String}
               AND ({token:String} = '' OR token_id = {token:String})
               AND ({status:UInt16} = 0 OR status = {status:UInt16})
-            ORDER BY time DESC
+            ORDER BY access_log.time DESC
             LIMIT {limit:UInt32}`,
     query_params: {
       org: orgId,

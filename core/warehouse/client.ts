@@ -11,6 +11,9 @@ export interface Warehouse {
   close(): Promise<void>;
 }
 
+// 64-bit integers as JSON numbers on every server version, as chDB already does.
+const SETTINGS = { output_format_json_quote_64bit_integers: 0 } as const;
+
 type ChdbAsClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 
 /** Opens ClickHouse at `clickhouseUrl` when set, else embedded chDB in `<dataDir>/clickhouse`. */
@@ -22,14 +25,18 @@ export async function openWarehouse(options: {
   let client: ClickHouseClient;
   if (options.clickhouseUrl) {
     driver = 'clickhouse';
-    client = createClient({ url: options.clickhouseUrl, request_timeout: 30_000 });
+    client = createClient({
+      url: options.clickhouseUrl,
+      request_timeout: 30_000,
+      clickhouse_settings: SETTINGS,
+    });
   } else {
     driver = 'chdb';
     const dir = path.join(options.dataDir, 'clickhouse');
     await fs.mkdir(dir, { recursive: true });
     // chdb builds against its own copy of @clickhouse/client-common's types; the runtime shape is the same.
     const connection = createChdbConnection({ path: dir }) as unknown as ChdbAsClientConnection;
-    client = createClient({ connection });
+    client = createClient({ connection, clickhouse_settings: SETTINGS });
   }
   const warehouse: Warehouse = {
     driver,
@@ -40,6 +47,11 @@ export async function openWarehouse(options: {
     },
     close: () => client.close(),
   };
-  await warehouse.ping();
+  try {
+    await warehouse.ping();
+  } catch (error) {
+    await client.close().catch(() => {});
+    throw error;
+  }
   return warehouse;
 }

@@ -37,10 +37,14 @@ export async function migrateWarehouse(warehouse: Warehouse, dir = MIGRATIONS_DI
   return applied;
 }
 
-/** ClickHouse takes one statement per request; migration files separate them with `;` at a line end. */
+/**
+ * ClickHouse takes one statement per request. Migration files end each statement with `;` at the
+ * end of a line; `--` comments (whole lines or after code) are removed first, so they may hold `;`.
+ */
 export function splitStatements(sql: string): string[] {
   return sql
+    .replace(/--[^'\n]*$/gm, '')
     .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .map((s) => s.trim())
     .filter((s) => s.length > 0);
 }

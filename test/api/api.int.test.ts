@@ -126,7 +126,7 @@ describe('tokens', () => {
       [{ name: '', permissions: ['read'] }, 400, 'invalid-request'],
       [{ name: 'x', permissions: ['read'], colour: 'blue' }, 400, 'invalid-request'],
       [{ name: 'x', permissions: ['read'], servers: ['Not A Slug'] }, 400, 'invalid-request'],
-      [{ name: 'x', permissions: ['read'], expiresAt: '2001-01-01T00:00:00Z' }, 400, 'invalid-token'],
+      [{ name: 'x', permissions: ['read'], expiresAt: '2001-01-01T00:00:00Z' }, 400, 'invalid-expiry'],
       [{ name: 'x', permissions: ['read'], expiresAt: 'tomorrow' }, 400, 'invalid-request'],
     ];
     for (const [payload, status, code] of cases) {

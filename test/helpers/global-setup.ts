@@ -23,6 +23,7 @@ export default async function setup(): Promise<void> {
   } catch (error) {
     throw new Error(
       `PYLEE_TEST_DATABASE_URL is set but PostgreSQL does not answer: ${(error as Error).message}`,
+      { cause: error },
     );
   } finally {
     await client.end().catch(() => {});

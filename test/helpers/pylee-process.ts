@@ -23,6 +23,8 @@ const RUN_TIMEOUT_MS = 60_000;
 
 /** Every child spawned here, so {@link killLeftovers} can end those a failed test left behind. */
 const children = new Set<ChildProcess>();
+/** The data dirs of those children, whose redis-server a killed `pylee` may have left running. */
+const dataDirs = new Set<string>();
 
 /**
  * The environment of a `pylee` process: the runner's, without its `PYLEE_*` variables (except
@@ -118,6 +120,7 @@ function parseLogs(lines: string[]): LogLine[] {
 function spawnPylee(args: string[], env: NodeJS.ProcessEnv) {
   const child = spawn(NODE, ['cli/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
+  if (env.PYLEE_DATA_DIR) dataDirs.add(env.PYLEE_DATA_DIR);
   const exited = new Promise<Exit>((resolve) => {
     child.once('close', (code, signal) => {
       children.delete(child);
@@ -210,17 +213,36 @@ export async function runPylee(
   return { code: signal ? null : code, stdout, stderr };
 }
 
-/** SIGKILLs every `pylee` child still running; call it in `afterAll`. */
+/**
+ * Ends every `pylee` child still running (SIGTERM, then SIGKILL after 10 s) and any redis-server a
+ * killed one left behind in its data dir; call it in `afterAll`.
+ */
 export async function killLeftovers(): Promise<void> {
-  const running = [...children];
-  for (const child of running) child.kill('SIGKILL');
   await Promise.all(
-    running.map((child) =>
-      child.exitCode === null && child.signalCode === null
-        ? new Promise((resolve) => child.once('close', resolve))
-        : undefined,
-    ),
+    [...children].map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const closed = new Promise((resolve) => child.once('close', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await closed;
+      clearTimeout(timer);
+    }),
   );
+  for (const dataDir of dataDirs) {
+    for (const pid of embeddedRedisProcesses(dataDir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  dataDirs.clear();
+}
+
+/** Pids of the redis-server processes serving `dataDir` (its title names its socket). */
+export function embeddedRedisProcesses(dataDir: string): number[] {
+  return processesMentioning(socketPathFor(path.join(dataDir, 'redis')));
 }
 
 /** The pid of the embedded redis-server of a running platform on `dataDir`, asked over its socket. */

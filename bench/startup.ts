@@ -1,0 +1,118 @@
+// Start-up time of `pylee start` (all roles, embedded stores) until /readyz answers 200, cold
+// (empty data dir: initdb, migrations, bootstrap) and warm (existing data dir), next to a
+// reference measured in the same run: opening the three embedded stores bare, with no Pylee code.
+// Run: npm run bench:startup   (prints a table, writes bench/results/startup.json)
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+
+async function waitReady(url: string, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${url} not ready in time`);
+}
+
+/** Milliseconds from spawn to /readyz 200, then a clean SIGTERM stop. */
+async function pyleeStart(dataDir: string, port: number): Promise<number> {
+  const began = performance.now();
+  const child = spawn(process.execPath, ['cli/main.ts', 'start'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      PYLEE_DATA_DIR: dataDir,
+      PYLEE_API_PORT: String(port),
+      PYLEE_OTLP_PORT: String(port + 1),
+      PYLEE_LOG_LEVEL: 'warn',
+      PYLEE_BOOTSTRAP_TOKEN: 'pyl_bench-bootstrap-token-000000',
+    },
+    stdio: 'ignore',
+  });
+  await waitReady(`http://127.0.0.1:${port}/readyz`, Date.now() + 120_000);
+  const elapsed = performance.now() - began;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  return elapsed;
+}
+
+/** The same three stores opened bare: PGlite initdb/open, chDB first query, redis-server PING. */
+async function bareStores(dataDir: string): Promise<number> {
+  const began = performance.now();
+  const script = `
+    const { createClient } = await import('@clickhouse/client');
+    const { createChdbConnection } = await import('chdb/connection');
+    const c = createClient({ connection: createChdbConnection({ path: ${JSON.stringify(path.join(dataDir, 'ch'))} }) });
+    await (await c.query({ query: 'SELECT 1', format: 'JSONEachRow' })).json();
+    await c.close();`;
+  const chdb = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
+  const sock = path.join(dataDir, 'r.sock');
+  const redis = spawn(
+    'redis-server',
+    ['--port', '0', '--unixsocket', sock, '--dir', dataDir, '--appendonly', 'yes', '--save', ''],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const pg = await PGlite.create({ dataDir: path.join(dataDir, 'pg') });
+  await pg.query('SELECT 1');
+  await pg.close();
+  await new Promise((r) => chdb.once('exit', r));
+  while (spawnSync('redis-cli', ['-s', sock, 'ping'], { encoding: 'utf8' }).stdout.trim() !== 'PONG') {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const elapsed = performance.now() - began;
+  redis.kill('SIGTERM');
+  await new Promise((r) => redis.once('exit', r));
+  return elapsed;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+const rows: { case: string; runs: number[]; medianMs: number }[] = [];
+const measure = async (name: string, fn: (i: number) => Promise<number>) => {
+  const runs: number[] = [];
+  for (let i = 0; i < RUNS; i++) runs.push(Math.round(await fn(i)));
+  rows.push({ case: name, runs, medianMs: median(runs) });
+};
+
+const base = fs.mkdtempSync(path.join(os.tmpdir(), 'pylee-bench-'));
+try {
+  await measure('reference: bare PGlite + chDB + redis-server, cold', async (i) =>
+    bareStores(fs.mkdtempSync(path.join(base, `bare${i}-`))),
+  );
+  await measure('pylee start → /readyz 200, cold data dir', async (i) =>
+    pyleeStart(fs.mkdtempSync(path.join(base, `cold${i}-`)), 28080),
+  );
+  const warm = fs.mkdtempSync(path.join(base, 'warm-'));
+  await pyleeStart(warm, 28080);
+  await measure('pylee start → /readyz 200, warm data dir', () => pyleeStart(warm, 28080));
+} finally {
+  fs.rmSync(base, { recursive: true, force: true });
+}
+
+const width = Math.max(...rows.map((r) => r.case.length));
+process.stdout.write(`${'case'.padEnd(width)}  median ms  runs\n`);
+for (const r of rows)
+  process.stdout.write(`${r.case.padEnd(width)}  ${String(r.medianMs).padStart(9)}  ${r.runs.join(', ')}\n`);
+fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+fs.writeFileSync(
+  path.join(ROOT, 'bench/results/startup.json'),
+  JSON.stringify(
+    { bench: 'startup', at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rows },
+    null,
+    2,
+  ) + '\n',
+);
