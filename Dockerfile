@@ -10,7 +10,9 @@ WORKDIR /app
 # before it runs install scripts (chdb, protobufjs, msgpackr-extract). Native parts come as
 # prebuilt optional packages for linux x64/arm64 glibc, so no compiler is needed here.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# npm install (not ci) for the same reason as .ci/run: the lockfile lists only the engines the
+# registry had. It still installs the locked versions.
+RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
 # The embedded default starts redis-server itself when PYLEE_REDIS_URL is unset.

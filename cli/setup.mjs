@@ -34,8 +34,10 @@ function onPath(binary) {
 }
 
 if (dependenciesStale()) {
-  log('installing npm dependencies (npm ci)');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
+  // `npm install` honours the lockfile; `npm ci` would refuse it because the registry lacks
+  // chdb's engines for other platforms, which the lockfile therefore cannot list.
+  log('installing npm dependencies');
+  run('npm', ['install', '--no-audit', '--no-fund']);
 }
 
 const missing = (PACKAGES[process.argv[2]] ?? []).filter((pkg) => !onPath(BINARIES[pkg]));

@@ -25,7 +25,7 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   const logger = createLogger(config.logLevel);
   const telemetry = startSelfTelemetry(PYLEE_VERSION);
   const roles: Role[] = [];
-  let stores: Stores | undefined;
+  let opening: Promise<Stores> | undefined;
 
   // Handlers go in before any store opens: a supervisor may stop Pylee while it is still starting,
   // and the default action would orphan redis-server and leave the data dir locked.
@@ -43,7 +43,11 @@ export async function start(options: { role?: string | undefined }): Promise<voi
           .stop()
           .catch((err: unknown) => logger.error({ err, role: role.name }, 'role failed to stop'));
       }
-      await stores?.close();
+      // Waits for stores still opening, so a signal during start-up closes them too.
+      await opening?.then(
+        (s) => s.close(),
+        () => {},
+      );
       await telemetry.shutdown();
       logger.info('stopped');
       clearTimeout(timer);
@@ -54,7 +58,8 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   process.once('SIGINT', () => void stop('SIGINT'));
 
   try {
-    stores = await openStores(config, logger);
+    opening = openStores(config, logger);
+    const stores = await opening;
     if (stopping) return await stopping;
     const { org, generatedToken } = await bootstrap(stores.db, config.bootstrapToken);
     if (generatedToken) {

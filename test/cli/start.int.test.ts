@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   embeddedRedisPid,
@@ -10,6 +12,7 @@ import {
   processesMentioning,
   processExists,
   processGone,
+  ROOT,
   runPylee,
   startPylee,
   type PyleeProcess,
@@ -282,5 +285,40 @@ describe('pylee start on an unusable machine', () => {
     expect(fs.existsSync(path.join(dataDir, 'pylee.pid'))).toBe(false);
     expect(embeddedRedisProcesses(dataDir)).toEqual([]);
     expect(processesMentioning(dataDir)).toEqual([]);
+  });
+});
+
+describe('pylee start interrupted', () => {
+  it('stops cleanly when signalled while its stores are still opening', async () => {
+    const dataDir = freshDir('early-signal');
+    const child = spawn(NODE_BIN, ['cli/main.ts', 'start'], {
+      cwd: ROOT,
+      env: platformEnv(dataDir),
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    // redis-server is the first store up; PGlite and chDB are still opening when it appears.
+    while (embeddedRedisProcesses(dataDir).length === 0) await sleep(20);
+    const [redisPid] = embeddedRedisProcesses(dataDir);
+    child.kill('SIGTERM');
+
+    expect(await exited).toBe(0);
+    expect(fs.existsSync(path.join(dataDir, 'pylee.pid'))).toBe(false);
+    expect(await processGone(redisPid as number)).toBe(true);
+  });
+
+  it('starts again after a hard kill, replacing the redis-server it left behind and keeping its data', async () => {
+    const dataDir = freshDir('hard-kill');
+    const first = await startPylee({ env: platformEnv(dataDir) });
+    const orphan = await embeddedRedisPid(dataDir);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(processExists(orphan)).toBe(true);
+
+    const second = await startPylee({ env: platformEnv(dataDir) });
+    expect(await processGone(orphan)).toBe(true);
+    const me = await getJson(`${second.apiUrl}/api/v1/me`, first.token);
+    expect(me.status).toBe(200);
+    await expectCleanStop(second, dataDir, 'SIGTERM');
   });
 });

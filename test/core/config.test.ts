@@ -103,6 +103,8 @@ describe('loadConfig', () => {
     expect(error.variable).toBe('PYLEE_API_PROT');
     expect(error.message).toContain('did you mean PYLEE_API_PORT?');
     expect(() => loadConfig({ PYLEE_TEST_DATABASE_URL: 'x', OTHER: 'y' })).not.toThrow();
+    // The CLI's client variables may be exported in the same shell that starts the platform.
+    expect(() => loadConfig({ PYLEE_URL: 'http://127.0.0.1:8080', PYLEE_TOKEN: 'pyl_x' })).not.toThrow();
   });
 
   it('treats blank values as unset', () => {

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StartupError } from '../../core/errors.ts';
 import { createLogger } from '../../core/logger.ts';
-import { startLocalRedis, type LocalRedis } from '../../core/queue/local-redis.ts';
+import { socketPathFor, startLocalRedis, type LocalRedis } from '../../core/queue/local-redis.ts';
 import { openRedis, type RedisStore } from '../../core/queue/redis.ts';
 
 const logger = createLogger('silent');
@@ -192,6 +192,43 @@ describe('embedded redis-server', () => {
 
     await expect(startLocalRedis({ dir, logger })).rejects.toThrow(/already listens/);
     expect(server.pid).toBeGreaterThan(0);
+  });
+
+  it('replaces a server left running by a dead owner when the caller holds the data dir, keeping its data', async () => {
+    // A bare redis-server with Pylee's socket and AOF, and no supervisor: what a SIGKILLed Pylee leaves.
+    const dir = tempDir();
+    const socketPath = socketPathFor(dir);
+    const orphan = spawn(
+      'redis-server',
+      ['--port', '0', '--unixsocket', socketPath, '--dir', dir, '--appendonly', 'yes', '--save', ''],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const before = await open({ redisUrl: `unix://${socketPath}`, dataDir: dir });
+    for (
+      let i = 0;
+      i < 100 &&
+      !(await before.ping().then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await sleep(50);
+    await before.client.set('queued', 'job-1');
+    await before.close();
+    const orphanPid = orphan.pid as number;
+
+    const replacement = await startLocalRedis({ dir, logger, replaceOrphan: true });
+    servers.push(replacement);
+
+    expect(replacement.pid).not.toBe(orphanPid);
+    await new Promise((resolve) => (orphan.exitCode === null ? orphan.once('exit', resolve) : resolve(null)));
+    expect(orphan.exitCode ?? orphan.signalCode).not.toBeNull();
+    const after = await open({ redisUrl: `unix://${replacement.socketPath}`, dataDir: dir });
+    expect(await after.client.get('queued')).toBe('job-1');
+    await after.close();
   });
 
   it('stops the server for good, without a restart, and can be stopped twice', async () => {
