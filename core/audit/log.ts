@@ -113,7 +113,8 @@ export async function appendAudit(
   await tx.query('UPDATE audit_heads SET seq = $2, hash = $3 WHERE org_id = $1', [orgId, event.seq, hash]);
 }
 
-interface AuditRow {
+/** A row of `audit_events` as the drivers return it. */
+export interface AuditRow {
   id: string;
   org_id: string;
   seq: number;
@@ -133,7 +134,8 @@ interface AuditRow {
   hash: string;
 }
 
-function toChained(row: AuditRow): ChainedEvent & { hash: string } {
+/** The fields of a row that its hash covers. */
+export function toChained(row: AuditRow): ChainedEvent {
   return {
     id: row.id,
     orgId: row.org_id,
@@ -151,7 +153,6 @@ function toChained(row: AuditRow): ChainedEvent & { hash: string } {
     requestId: row.request_id,
     clientAddress: row.client_address,
     prevHash: row.prev_hash,
-    hash: row.hash,
   };
 }
 
@@ -241,7 +242,10 @@ export async function verifyAuditChain(db: Queryable, orgId: string, pageSize = 
       [orgId, state.seq, pageSize],
     );
     if (rows.length === 0) break;
-    const result = checkChain(rows.map(toChained), state);
+    const result = checkChain(
+      rows.map((r) => ({ ...toChained(r), hash: r.hash })),
+      state,
+    );
     if ('break' in result)
       return { ok: false, checked: checked + (result.break.seq - state.seq - 1), firstBad: result.break };
     checked += rows.length;

@@ -1,7 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { hashEvent, type ChainedEvent } from '#core/audit/chain.ts';
-import { appendAudit, listAudit, verifyAuditChain, type AuditEvent } from '#core/audit/log.ts';
+import { hashEvent } from '#core/audit/chain.ts';
+import {
+  appendAudit,
+  listAudit,
+  toChained,
+  verifyAuditChain,
+  type AuditEvent,
+  type AuditRow,
+} from '#core/audit/log.ts';
 import type { Context, Principal } from '#core/auth/principal.ts';
 import { createToken } from '#core/auth/tokens.ts';
 import type { Db } from '#core/db/client.ts';
@@ -10,47 +17,8 @@ import { BadRequestError } from '#core/errors.ts';
 import { bootstrap, createOrg, systemPrincipal, type Org } from '#core/orgs.ts';
 import { DB_DRIVERS } from '#test/helpers/drivers.ts';
 
-interface AuditRow {
-  id: string;
-  org_id: string;
-  seq: number;
-  at: Date;
-  actor_type: string;
-  actor_id: string | null;
-  actor_name: string;
-  action: string;
-  target_type: string;
-  target_id: string | null;
-  target_name: string | null;
-  before: unknown;
-  after: unknown;
-  request_id: string | null;
-  client_address: string | null;
-  prev_hash: string;
-  hash: string;
-}
-
 /** The fields the chain hashes, read straight from a row (as a forger with database access would). */
-function chained(row: AuditRow): ChainedEvent {
-  return {
-    id: row.id,
-    orgId: row.org_id,
-    seq: row.seq,
-    at: row.at.toISOString(),
-    actorType: row.actor_type,
-    actorId: row.actor_id,
-    actorName: row.actor_name,
-    action: row.action,
-    targetType: row.target_type,
-    targetId: row.target_id,
-    targetName: row.target_name,
-    before: row.before,
-    after: row.after,
-    requestId: row.request_id,
-    clientAddress: row.client_address,
-    prevHash: row.prev_hash,
-  };
-}
+const chained = toChained;
 
 function uniqueSlug(label: string): string {
   return `${label}-${randomBytes(4).toString('hex')}`;
