@@ -20,7 +20,7 @@ export function installOpsRoutes(
     recordHttpRequest(server, req.method, req.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
   });
 
-  const hidden = { schema: { hide: true }, config: { rateLimit: false } } as const;
+  const hidden = { schema: { hide: true } } as const;
   app.get('/healthz', hidden, async () => ({ status: 'ok' }));
   app.get('/readyz', hidden, async (req, reply) => {
     const readiness = await checkReadiness(stores);
