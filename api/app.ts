@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '#core/config.ts';
+import type { SecretBox } from '#core/crypto/secret-box.ts';
 import { fastifyOptions } from '#core/http/fastify-options.ts';
 import { installOpsRoutes } from '#core/http/ops-routes.ts';
 import { installProblemHandlers } from '#core/http/problem.ts';
@@ -15,7 +16,11 @@ import { accessLogRoutes } from './routes/access-log.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
+import { registryRoutes } from './routes/registry.ts';
+import { serverRoutes } from './routes/servers.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { variableRoutes } from './routes/variables.ts';
+import { versionRoutes } from './routes/versions.ts';
 import { Problem } from './schemas.ts';
 
 export const API_PREFIX = '/api/v1';
@@ -25,6 +30,8 @@ export interface ApiDeps {
   stores: Pick<Stores, 'db' | 'warehouse' | 'redis'>;
   logger: Logger;
   version: string;
+  /** Seals and opens secrets; made from PYLEE_SECRET_KEY or the data dir's key file. */
+  secretBox: SecretBox;
 }
 
 /** Builds the API (not listening), so tests drive it with `app.inject`. */
@@ -83,6 +90,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(orgRoutes(stores.db));
       await v1.register(auditRoutes(stores.db));
       await v1.register(accessLogRoutes(stores.warehouse));
+      await v1.register(serverRoutes(stores.db));
+      await v1.register(versionRoutes(stores.db, deps.secretBox));
+      await v1.register(variableRoutes(stores.db, deps.secretBox));
+      await v1.register(registryRoutes(stores.db));
     },
     { prefix: API_PREFIX },
   );

@@ -21,6 +21,8 @@ export interface Config {
   /** Redis / Valkey; unset means a `redis-server` child process on a unix socket in `<dataDir>/redis`. */
   redisUrl: string | undefined;
   bootstrapToken: string | undefined;
+  /** 32-byte key sealing secrets; unset means a key file in the data dir, created on first start. */
+  secretKey: Buffer | undefined;
   logLevel: LogLevel;
   apiBodyLimit: number;
   rateLimit: { max: number; windowMs: number };
@@ -52,6 +54,10 @@ export const VARIABLES = {
   PYLEE_BOOTSTRAP_TOKEN: {
     description:
       'Admin token of org `default` (at least 20 characters); unset: one is generated and printed once.',
+  },
+  PYLEE_SECRET_KEY: {
+    description:
+      'Key that encrypts secrets (AES-256-GCM): 32 bytes as 64 hex digits or base64. Unset: `<data dir>/secret.key`, created on first start. Set it when several processes share one database.',
   },
   PYLEE_LOG_LEVEL: { description: 'fatal, error, warn, info, debug, trace or silent.', default: 'info' },
   PYLEE_API_BODY_LIMIT: {
@@ -114,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { ro
     clickhouseUrl: url('PYLEE_CLICKHOUSE_URL', get('PYLEE_CLICKHOUSE_URL'), ['http:', 'https:']),
     redisUrl: url('PYLEE_REDIS_URL', get('PYLEE_REDIS_URL'), ['redis:', 'rediss:', 'unix:']),
     bootstrapToken,
+    secretKey: secretKey('PYLEE_SECRET_KEY', get('PYLEE_SECRET_KEY')),
     logLevel: oneOf('PYLEE_LOG_LEVEL', get('PYLEE_LOG_LEVEL'), LOG_LEVELS),
     apiBodyLimit: bytes('PYLEE_API_BODY_LIMIT', get('PYLEE_API_BODY_LIMIT') as string),
     rateLimit: {
@@ -165,6 +172,19 @@ function url(name: string, value: string | undefined, protocols: string[]): stri
     );
   }
   return value;
+}
+
+/** A 256-bit key as 64 hex digits or base64 (44 characters). */
+export function secretKey(name: string, value: string | undefined): Buffer | undefined {
+  if (value === undefined) return undefined;
+  const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
+  if (key.length !== 32 || (!/^[0-9a-f]{64}$/i.test(value) && key.toString('base64') !== value)) {
+    throw new ConfigError(
+      name,
+      'must be 32 bytes as 64 hex digits or base64 (e.g. the output of `openssl rand -hex 32`)',
+    );
+  }
+  return key;
 }
 
 const SIZE_UNITS: Record<string, number> = {

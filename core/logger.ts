@@ -13,6 +13,7 @@ export const REDACT_PATHS = [
   '*.secret',
   '*.password',
   '*.bootstrapToken',
+  '*.secretKey',
   '*.databaseUrl',
   '*.clickhouseUrl',
   '*.redisUrl',

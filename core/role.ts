@@ -1,4 +1,5 @@
 import type { Config } from './config.ts';
+import type { SecretBox } from './crypto/secret-box.ts';
 import type { Logger } from './logger.ts';
 import type { Stores } from './stores.ts';
 
@@ -8,6 +9,7 @@ export interface RoleDeps {
   stores: Stores;
   logger: Logger;
   version: string;
+  secretBox: SecretBox;
 }
 
 /** A running part of Pylee: the API, the collector or the workers. */

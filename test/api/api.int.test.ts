@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InjectOptions } from 'fastify';
 import { buildApi } from '#api/app.ts';
 import { openRedis } from '#core/queue/redis.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -333,6 +333,7 @@ describe('rate limiting', () => {
       stores,
       logger: silentLogger,
       version: 'test',
+      secretBox: testSecretBox,
     });
     const a = await api.token(['read'], { name: 'limited-a' });
     const b = await api.token(['read'], { name: 'limited-b' });
@@ -386,6 +387,7 @@ describe('readiness when a store is down', () => {
       stores: { ...stores, redis },
       logger: silentLogger,
       version: 'test',
+      secretBox: testSecretBox,
     });
     expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
     redisServer.kill('SIGKILL');

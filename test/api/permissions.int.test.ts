@@ -6,7 +6,7 @@ import { openTestStores } from '#test/helpers/stores.ts';
 type Stores = Awaited<ReturnType<typeof openTestStores>>;
 
 interface RouteCase {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   route: string;
   /** null: any valid token may call it. */
   needs: Permission | null;
@@ -29,8 +29,166 @@ const tokenId = async () => {
   return (res.json() as { id: string }).id;
 };
 
+const asAdmin = async (method: RouteCase['method'], url: string, payload?: object) => {
+  const res = await api.app.inject({ method, url, headers: bearer(BOOTSTRAP_TOKEN), payload });
+  if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
+  return res.json() as Record<string, unknown>;
+};
+const freshServer = async () => (await asAdmin('POST', '/api/v1/servers', { slug: fresh() })).slug as string;
+let patch = 0;
+const freshVersion = () => `1.0.${++patch}`;
+
+/** The three scopes variables hang from, each with its own routes. */
+const SCOPES = [
+  { route: '/api/v1', url: () => '/api/v1' },
+  { route: '/api/v1/servers/:server', url: () => '/api/v1/servers/matrix' },
+  { route: '/api/v1/servers/:server/versions/:version', url: () => '/api/v1/servers/matrix/versions/1.0.0' },
+];
+
+const variableRoutes: RouteCase[] = SCOPES.flatMap((scope) =>
+  (['variables', 'secrets'] as const)
+    .flatMap((kind): RouteCase[] => [
+      {
+        method: 'GET',
+        route: `${scope.route}/${kind}`,
+        needs: 'read',
+        request: async () => ({ url: `${scope.url()}/${kind}` }),
+      },
+      {
+        method: 'PUT',
+        route: `${scope.route}/${kind}/:name`,
+        needs: 'write',
+        request: async () => ({ url: `${scope.url()}/${kind}/VAR_${++seq}`, body: { value: 'v' } }),
+      },
+      {
+        method: 'DELETE',
+        route: `${scope.route}/${kind}/:name`,
+        needs: 'write',
+        request: async () => {
+          const url = `${scope.url()}/${kind}/VAR_${++seq}`;
+          await asAdmin('PUT', url, { value: 'v' });
+          return { url };
+        },
+      },
+    ])
+    .concat({
+      method: 'GET',
+      route: `${scope.route}/secrets/:name/history`,
+      needs: 'read',
+      request: async () => ({ url: `${scope.url()}/secrets/MATRIX_SECRET/history` }),
+    }),
+);
+
 /** Every /api/v1 route. A test below fails when a route exists that is not in this table. */
 const ROUTES: RouteCase[] = [
+  ...variableRoutes,
+  {
+    method: 'GET',
+    route: '/api/v1/servers',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/servers', body: { slug: fresh() } }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix' }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/servers/:server',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/servers/matrix', body: { description: fresh() } }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/archive',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/servers/${await freshServer()}/archive` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/unarchive',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/servers/${await freshServer()}/unarchive` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/versions',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/versions',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions', body: { version: freshVersion() } }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/versions/import',
+    needs: 'write',
+    request: async () => ({
+      url: '/api/v1/servers/matrix/versions/import',
+      body: { name: 'io.github.acme/matrix', description: 'Matrix', version: freshVersion() },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/versions/latest',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/latest?prerelease=true' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/versions/next',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/next?bump=minor' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/versions/:version',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0' }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/servers/:server/versions/:version',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0', body: { releaseNotes: fresh() } }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/versions/:version/resolved-config',
+    needs: 'deploy',
+    request: async () => ({
+      url: '/api/v1/servers/matrix/versions/1.0.0/resolved-config?environment=production',
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/versions/:version/server.json',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/server.json' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/registry',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/registry' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/registry/packages',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/registry/packages?registryType=npm&identifier=%40acme%2Fmatrix' }),
+  },
   { method: 'GET', route: '/api/v1/me', needs: null, request: async () => ({ url: '/api/v1/me' }) },
   {
     method: 'GET',
@@ -93,6 +251,10 @@ beforeAll(async () => {
   api = await buildTestApi(stores);
   for (const permission of Object.keys(GRANTS))
     tokens[permission] = await api.token([permission as Permission]);
+  await asAdmin('POST', '/api/v1/servers', { slug: 'matrix' });
+  await asAdmin('POST', '/api/v1/servers/matrix/versions', { version: '1.0.0' });
+  for (const scope of SCOPES)
+    await asAdmin('PUT', `${scope.url()}/secrets/MATRIX_SECRET`, { value: 's3cret' });
 });
 
 afterAll(async () => {

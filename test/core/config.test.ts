@@ -42,6 +42,7 @@ describe('loadConfig', () => {
       PYLEE_CLICKHOUSE_URL: 'http://ch:8123/pylee',
       PYLEE_REDIS_URL: 'redis://redis:6379',
       PYLEE_BOOTSTRAP_TOKEN: 'pyl_abcdefghijklmnopqrstuvwxyz',
+      PYLEE_SECRET_KEY: 'ab'.repeat(32),
       PYLEE_LOG_LEVEL: 'debug',
       PYLEE_API_BODY_LIMIT: '16MiB',
       PYLEE_RATE_LIMIT_MAX: '10',
@@ -58,11 +59,17 @@ describe('loadConfig', () => {
       clickhouseUrl: 'http://ch:8123/pylee',
       redisUrl: 'redis://redis:6379',
       bootstrapToken: 'pyl_abcdefghijklmnopqrstuvwxyz',
+      secretKey: Buffer.alloc(32, 0xab),
       logLevel: 'debug',
       apiBodyLimit: 16 * 1024 * 1024,
       rateLimit: { max: 10, windowMs: 30_000 },
       shutdownTimeoutMs: 500,
     });
+  });
+
+  it('accepts a secret key as base64 as well as hex', () => {
+    const key = Buffer.alloc(32, 7);
+    expect(loadConfig({ PYLEE_SECRET_KEY: key.toString('base64') }).secretKey).toEqual(key);
   });
 
   it('lets the --role flag override PYLEE_ROLE', () => {
@@ -87,6 +94,8 @@ describe('loadConfig', () => {
     ['PYLEE_RATE_LIMIT_WINDOW', 'soon', 'not a duration'],
     ['PYLEE_SHUTDOWN_TIMEOUT', '10', 'not a duration'],
     ['PYLEE_HOST', 'a host', 'not a host'],
+    ['PYLEE_SECRET_KEY', 'too-short', '32 bytes'],
+    ['PYLEE_SECRET_KEY', 'ab'.repeat(31), '32 bytes'],
   ])('rejects %s=%s naming the variable and why', (name, value, why) => {
     const error = errorOf({ [name]: value });
     expect(error.variable).toBe(name);

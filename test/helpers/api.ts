@@ -4,7 +4,12 @@ import type { Permission } from '#core/auth/principal.ts';
 import { createToken } from '#core/auth/tokens.ts';
 import { bootstrap, systemPrincipal, type Org } from '#core/orgs.ts';
 import type { Stores } from '#core/stores.ts';
+import { randomBytes } from 'node:crypto';
+import { createSecretBox } from '#core/crypto/secret-box.ts';
 import { silentLogger } from './stores.ts';
+
+/** One random key per test process. */
+export const testSecretBox = createSecretBox(randomBytes(32));
 
 export const BOOTSTRAP_TOKEN = 'pyl_test-bootstrap-token-0123456789';
 
@@ -29,6 +34,7 @@ export async function buildTestApi(
     stores,
     logger: silentLogger,
     version: '0.0.0-test',
+    secretBox: testSecretBox,
   });
   await app.ready();
   return {

@@ -1,0 +1,138 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Db } from '#core/db/client.ts';
+import { createServer, getServer, listServers, setArchived, updateServer } from '#core/registry/servers.ts';
+import { contextOf } from '../plugins/auth.ts';
+import { Nullable, problems, Slug, Timestamp } from '../schemas.ts';
+
+export const ServerView = Type.Object({
+  slug: Type.String(),
+  fullName: Type.String({ description: '@org/slug' }),
+  name: Type.String(),
+  description: Type.String(),
+  repositoryUrl: Nullable(Type.String()),
+  owners: Type.Array(Type.String()),
+  archived: Type.Boolean(),
+  archivedAt: Nullable(Timestamp),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+
+const Fields = {
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  description: Type.String({ maxLength: 2000 }),
+  repositoryUrl: Nullable(Type.String({ maxLength: 2048 })),
+  owners: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 50 }),
+};
+
+export const ServerParams = Type.Object(
+  { server: Type.String({ maxLength: 64 }) },
+  { additionalProperties: false },
+);
+
+/** Servers of the caller's org: read to see, write to change. */
+export function serverRoutes(db: Db): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const tags = ['servers'];
+    const read = app.requirePermission('read');
+    const write = app.requirePermission('write');
+
+    app.get(
+      '/servers',
+      {
+        schema: {
+          tags,
+          summary: 'List servers (archived ones with includeArchived=true)',
+          querystring: Type.Object(
+            { includeArchived: Type.Optional(Type.Boolean()) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ servers: Type.Array(ServerView) }), ...problems },
+        },
+        preHandler: read,
+      },
+      async (req) => ({ servers: await listServers(db, contextOf(req).principal, req.query) }),
+    );
+
+    app.post(
+      '/servers',
+      {
+        schema: {
+          tags,
+          summary: 'Register a server',
+          body: Type.Object(
+            {
+              slug: Slug,
+              name: Type.Optional(Fields.name),
+              description: Type.Optional(Fields.description),
+              repositoryUrl: Type.Optional(Fields.repositoryUrl),
+              owners: Type.Optional(Fields.owners),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 201: ServerView, 409: Type.Ref('Problem'), ...problems },
+        },
+        preHandler: write,
+      },
+      async (req, reply) => reply.code(201).send(await createServer(db, contextOf(req), req.body)),
+    );
+
+    app.get(
+      '/servers/:server',
+      {
+        schema: {
+          tags,
+          summary: 'Get a server',
+          params: ServerParams,
+          response: { 200: ServerView, ...problems },
+        },
+        preHandler: read,
+      },
+      async (req) => getServer(db, contextOf(req).principal, req.params.server),
+    );
+
+    app.patch(
+      '/servers/:server',
+      {
+        schema: {
+          tags,
+          summary: 'Update a server',
+          params: ServerParams,
+          body: Type.Object(
+            {
+              name: Type.Optional(Fields.name),
+              description: Type.Optional(Fields.description),
+              repositoryUrl: Type.Optional(Fields.repositoryUrl),
+              owners: Type.Optional(Fields.owners),
+            },
+            { additionalProperties: false, minProperties: 1 },
+          ),
+          response: { 200: ServerView, ...problems },
+        },
+        preHandler: write,
+      },
+      async (req) => updateServer(db, contextOf(req), req.params.server, req.body),
+    );
+
+    for (const [action, archived] of [
+      ['archive', true],
+      ['unarchive', false],
+    ] as const) {
+      app.post(
+        `/servers/:server/${action}`,
+        {
+          schema: {
+            tags,
+            summary: archived
+              ? 'Archive a server (hidden, no new versions; history kept)'
+              : 'Unarchive a server',
+            params: ServerParams,
+            response: { 200: ServerView, ...problems },
+          },
+          preHandler: write,
+        },
+        async (req) => setArchived(db, contextOf(req), req.params.server, archived),
+      );
+    }
+  };
+}

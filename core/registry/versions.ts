@@ -1,0 +1,591 @@
+import semver from 'semver';
+import { appendAudit } from '../audit/log.ts';
+import type { Context, Principal } from '../auth/principal.ts';
+import type { Db, Queryable } from '../db/client.ts';
+import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
+import { newId } from '../ids.ts';
+import {
+  allowedTransitions,
+  assertTransition,
+  initialStatus,
+  isReleased,
+  STATUSES,
+  type Status,
+} from './lifecycle.ts';
+import {
+  breakingViolation,
+  nextVersion,
+  parseRange,
+  parseVersion,
+  sortDescending,
+  type Bump,
+} from './semver-policy.ts';
+import { checkVersionConfig, packageRefs, type VersionConfig } from './server-json.ts';
+import { findServer, type ServerRow } from './servers.ts';
+import { listVariables, type VariableView } from './variables.ts';
+
+/** Release notes and migration guides are documents, not novels: 256 KiB each. */
+export const MAX_NOTES_BYTES = 256 * 1024;
+
+export interface Deprecation {
+  date: string;
+  message: string;
+  replacement: string | null;
+}
+
+export interface Transition {
+  from: Status | null;
+  to: Status;
+  at: string;
+  actor: string;
+  reason: string | null;
+}
+
+export interface VersionView extends VersionConfig {
+  server: string;
+  version: string;
+  status: Status;
+  prerelease: boolean;
+  releaseNotes: string;
+  breaking: boolean;
+  migrationGuide: string;
+  semverViolation: string | null;
+  deprecation: Deprecation | null;
+  createdFrom: string | null;
+  createdBy: string;
+  createdAt: string;
+  updatedAt: string;
+  releasedAt: string | null;
+  allowedTransitions: Status[];
+}
+
+export interface VersionDetail extends VersionView {
+  transitions: Transition[];
+  variables: VariableView[];
+  secrets: VariableView[];
+}
+
+export interface VersionRow {
+  id: string;
+  org_id: string;
+  server_id: string;
+  version: string;
+  version_key: string;
+  prerelease: boolean;
+  status: Status;
+  release_notes: string;
+  breaking: boolean;
+  migration_guide: string;
+  semver_violation: string | null;
+  config: VersionConfig;
+  deprecation: Deprecation | null;
+  created_from: string | null;
+  created_by: string;
+  created_at: Date;
+  updated_at: Date;
+  released_at: Date | null;
+}
+
+export function toVersionView(row: VersionRow, server: string): VersionView {
+  return {
+    server,
+    version: row.version,
+    status: row.status,
+    prerelease: row.prerelease,
+    releaseNotes: row.release_notes,
+    breaking: row.breaking,
+    migrationGuide: row.migration_guide,
+    semverViolation: row.semver_violation,
+    ...row.config,
+    remotes: row.config.remotes ?? [],
+    packages: row.config.packages ?? [],
+    deprecation: row.deprecation,
+    createdFrom: row.created_from,
+    createdBy: row.created_by,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    releasedAt: row.released_at?.toISOString() ?? null,
+    allowedTransitions: allowedTransitions(row.status, row.prerelease),
+  };
+}
+
+/** What the audit trail keeps of a version: its shape, not its whole text. */
+function summary(row: Pick<VersionRow, 'version' | 'status' | 'breaking' | 'config' | 'deprecation'>) {
+  return {
+    version: row.version,
+    status: row.status,
+    breaking: row.breaking,
+    packages: packageRefs(row.config).map((p) => `${p.registryType}:${p.identifier}@${p.version}`),
+    remotes: (row.config.remotes ?? []).map((r) => r.url),
+    deprecation: row.deprecation,
+  };
+}
+
+/** The version without build metadata: 1.2.0+a and 1.2.0+b are one number by semver precedence. */
+const versionKey = (version: string) => version.split('+')[0] as string;
+
+function checkDocument(name: string, text: string | undefined): void {
+  if (text !== undefined && Buffer.byteLength(text) > MAX_NOTES_BYTES) {
+    throw new BadRequestError(
+      `${name} is ${Math.ceil(Buffer.byteLength(text) / 1024)} KiB; the limit is ${MAX_NOTES_BYTES / 1024} KiB (link to longer documents instead)`,
+      'notes-too-large',
+    );
+  }
+}
+
+export async function findVersion(
+  db: Queryable,
+  server: ServerRow,
+  version: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<VersionRow> {
+  const [row] = await db.query<VersionRow>(
+    `SELECT * FROM versions WHERE server_id = $1 AND version = $2${options.forUpdate ? ' FOR UPDATE' : ''}`,
+    [server.id, version],
+  );
+  if (!row)
+    throw new NotFoundError(`version ${version} of server ${server.slug} was not found`, 'version-not-found');
+  return row;
+}
+
+async function allVersions(db: Queryable, serverId: string) {
+  return db.query<Pick<VersionRow, 'version' | 'status' | 'prerelease'>>(
+    'SELECT version, status, prerelease FROM versions WHERE server_id = $1',
+    [serverId],
+  );
+}
+
+/** The highest stable (or once-stable, now deprecated) version below `version`. */
+async function previousStable(db: Queryable, serverId: string, version: string): Promise<string | undefined> {
+  const stable = (await allVersions(db, serverId)).filter(
+    (v) => (v.status === 'stable' || v.status === 'deprecated') && semver.lt(v.version, version),
+  );
+  return sortDescending(stable, (v) => v.version)[0]?.version;
+}
+
+export interface NewVersion extends Partial<VersionConfig> {
+  version: string;
+  status?: Status | undefined;
+  releaseNotes?: string | undefined;
+  breaking?: boolean | undefined;
+  migrationGuide?: string | undefined;
+  /** Copy the configuration of this existing version; fields given here replace the copied ones. */
+  from?: string | undefined;
+  /** Lets a breaking version through without the semver bump; recorded with the reason. */
+  acknowledgeSemverViolation?: boolean | undefined;
+  reason?: string | undefined;
+}
+
+const CONFIG_KEYS = ['title', 'websiteUrl', 'repository', 'remotes', 'packages', 'icons', 'meta'] as const;
+
+function configPart(input: Partial<VersionConfig>): Partial<VersionConfig> {
+  return Object.fromEntries(CONFIG_KEYS.filter((k) => input[k] !== undefined).map((k) => [k, input[k]]));
+}
+
+/**
+ * Registers a version: strict semver, unique per server (also under concurrency: the unique key
+ * decides), configuration validated, the breaking rule applied, audited with its first status.
+ */
+export async function createVersion(
+  db: Db,
+  ctx: Context,
+  serverSlug: string,
+  input: NewVersion,
+): Promise<VersionDetail> {
+  const parsed = parseVersion(input.version);
+  checkDocument('releaseNotes', input.releaseNotes);
+  checkDocument('migrationGuide', input.migrationGuide);
+  const prerelease = parsed.prerelease.length > 0;
+  const status = input.status ?? initialStatus(prerelease);
+  if (status === 'deprecated' || status === 'retired') {
+    throw new BadRequestError(
+      `a new version starts as development, release-candidate or stable, not ${status}`,
+      'invalid-status',
+    );
+  }
+  if (prerelease && status === 'stable') assertTransition(input.version, 'development', 'stable', true);
+
+  const row = await db.transaction(async (tx) => {
+    const server = await findServer(tx, ctx.principal, serverSlug);
+    if (server.archived_at) {
+      throw new ConflictError(
+        `server ${serverSlug} is archived; unarchive it to add versions`,
+        'server-archived',
+      );
+    }
+    let base: Partial<VersionConfig> = {};
+    if (input.from) base = (await findVersion(tx, server, input.from)).config;
+    const config = checkVersionConfig({ ...base, ...configPart(input) });
+
+    let violation: string | undefined;
+    if (input.breaking) {
+      violation = breakingViolation(input.version, await previousStable(tx, server.id, input.version));
+      if (violation && !input.acknowledgeSemverViolation) {
+        throw new ConflictError(
+          `${violation}, or send acknowledgeSemverViolation: true with a reason`,
+          'breaking-without-major',
+        );
+      }
+    }
+
+    const [inserted] = await tx.query<VersionRow>(
+      `INSERT INTO versions (id, org_id, server_id, version, version_key, prerelease, status, release_notes, breaking,
+         migration_guide, semver_violation, config, created_from, created_by, released_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+       ON CONFLICT (server_id, version_key) DO NOTHING RETURNING *`,
+      [
+        newId(),
+        ctx.principal.orgId,
+        server.id,
+        input.version,
+        versionKey(input.version),
+        prerelease,
+        status,
+        input.releaseNotes ?? '',
+        input.breaking ?? false,
+        input.migrationGuide ?? '',
+        violation ?? null,
+        JSON.stringify(config),
+        input.from ?? null,
+        ctx.principal.tokenName,
+        status === 'stable' ? new Date() : null,
+      ],
+    );
+    if (!inserted) {
+      const [existing] = await tx.query<VersionRow>(
+        'SELECT * FROM versions WHERE server_id = $1 AND version_key = $2',
+        [server.id, versionKey(input.version)],
+      );
+      throw new ConflictError(
+        `version ${existing?.version ?? input.version} of ${serverSlug} already exists (${existing?.status}); versions are immutable, cut a new number such as ${nextVersion(existing?.version ?? input.version, 'patch')}`,
+        'version-exists',
+        { existing: existing?.version },
+      );
+    }
+    for (const ref of packageRefs(config)) {
+      await tx.query(
+        `INSERT INTO version_packages (version_id, org_id, registry_type, identifier, package_version)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+        [inserted.id, ctx.principal.orgId, ref.registryType, ref.identifier, ref.version],
+      );
+    }
+    await recordTransition(tx, ctx, inserted.id, null, status, input.reason ?? null);
+    const target = { type: 'version', id: inserted.id, name: `${serverSlug}@${input.version}` };
+    await appendAudit(tx, ctx, {
+      action: 'version.create',
+      target,
+      after: { ...summary(inserted), createdFrom: input.from ?? null },
+    });
+    if (violation) {
+      await appendAudit(tx, ctx, {
+        action: 'version.semver-violation-acknowledged',
+        target,
+        after: { violation, reason: input.reason ?? null },
+      });
+    }
+    return inserted;
+  });
+  return versionDetail(db, ctx.principal, serverSlug, row);
+}
+
+async function recordTransition(
+  tx: Queryable,
+  ctx: Context,
+  versionId: string,
+  from: Status | null,
+  to: Status,
+  reason: string | null,
+): Promise<void> {
+  await tx.query(
+    'INSERT INTO version_transitions (id, version_id, from_status, to_status, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)',
+    [newId(), versionId, from, to, ctx.principal.tokenName, reason],
+  );
+}
+
+async function versionDetail(
+  db: Queryable,
+  principal: Principal,
+  serverSlug: string,
+  row: VersionRow,
+): Promise<VersionDetail> {
+  const transitions = await db.query<{
+    from_status: Status | null;
+    to_status: Status;
+    at: Date;
+    actor: string;
+    reason: string | null;
+  }>(
+    'SELECT from_status, to_status, at, actor, reason FROM version_transitions WHERE version_id = $1 ORDER BY at, id',
+    [row.id],
+  );
+  const scoped = await listVariables(db, principal.orgId, {
+    serverId: row.server_id,
+    serverSlug,
+    versionId: row.id,
+    version: row.version,
+  });
+  return {
+    ...toVersionView(row, serverSlug),
+    transitions: transitions.map((t) => ({
+      from: t.from_status,
+      to: t.to_status,
+      at: t.at.toISOString(),
+      actor: t.actor,
+      reason: t.reason,
+    })),
+    variables: scoped.filter((v) => !v.secret),
+    secrets: scoped.filter((v) => v.secret),
+  };
+}
+
+export async function getVersion(db: Queryable, principal: Principal, serverSlug: string, version: string) {
+  const server = await findServer(db, principal, serverSlug);
+  return versionDetail(db, principal, serverSlug, await findVersion(db, server, version));
+}
+
+export interface VersionFilter {
+  status?: Status | undefined;
+  /** true: only pre-releases; false: no pre-releases; unset: both. */
+  prerelease?: boolean | undefined;
+  /** A semver range; pre-releases match it only when `prerelease` is true. */
+  range?: string | undefined;
+}
+
+/** A server's versions, highest precedence first. */
+export async function listVersions(
+  db: Queryable,
+  principal: Principal,
+  serverSlug: string,
+  filter: VersionFilter = {},
+) {
+  const server = await findServer(db, principal, serverSlug);
+  const range = filter.range ? parseRange(filter.range) : undefined;
+  if (filter.status && !STATUSES.includes(filter.status)) {
+    throw new BadRequestError(
+      `status ${filter.status} is not one of ${STATUSES.join(', ')}`,
+      'invalid-status',
+    );
+  }
+  const rows = await db.query<VersionRow>('SELECT * FROM versions WHERE server_id = $1', [server.id]);
+  const matching = rows.filter(
+    (r) =>
+      (!filter.status || r.status === filter.status) &&
+      (filter.prerelease === undefined || r.prerelease === filter.prerelease) &&
+      (!range || semver.satisfies(r.version, range, { includePrerelease: filter.prerelease === true })),
+  );
+  return sortDescending(matching, (r) => r.version).map((r) => toVersionView(r, serverSlug));
+}
+
+/**
+ * The highest stable version; with `prerelease`, the highest that is not deprecated or retired,
+ * pre-releases included.
+ */
+export async function latestVersion(
+  db: Queryable,
+  principal: Principal,
+  serverSlug: string,
+  prerelease = false,
+) {
+  const server = await findServer(db, principal, serverSlug);
+  const rows = await db.query<VersionRow>(
+    `SELECT * FROM versions WHERE server_id = $1 AND status = ANY($2)`,
+    [server.id, prerelease ? ['development', 'release-candidate', 'stable'] : ['stable']],
+  );
+  const [latest] = sortDescending(rows, (r) => r.version);
+  if (!latest) {
+    throw new NotFoundError(
+      `server ${serverSlug} has no ${prerelease ? 'active' : 'stable'} version yet${prerelease ? '' : ' (add ?prerelease=true to include pre-releases)'}`,
+      'no-version',
+    );
+  }
+  return versionDetail(db, principal, serverSlug, latest);
+}
+
+/** The number to suggest for the next version, from the highest existing one. */
+export async function suggestNextVersion(
+  db: Queryable,
+  principal: Principal,
+  serverSlug: string,
+  bump: Bump,
+  preid?: string,
+) {
+  const server = await findServer(db, principal, serverSlug);
+  const [highest] = sortDescending(await allVersions(db, server.id), (v) => v.version);
+  return { current: highest?.version ?? null, next: nextVersion(highest?.version, bump, preid), bump };
+}
+
+export interface VersionPatch extends Partial<VersionConfig> {
+  status?: Status | undefined;
+  reason?: string | undefined;
+  releaseNotes?: string | undefined;
+  migrationGuide?: string | undefined;
+  breaking?: boolean | undefined;
+  deprecation?:
+    { message: string; replacement?: string | null | undefined; date?: string | undefined } | undefined;
+  acknowledgeSemverViolation?: boolean | undefined;
+}
+
+/**
+ * Changes a version. Status, notes, migration guide and deprecation may change at any time;
+ * configuration and the breaking flag only while the version is in development: a released
+ * version is immutable, and the answer says to cut a new one.
+ */
+export async function updateVersion(
+  db: Db,
+  ctx: Context,
+  serverSlug: string,
+  version: string,
+  patch: VersionPatch,
+): Promise<VersionDetail> {
+  checkDocument('releaseNotes', patch.releaseNotes);
+  checkDocument('migrationGuide', patch.migrationGuide);
+  const row = await db.transaction(async (tx) => {
+    const server = await findServer(tx, ctx.principal, serverSlug);
+    const current = await findVersion(tx, server, version, { forUpdate: true });
+    const contentChange = Object.keys(configPart(patch)).length > 0 || patch.breaking !== undefined;
+    if (contentChange && isReleased(current.status)) {
+      throw new ConflictError(
+        `${serverSlug}@${version} is ${current.status} and its content is immutable; cut a new version (e.g. ${nextVersion(version, 'patch')}) with the change, optionally created from ${version}`,
+        'version-immutable',
+      );
+    }
+    const config = contentChange
+      ? checkVersionConfig({ ...current.config, ...configPart(patch) })
+      : current.config;
+    const breaking = patch.breaking ?? current.breaking;
+    let violation = current.semver_violation;
+    if (patch.breaking === true && !current.breaking) {
+      violation = breakingViolation(version, await previousStable(tx, server.id, version)) ?? null;
+      if (violation && !patch.acknowledgeSemverViolation) {
+        throw new ConflictError(
+          `${violation}, or send acknowledgeSemverViolation: true with a reason`,
+          'breaking-without-major',
+        );
+      }
+    }
+    if (patch.breaking === false) violation = null;
+
+    const status = patch.status ?? current.status;
+    let deprecation = current.deprecation;
+    if (status !== current.status) assertTransition(version, current.status, status, current.prerelease);
+    if (status === 'deprecated' && (status !== current.status || patch.deprecation)) {
+      deprecation = await checkDeprecation(tx, server, version, patch.deprecation);
+    } else if (patch.deprecation) {
+      throw new BadRequestError(
+        `deprecation applies when status is deprecated (${version} is ${status})`,
+        'invalid-deprecation',
+      );
+    }
+    if (status !== 'deprecated' && status !== 'retired') deprecation = null;
+
+    const [updated] = await tx.query<VersionRow>(
+      `UPDATE versions SET status = $2, release_notes = $3, migration_guide = $4, breaking = $5, semver_violation = $6,
+         config = $7, deprecation = $8, updated_at = now(),
+         released_at = CASE WHEN $2 = 'stable' AND released_at IS NULL THEN now() ELSE released_at END
+       WHERE id = $1 RETURNING *`,
+      [
+        current.id,
+        status,
+        patch.releaseNotes ?? current.release_notes,
+        patch.migrationGuide ?? current.migration_guide,
+        breaking,
+        violation,
+        JSON.stringify(config),
+        deprecation === null ? null : JSON.stringify(deprecation),
+      ],
+    );
+    const next = updated as VersionRow;
+    if (contentChange) {
+      await tx.query('DELETE FROM version_packages WHERE version_id = $1', [current.id]);
+      for (const ref of packageRefs(config)) {
+        await tx.query(
+          `INSERT INTO version_packages (version_id, org_id, registry_type, identifier, package_version)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+          [current.id, ctx.principal.orgId, ref.registryType, ref.identifier, ref.version],
+        );
+      }
+    }
+    const target = { type: 'version', id: current.id, name: `${serverSlug}@${version}` };
+    if (status !== current.status) {
+      await recordTransition(tx, ctx, current.id, current.status, status, patch.reason ?? null);
+      await appendAudit(tx, ctx, {
+        action: `version.${status === 'deprecated' ? 'deprecate' : status === 'retired' ? 'retire' : 'transition'}`,
+        target,
+        before: { status: current.status },
+        after: { status, reason: patch.reason ?? null, deprecation },
+      });
+    }
+    const notesChanged =
+      (patch.releaseNotes !== undefined && patch.releaseNotes !== current.release_notes) ||
+      (patch.migrationGuide !== undefined && patch.migrationGuide !== current.migration_guide);
+    if (contentChange || notesChanged || (status === current.status && patch.deprecation)) {
+      await appendAudit(tx, ctx, {
+        action: 'version.update',
+        target,
+        before: { ...summary(current), notesBytes: Buffer.byteLength(current.release_notes) },
+        after: { ...summary(next), notesBytes: Buffer.byteLength(next.release_notes) },
+      });
+    }
+    if (violation && violation !== current.semver_violation) {
+      await appendAudit(tx, ctx, {
+        action: 'version.semver-violation-acknowledged',
+        target,
+        after: { violation, reason: patch.reason ?? null },
+      });
+    }
+    return next;
+  });
+  return versionDetail(db, ctx.principal, serverSlug, row);
+}
+
+async function checkDeprecation(
+  tx: Queryable,
+  server: ServerRow,
+  version: string,
+  input: VersionPatch['deprecation'],
+): Promise<Deprecation> {
+  if (!input?.message?.trim()) {
+    throw new BadRequestError(
+      `deprecating ${version} needs deprecation.message telling users what to do (e.g. "upgrade to 2.0.0: the v1 API shuts down on 2027-01-31")`,
+      'invalid-deprecation',
+    );
+  }
+  if (input.date !== undefined && Number.isNaN(Date.parse(input.date))) {
+    throw new BadRequestError(
+      `deprecation.date ${input.date} is not an RFC 3339 time`,
+      'invalid-deprecation',
+    );
+  }
+  if (input.replacement) {
+    parseVersion(input.replacement);
+    const replacement = await findVersion(tx, server, input.replacement).catch(() => undefined);
+    if (!replacement) {
+      throw new BadRequestError(
+        `replacement ${input.replacement} is not a version of ${server.slug}`,
+        'invalid-deprecation',
+      );
+    }
+    if (
+      !semver.gt(input.replacement, version) ||
+      replacement.status === 'retired' ||
+      replacement.status === 'deprecated'
+    ) {
+      throw new BadRequestError(
+        `replacement ${input.replacement} must be a newer version of ${server.slug} that is not deprecated or retired`,
+        'invalid-deprecation',
+      );
+    }
+  }
+  return {
+    date: input.date ? new Date(input.date).toISOString() : new Date().toISOString(),
+    message: input.message.trim(),
+    replacement: input.replacement ?? null,
+  };
+}
+
+/** The id of a version (and its server) a principal may see; for modules that scope rows to versions. */
+export async function versionIds(db: Queryable, principal: Principal, serverSlug: string, version: string) {
+  const server = await findServer(db, principal, serverSlug);
+  const row = await findVersion(db, server, version);
+  return { serverId: server.id, versionId: row.id, server, row };
+}
