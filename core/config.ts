@@ -78,7 +78,7 @@ export const VARIABLES = {
 type VariableName = keyof typeof VARIABLES;
 
 /** Read by the `pylee` CLI's client commands and the test suite, not by the server. */
-export const CLIENT_VARIABLES = ['PYLEE_URL', 'PYLEE_TOKEN'];
+export const CLIENT_VARIABLES = ['PYLEE_URL', 'PYLEE_TOKEN', 'PYLEE_CONFIG_DIR'];
 const IGNORED_PREFIXES = ['PYLEE_TEST_'];
 
 /**

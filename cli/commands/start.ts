@@ -2,6 +2,8 @@ import { alertsRole } from '#alerts/role.ts';
 import { apiRole } from '#api/role.ts';
 import { collectorRole } from '#collector/role.ts';
 import { loadConfig, type Role as RoleName } from '#core/config.ts';
+import { createSecretBox } from '#core/crypto/secret-box.ts';
+import { loadSecretKey } from '#core/crypto/secret-key.ts';
 import { createLogger } from '#core/logger.ts';
 import { bootstrap } from '#core/orgs.ts';
 import type { Role, RoleDeps } from '#core/role.ts';
@@ -67,10 +69,11 @@ export async function start(options: { role?: string | undefined }): Promise<voi
         `\nCreated org @${org.slug} with an admin token. It is shown only this once; keep it safe:\n\n    ${generatedToken}\n\n`,
       );
     }
+    const secretBox = createSecretBox(loadSecretKey(config, logger));
     const names = config.role === 'all' ? (['collector', 'api', 'alerts'] as const) : [config.role];
     for (const name of names) {
       if (stopping) return await stopping;
-      const role = ROLES[name]({ config, stores, logger, version: PYLEE_VERSION });
+      const role = ROLES[name]({ config, stores, logger, version: PYLEE_VERSION, secretBox });
       await role.start();
       roles.push(role);
     }

@@ -31,10 +31,19 @@ afterAll(async () => {
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
+/**
+ * A config home without a saved login, so the machine user's `pylee login` cannot leak in
+ * (XDG_CONFIG_HOME: the platform's config check refuses PYLEE_* names it does not know).
+ */
+const noLogin = () => path.join(dataDir, 'no-login');
+
 /** Runs a client command against the platform, as the admin unless another token (or none) is given. */
 function pylee(args: string[], options: { token?: string | null; url?: string } = {}) {
   const token = options.token === undefined ? ADMIN_TOKEN : (options.token ?? undefined);
-  return runPylee(args, pyleeEnv({ PYLEE_URL: options.url ?? platform.apiUrl, PYLEE_TOKEN: token }));
+  return runPylee(
+    args,
+    pyleeEnv({ PYLEE_URL: options.url ?? platform.apiUrl, PYLEE_TOKEN: token, XDG_CONFIG_HOME: noLogin() }),
+  );
 }
 
 function json<T = Record<string, unknown>>(result: RunResult): T {
@@ -133,7 +142,10 @@ describe.concurrent('pylee client commands on bad input', () => {
   });
 
   it('audit verify without a token refuses the data dir of a running platform', async () => {
-    const result = await runPylee(['audit', 'verify'], pyleeEnv({ PYLEE_DATA_DIR: dataDir }));
+    const result = await runPylee(
+      ['audit', 'verify'],
+      pyleeEnv({ PYLEE_DATA_DIR: dataDir, XDG_CONFIG_HOME: noLogin() }),
+    );
 
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('in use by another Pylee process');
@@ -164,7 +176,10 @@ describe.concurrent('pylee client commands on bad input', () => {
 
 describe('pylee audit verify on the data dir of a stopped platform', () => {
   const local = (flags: string[] = []) =>
-    runPylee(['audit', 'verify', ...flags], pyleeEnv({ PYLEE_DATA_DIR: dataDir }));
+    runPylee(
+      ['audit', 'verify', ...flags],
+      pyleeEnv({ PYLEE_DATA_DIR: dataDir, XDG_CONFIG_HOME: noLogin() }),
+    );
 
   beforeAll(async () => {
     expect(await platform.stop()).toBe(0);
