@@ -26,7 +26,8 @@ export const Permission = Type.Union([
   Type.Literal('admin'),
 ]);
 export const Timestamp = Type.String({ format: 'date-time' });
-export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+// Null first: with type coercion on, ajv would otherwise turn a JSON null into "" through the string branch.
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([Type.Null(), schema]);
 export const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
 
 export const TokenView = Type.Object({

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { Db } from '#core/db/client.ts';
 import { createServer, getServer, listServers, setArchived, updateServer } from '#core/registry/servers.ts';
 import { contextOf } from '../plugins/auth.ts';
-import { Nullable, problems, Slug, Timestamp } from '../schemas.ts';
+import { Nullable, problems, Timestamp } from '../schemas.ts';
 
 export const ServerView = Type.Object({
   slug: Type.String(),
@@ -62,7 +62,11 @@ export function serverRoutes(db: Db): FastifyPluginAsyncTypebox {
           summary: 'Register a server',
           body: Type.Object(
             {
-              slug: Slug,
+              // Checked in core, whose error says what a slug may contain; this only bounds the request.
+              slug: Type.String({
+                maxLength: 256,
+                description: '2-64 lowercase letters, digits or dashes, not starting or ending with a dash',
+              }),
               name: Type.Optional(Fields.name),
               description: Type.Optional(Fields.description),
               repositoryUrl: Type.Optional(Fields.repositoryUrl),

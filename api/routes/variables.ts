@@ -88,6 +88,8 @@ export function variableRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebo
           serverSlug: params.server,
           versionId: ids.versionId,
           version: params.version,
+          // Passed on so core refuses it (invalid-scope) instead of it being silently dropped.
+          environment,
         };
       }
       if (params.server !== undefined) {

@@ -3,14 +3,7 @@ import { Type } from 'typebox';
 import type { SecretBox } from '#core/crypto/secret-box.ts';
 import type { Db } from '#core/db/client.ts';
 import { resolveConfig } from '#core/registry/resolved-config.ts';
-import {
-  fromServerJson,
-  Icon,
-  Package,
-  Remote,
-  Repository,
-  toServerJson,
-} from '#core/registry/server-json.ts';
+import { fromServerJson, Icon, Repository, toServerJson } from '#core/registry/server-json.ts';
 import { findServer } from '#core/registry/servers.ts';
 import {
   createVersion,
@@ -19,6 +12,8 @@ import {
   listVersions,
   suggestNextVersion,
   updateVersion,
+  type NewVersion,
+  type VersionPatch,
 } from '#core/registry/versions.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { Nullable, problems, Timestamp } from '../schemas.ts';
@@ -39,14 +34,40 @@ const VersionString = Type.String({
 // Notes are checked for size in core (with a sentence saying the limit); this only stops absurd bodies early.
 const Document = Type.String({ maxLength: 4 * 1024 * 1024 });
 
-/** The server.json fields a version carries; validated in full by core's checkVersionConfig. */
+/**
+ * The server.json fields a version carries, as requests send them. Only their outer shape is
+ * checked here: core's checkVersionConfig checks them in full, and its errors name the JSON path and
+ * the fix (`packages[0].registryType "cargo" is not a registry Pylee supports: use one of …`), which
+ * a schema error here would pre-empt.
+ */
 const ConfigFields = {
   title: Type.Optional(Type.String({ maxLength: 200 })),
   websiteUrl: Type.Optional(Type.String({ maxLength: 2048 })),
+  repository: Type.Optional(
+    Type.Unknown({ description: 'server.json repository: { url, source, id?, subfolder? }' }),
+  ),
+  remotes: Type.Optional(
+    Type.Array(Type.Unknown(), {
+      description:
+        'server.json remotes: { type: streamable-http | sse, url with {placeholders}, headers?, variables? }',
+    }),
+  ),
+  packages: Type.Optional(
+    Type.Array(Type.Unknown(), {
+      description:
+        'server.json packages: { registryType: npm | pypi | oci | homebrew | nuget, identifier, version (exact, not latest), transport, … }',
+    }),
+  ),
+  icons: Type.Optional(Type.Array(Type.Unknown(), { description: 'server.json icons' })),
+  meta: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+};
+
+/** The same fields in responses (remotes and packages are added as open arrays below). */
+const ConfigView = {
+  title: Type.Optional(Type.String()),
+  websiteUrl: Type.Optional(Type.String()),
   repository: Type.Optional(Repository),
-  remotes: Type.Optional(Type.Array(Remote, { maxItems: 50 })),
-  packages: Type.Optional(Type.Array(Package, { maxItems: 50 })),
-  icons: Type.Optional(Type.Array(Icon, { maxItems: 20 })),
+  icons: Type.Optional(Type.Array(Icon)),
   meta: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 };
 
@@ -79,7 +100,7 @@ const VersionFields = {
   breaking: Type.Boolean(),
   migrationGuide: Type.String({ description: 'Markdown' }),
   semverViolation: Nullable(Type.String()),
-  ...ConfigFields,
+  ...ConfigView,
   remotes: Type.Array(Type.Unknown()),
   packages: Type.Array(Type.Unknown()),
   deprecation: Nullable(
@@ -192,7 +213,9 @@ export function versionRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebox
         preHandler: write,
       },
       async (req, reply) =>
-        reply.code(201).send(await createVersion(db, contextOf(req), req.params.server, req.body)),
+        reply
+          .code(201)
+          .send(await createVersion(db, contextOf(req), req.params.server, req.body as NewVersion)),
     );
 
     app.post(
@@ -295,7 +318,8 @@ export function versionRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebox
         },
         preHandler: write,
       },
-      async (req) => updateVersion(db, contextOf(req), req.params.server, req.params.version, req.body),
+      async (req) =>
+        updateVersion(db, contextOf(req), req.params.server, req.params.version, req.body as VersionPatch),
     );
 
     app.get(

@@ -39,8 +39,12 @@ export async function registryOverview(
       (v) => v.version,
     );
     const latestStable = own.find((v) => v.status === 'stable')?.version ?? null;
+    // `own` is highest first, so the first active pre-release is the only candidate: news only when newer.
+    const prerelease = own.find((v) => v.prerelease && v.status !== 'retired' && v.status !== 'deprecated');
     const latestPrerelease =
-      own.find((v) => v.prerelease && v.status !== 'retired' && v.status !== 'deprecated')?.version ?? null;
+      prerelease && (latestStable === null || semver.gt(prerelease.version, latestStable))
+        ? prerelease.version
+        : null;
     const statuses: Partial<Record<Status, number>> = {};
     for (const v of own) statuses[v.status] = (statuses[v.status] ?? 0) + 1;
     return {

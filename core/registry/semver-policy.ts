@@ -9,7 +9,9 @@ const EXAMPLE = 'e.g. 1.2.0, 1.2.0-rc.1 or 1.2.0+build.5';
  */
 export function parseVersion(input: string): semver.SemVer {
   const parsed = semver.parse(input, { loose: false });
-  if (parsed && parsed.raw === input) return parsed;
+  // Even strict, semver.parse takes "v1.2.0" and " 1.2.3" (keeping them as raw): only the canonical text is a version.
+  const canonical = parsed && parsed.version + (parsed.build.length > 0 ? `+${parsed.build.join('.')}` : '');
+  if (parsed && canonical === input) return parsed;
   throw new BadRequestError(
     `version ${JSON.stringify(input)} is not valid semver: ${whyInvalid(input)}`,
     'invalid-semver',
@@ -18,7 +20,20 @@ export function parseVersion(input: string): semver.SemVer {
 
 function whyInvalid(input: string): string {
   if (input.trim() === '') return `it is empty; expected MAJOR.MINOR.PATCH, ${EXAMPLE}`;
-  if (/^[vV=]/.test(input)) return `drop the leading "${input[0]}": ${input.slice(1)}`;
+  if (input.trim() !== input) {
+    const trimmed = input.trim();
+    if (semver.valid(trimmed) !== null && /^\d/.test(trimmed))
+      return `remove the spaces around it: ${trimmed}`;
+    return `remove the spaces around it, and ${whyInvalid(trimmed)}`;
+  }
+  if (/^[vV=]/.test(input)) {
+    // Only suggest the rest when it is itself valid: "v1.2" → "1.2" would be another invalid number.
+    const rest = input.slice(1);
+    if (semver.valid(rest) !== null && /^\d/.test(rest) && rest.trim() === rest) {
+      return `drop the leading "${input[0]}": ${rest}`;
+    }
+    return `drop the leading "${input[0]}", and ${whyInvalid(rest)}`;
+  }
   if (/^[\^~<>*]|\s|\|\||\bx\b|\.x|\.\*/.test(input)) {
     return `it is a range, not a version; give one exact version, ${EXAMPLE}`;
   }

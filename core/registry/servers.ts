@@ -124,7 +124,8 @@ export function createServer(db: Db, ctx: Context, input: ServerInput): Promise<
         input.slug,
         input.name ?? input.slug,
         input.description ?? '',
-        input.repositoryUrl ?? null,
+        // JSON null reaches here as "" (the route schema coerces types): both mean "no repository".
+        input.repositoryUrl || null,
         [...new Set(input.owners ?? [])],
       ],
     );
@@ -180,7 +181,7 @@ export function updateServer(db: Db, ctx: Context, slug: string, patch: ServerPa
         row.id,
         patch.name ?? row.name,
         patch.description ?? row.description,
-        patch.repositoryUrl === undefined ? row.repository_url : patch.repositoryUrl,
+        patch.repositoryUrl === undefined ? row.repository_url : patch.repositoryUrl || null,
         patch.owners ? [...new Set(patch.owners)] : row.owners,
       ],
     );

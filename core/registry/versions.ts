@@ -226,6 +226,12 @@ export async function createVersion(
           'breaking-without-major',
         );
       }
+      if (violation && !input.reason?.trim()) {
+        throw new BadRequestError(
+          'acknowledgeSemverViolation needs a reason, recorded in the audit trail (e.g. "only removes a tool nobody calls")',
+          'reason-required',
+        );
+      }
     }
 
     const [inserted] = await tx.query<VersionRow>(
@@ -377,8 +383,8 @@ export async function listVersions(
 }
 
 /**
- * The highest stable version; with `prerelease`, the highest that is not deprecated or retired,
- * pre-releases included.
+ * The highest stable version; with `prerelease`, pre-release numbers that are in development or
+ * release-candidate count too.
  */
 export async function latestVersion(
   db: Queryable,
@@ -388,8 +394,9 @@ export async function latestVersion(
 ) {
   const server = await findServer(db, principal, serverSlug);
   const rows = await db.query<VersionRow>(
-    `SELECT * FROM versions WHERE server_id = $1 AND status = ANY($2)`,
-    [server.id, prerelease ? ['development', 'release-candidate', 'stable'] : ['stable']],
+    `SELECT * FROM versions WHERE server_id = $1
+       AND (status = 'stable' OR ($2 AND prerelease AND status IN ('development', 'release-candidate')))`,
+    [server.id, prerelease],
   );
   const [latest] = sortDescending(rows, (r) => r.version);
   if (!latest) {
@@ -460,6 +467,12 @@ export async function updateVersion(
         throw new ConflictError(
           `${violation}, or send acknowledgeSemverViolation: true with a reason`,
           'breaking-without-major',
+        );
+      }
+      if (violation && !patch.reason?.trim()) {
+        throw new BadRequestError(
+          'acknowledgeSemverViolation needs a reason, recorded in the audit trail (e.g. "only removes a tool nobody calls")',
+          'reason-required',
         );
       }
     }

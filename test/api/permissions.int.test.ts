@@ -253,6 +253,7 @@ beforeAll(async () => {
     tokens[permission] = await api.token([permission as Permission]);
   await asAdmin('POST', '/api/v1/servers', { slug: 'matrix' });
   await asAdmin('POST', '/api/v1/servers/matrix/versions', { version: '1.0.0' });
+  await asAdmin('POST', '/api/v1/servers/matrix/versions', { version: '1.1.0-rc.1' });
   for (const scope of SCOPES)
     await asAdmin('PUT', `${scope.url()}/secrets/MATRIX_SECRET`, { value: 's3cret' });
 });

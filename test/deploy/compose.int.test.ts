@@ -27,7 +27,11 @@ interface ComposeResult {
 
 /** Runs Debian's docker-compose on `docker-compose.yml` in `cwd`; fails loudly when it is not installed. */
 function compose(args: string[], options: { cwd?: string; withoutToken?: boolean } = {}): ComposeResult {
-  const env: NodeJS.ProcessEnv = { ...process.env, PYLEE_BOOTSTRAP_TOKEN: TOKEN, PYLEE_SECRET_KEY: 'ab'.repeat(32) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PYLEE_BOOTSTRAP_TOKEN: TOKEN,
+    PYLEE_SECRET_KEY: 'ab'.repeat(32),
+  };
   if (options.withoutToken) delete env.PYLEE_BOOTSTRAP_TOKEN;
   const result = spawnSync('docker-compose', ['-f', 'docker-compose.yml', ...args], {
     cwd: options.cwd ?? ROOT,
