@@ -217,22 +217,7 @@ export async function createVersion(
     if (input.from) base = (await findVersion(tx, server, input.from)).config;
     const config = checkVersionConfig({ ...base, ...configPart(input) });
 
-    let violation: string | undefined;
-    if (input.breaking) {
-      violation = breakingViolation(input.version, await previousStable(tx, server.id, input.version));
-      if (violation && !input.acknowledgeSemverViolation) {
-        throw new ConflictError(
-          `${violation}, or send acknowledgeSemverViolation: true with a reason`,
-          'breaking-without-major',
-        );
-      }
-      if (violation && !input.reason?.trim()) {
-        throw new BadRequestError(
-          'acknowledgeSemverViolation needs a reason, recorded in the audit trail (e.g. "only removes a tool nobody calls")',
-          'reason-required',
-        );
-      }
-    }
+    const violation = input.breaking ? await checkBreaking(tx, server.id, input.version, input) : undefined;
 
     const [inserted] = await tx.query<VersionRow>(
       `INSERT INTO versions (id, org_id, server_id, version, version_key, prerelease, status, release_notes, breaking,
@@ -268,13 +253,7 @@ export async function createVersion(
         { existing: existing?.version },
       );
     }
-    for (const ref of packageRefs(config)) {
-      await tx.query(
-        `INSERT INTO version_packages (version_id, org_id, registry_type, identifier, package_version)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-        [inserted.id, ctx.principal.orgId, ref.registryType, ref.identifier, ref.version],
-      );
-    }
+    await writePackageRefs(tx, inserted.id, ctx.principal.orgId, config);
     await recordTransition(tx, ctx, inserted.id, null, status, input.reason ?? null);
     const target = { type: 'version', id: inserted.id, name: `${serverSlug}@${input.version}` };
     await appendAudit(tx, ctx, {
@@ -292,6 +271,44 @@ export async function createVersion(
     return inserted;
   });
   return versionDetail(db, ctx.principal, serverSlug, row);
+}
+
+/**
+ * Applies the breaking rule to a version marked breaking. Returns the violation when the caller
+ * acknowledged it (with a reason, for the audit trail); refuses it otherwise.
+ */
+async function checkBreaking(
+  tx: Queryable,
+  serverId: string,
+  version: string,
+  request: { acknowledgeSemverViolation?: boolean | undefined; reason?: string | undefined },
+): Promise<string | undefined> {
+  const violation = breakingViolation(version, await previousStable(tx, serverId, version));
+  if (!violation) return undefined;
+  if (!request.acknowledgeSemverViolation) {
+    throw new ConflictError(
+      `${violation}, or send acknowledgeSemverViolation: true with a reason`,
+      'breaking-without-major',
+    );
+  }
+  if (!request.reason?.trim()) {
+    throw new BadRequestError(
+      'acknowledgeSemverViolation needs a reason, recorded in the audit trail (e.g. "only removes a tool nobody calls")',
+      'reason-required',
+    );
+  }
+  return violation;
+}
+
+/** Records which packages a version references, for "where is this package used". */
+async function writePackageRefs(tx: Queryable, versionId: string, orgId: string, config: VersionConfig) {
+  for (const ref of packageRefs(config)) {
+    await tx.query(
+      `INSERT INTO version_packages (version_id, org_id, registry_type, identifier, package_version)
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+      [versionId, orgId, ref.registryType, ref.identifier, ref.version],
+    );
+  }
 }
 
 async function recordTransition(
@@ -462,19 +479,7 @@ export async function updateVersion(
     const breaking = patch.breaking ?? current.breaking;
     let violation = current.semver_violation;
     if (patch.breaking === true && !current.breaking) {
-      violation = breakingViolation(version, await previousStable(tx, server.id, version)) ?? null;
-      if (violation && !patch.acknowledgeSemverViolation) {
-        throw new ConflictError(
-          `${violation}, or send acknowledgeSemverViolation: true with a reason`,
-          'breaking-without-major',
-        );
-      }
-      if (violation && !patch.reason?.trim()) {
-        throw new BadRequestError(
-          'acknowledgeSemverViolation needs a reason, recorded in the audit trail (e.g. "only removes a tool nobody calls")',
-          'reason-required',
-        );
-      }
+      violation = (await checkBreaking(tx, server.id, version, patch)) ?? null;
     }
     if (patch.breaking === false) violation = null;
 
@@ -510,13 +515,7 @@ export async function updateVersion(
     const next = updated as VersionRow;
     if (contentChange) {
       await tx.query('DELETE FROM version_packages WHERE version_id = $1', [current.id]);
-      for (const ref of packageRefs(config)) {
-        await tx.query(
-          `INSERT INTO version_packages (version_id, org_id, registry_type, identifier, package_version)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-          [current.id, ctx.principal.orgId, ref.registryType, ref.identifier, ref.version],
-        );
-      }
+      await writePackageRefs(tx, current.id, ctx.principal.orgId, config);
     }
     const target = { type: 'version', id: current.id, name: `${serverSlug}@${version}` };
     if (status !== current.status) {
