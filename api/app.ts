@@ -14,6 +14,7 @@ import { installAuth } from './plugins/auth.ts';
 import { installRateLimit } from './plugins/rate-limit.ts';
 import { accessLogRoutes } from './routes/access-log.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { ingestKeyRoutes } from './routes/ingest-keys.ts';
 import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { registryRoutes } from './routes/registry.ts';
@@ -94,6 +95,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(versionRoutes(stores.db, deps.secretBox));
       await v1.register(variableRoutes(stores.db, deps.secretBox));
       await v1.register(registryRoutes(stores.db));
+      await v1.register(ingestKeyRoutes(stores.db));
     },
     { prefix: API_PREFIX },
   );

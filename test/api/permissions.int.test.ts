@@ -179,6 +179,26 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: 'GET',
+    route: '/api/v1/ingest-keys',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/ingest-keys' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/ingest-keys',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/ingest-keys', body: { name: fresh(), server: 'matrix' } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/ingest-keys/:id',
+    needs: 'write',
+    request: async () => ({
+      url: `/api/v1/ingest-keys/${(await asAdmin('POST', '/api/v1/ingest-keys', { name: fresh() })).id as string}`,
+    }),
+  },
+  {
+    method: 'GET',
     route: '/api/v1/registry',
     needs: 'read',
     request: async () => ({ url: '/api/v1/registry' }),

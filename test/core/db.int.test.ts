@@ -82,13 +82,14 @@ describe.each(DB_DRIVERS)('Postgres store on $name', (driver) => {
       try {
         const results = await Promise.all([migrateDb(db), migrateDb(other)]);
 
-        expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2']);
+        expect(results.map((r) => r.join(',')).sort()).toEqual(['', '1,2,3']);
       } finally {
         if (other !== db) await other.close();
       }
       expect(await db.query('SELECT version, name FROM schema_migrations ORDER BY version')).toEqual([
         { version: 1, name: 'orgs_tokens_audit' },
         { version: 2, name: 'registry' },
+        { version: 3, name: 'ingest_keys' },
       ]);
       expect(await tableExists(db, 'audit_events')).toBe(true);
     });
@@ -100,6 +101,7 @@ describe.each(DB_DRIVERS)('Postgres store on $name', (driver) => {
       expect(await db.query('SELECT version, name FROM schema_migrations ORDER BY version')).toEqual([
         { version: 1, name: 'orgs_tokens_audit' },
         { version: 2, name: 'registry' },
+        { version: 3, name: 'ingest_keys' },
       ]);
     });
 
