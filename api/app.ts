@@ -19,6 +19,7 @@ import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { registryRoutes } from './routes/registry.ts';
 import { serverRoutes } from './routes/servers.ts';
+import { telemetryRoutes } from './routes/telemetry.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { variableRoutes } from './routes/variables.ts';
 import { versionRoutes } from './routes/versions.ts';
@@ -96,6 +97,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(variableRoutes(stores.db, deps.secretBox));
       await v1.register(registryRoutes(stores.db));
       await v1.register(ingestKeyRoutes(stores.db));
+      await v1.register(telemetryRoutes(stores.db, stores.warehouse));
     },
     { prefix: API_PREFIX },
   );

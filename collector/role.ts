@@ -11,7 +11,12 @@ export function collectorRole(deps: RoleDeps): Role & { url: string | undefined 
     name: 'collector',
     url: undefined as string | undefined,
     async start() {
-      app = await buildCollector({ stores: deps.stores, logger });
+      app = await buildCollector({
+        stores: deps.stores,
+        logger,
+        dataDir: deps.config.dataDir,
+        bodyLimit: deps.config.otlpBodyLimit,
+      });
       role.url = await listen(app, deps.config.host, deps.config.otlpPort, 'collector');
     },
     async stop() {

@@ -25,6 +25,9 @@ export interface Config {
   secretKey: Buffer | undefined;
   logLevel: LogLevel;
   apiBodyLimit: number;
+  otlpBodyLimit: number;
+  /** Days telemetry is kept: raw rows, per-minute and per-hour rollups. */
+  retention: { rawDays: number; minuteDays: number; hourDays: number };
   rateLimit: { max: number; windowMs: number };
   shutdownTimeoutMs: number;
 }
@@ -63,6 +66,23 @@ export const VARIABLES = {
   PYLEE_API_BODY_LIMIT: {
     description: 'Largest API request body, in bytes (suffixes KiB, MiB).',
     default: '1MiB',
+  },
+  PYLEE_OTLP_BODY_LIMIT: {
+    description:
+      'Largest OTLP request body, compressed or inflated (suffixes KiB, MiB); larger ones get 413.',
+    default: '16MiB',
+  },
+  PYLEE_TELEMETRY_RETENTION_RAW: {
+    description: 'How long raw requests and metric points are kept (whole days).',
+    default: '7d',
+  },
+  PYLEE_TELEMETRY_RETENTION_MINUTE: {
+    description: 'How long per-minute rollups are kept (whole days).',
+    default: '90d',
+  },
+  PYLEE_TELEMETRY_RETENTION_HOUR: {
+    description: 'How long per-hour rollups are kept (whole days).',
+    default: '400d',
   },
   PYLEE_RATE_LIMIT_MAX: {
     description: 'API requests allowed per token (or client address) per window.',
@@ -123,6 +143,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { ro
     secretKey: secretKey('PYLEE_SECRET_KEY', get('PYLEE_SECRET_KEY')),
     logLevel: oneOf('PYLEE_LOG_LEVEL', get('PYLEE_LOG_LEVEL'), LOG_LEVELS),
     apiBodyLimit: bytes('PYLEE_API_BODY_LIMIT', get('PYLEE_API_BODY_LIMIT') as string),
+    otlpBodyLimit: bytes('PYLEE_OTLP_BODY_LIMIT', get('PYLEE_OTLP_BODY_LIMIT') as string),
+    retention: {
+      rawDays: days('PYLEE_TELEMETRY_RETENTION_RAW', get('PYLEE_TELEMETRY_RETENTION_RAW') as string),
+      minuteDays: days('PYLEE_TELEMETRY_RETENTION_MINUTE', get('PYLEE_TELEMETRY_RETENTION_MINUTE') as string),
+      hourDays: days('PYLEE_TELEMETRY_RETENTION_HOUR', get('PYLEE_TELEMETRY_RETENTION_HOUR') as string),
+    },
     rateLimit: {
       max: positiveInt('PYLEE_RATE_LIMIT_MAX', get('PYLEE_RATE_LIMIT_MAX') as string),
       windowMs: duration('PYLEE_RATE_LIMIT_WINDOW', get('PYLEE_RATE_LIMIT_WINDOW') as string),
@@ -215,6 +241,14 @@ export function duration(name: string, value: string): number {
     throw new ConfigError(name, `"${value}" is not a duration (e.g. 500ms, 30s, 5m, 1h, 7d)`);
   }
   return Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
+}
+
+/** A duration in whole days (`7d`, `48h`): ClickHouse TTLs here are kept per day. */
+function days(name: string, value: string): number {
+  const ms = duration(name, value);
+  if (ms % 86_400_000 !== 0)
+    throw new ConfigError(name, `"${value}" is not a whole number of days (e.g. 7d, 90d)`);
+  return ms / 86_400_000;
 }
 
 function closest(name: string, candidates: string[]): string | undefined {

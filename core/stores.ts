@@ -6,6 +6,7 @@ import type { Logger } from './logger.ts';
 import { openRedis, type RedisStore } from './queue/redis.ts';
 import { openWarehouse, type Warehouse } from './warehouse/client.ts';
 import { migrateWarehouse } from './warehouse/migrate.ts';
+import { applyRetention } from './warehouse/telemetry-queries.ts';
 
 /** The three planes' stores, opened and migrated. Roles receive this and never open stores themselves. */
 export interface Stores {
@@ -50,6 +51,7 @@ export async function openStores(config: Config, logger: Logger): Promise<Stores
     const warehouse = await openWarehouse(config);
     opened.push(warehouse);
     const [pgApplied, chApplied] = [await migrateDb(db), await migrateWarehouse(warehouse)];
+    await applyRetention(warehouse, config.retention);
     logger.info(
       {
         postgres: db.driver,

@@ -1,6 +1,5 @@
-import { ClickHouseError } from '@clickhouse/client';
 import type { Logger } from '../logger.ts';
-import type { Warehouse } from './client.ts';
+import { isClickHouseError, type Warehouse } from './client.ts';
 
 export interface AccessLogRow {
   org_id: string;
@@ -74,7 +73,7 @@ export class AccessLogWriter {
           clickhouse_settings: { date_time_input_format: 'best_effort' },
         });
       } catch (error) {
-        if (error instanceof ClickHouseError) {
+        if (isClickHouseError(error)) {
           // The server refused these rows themselves: retrying would block every row behind them.
           this.#logger.warn({ err: error, dropped: batch.length }, 'access log batch refused; dropped');
           continue;

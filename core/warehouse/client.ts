@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 
 /** The telemetry store: one client API (`@clickhouse/client`) for chDB and a ClickHouse server. */
@@ -54,4 +54,16 @@ export async function openWarehouse(options: {
     throw error;
   }
   return warehouse;
+}
+
+/**
+ * An error the ClickHouse server (or chDB) answered with, as opposed to a connection failure.
+ * chDB builds its errors from the CommonJS copy of @clickhouse/client-common, so `instanceof`
+ * against the class this ES module imports is false for them: the name is matched too.
+ */
+export function isClickHouseError(error: unknown): error is ClickHouseError {
+  return (
+    error instanceof ClickHouseError ||
+    (error instanceof Error && error.constructor.name === 'ClickHouseError')
+  );
 }

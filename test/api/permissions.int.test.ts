@@ -199,6 +199,24 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: 'GET',
+    route: '/api/v1/servers/:server/metrics',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/metrics?window=1h' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/versions/:version/summary',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/summary?window=1h' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/compare',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/compare?baseline=1.0.0&candidate=1.1.0-rc.1' }),
+  },
+  {
+    method: 'GET',
     route: '/api/v1/registry',
     needs: 'read',
     request: async () => ({ url: '/api/v1/registry' }),

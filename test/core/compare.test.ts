@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  compareOperations,
-  delta,
-  newErrorTypes,
-  statsDeltas,
-  type VersionStats,
-} from '#core/telemetry/compare.ts';
+import { delta, statsDeltas } from '#core/telemetry/compare.ts';
+import type { VersionStats } from '#core/warehouse/telemetry-queries.ts';
 
 const stats = (version: string, requests: number, errors: number, p95: number | null): VersionStats => ({
   version,
@@ -34,35 +29,5 @@ describe('comparison deltas', () => {
       absolute: null,
       relative: null,
     });
-  });
-
-  it('pairs operations from both sides, busiest first, with null where a side lacks one', () => {
-    const ops = compareOperations(
-      [
-        { operation: 'tools/call forecast', ...stats('1.0.0', 100, 1, 50) },
-        { operation: 'tools/list', ...stats('1.0.0', 10, 0, 5) },
-      ],
-      [
-        { operation: 'tools/call forecast', ...stats('1.1.0', 90, 9, 80) },
-        { operation: 'tools/call alerts', ...stats('1.1.0', 200, 0, 30) },
-      ],
-    );
-    expect(ops.map((o) => o.operation)).toEqual(['tools/call alerts', 'tools/call forecast', 'tools/list']);
-    expect(ops[0]?.baseline).toBeNull();
-    expect(ops[2]?.candidate).toBeNull();
-    expect(ops[1]?.deltas.latency.p95).toEqual({ absolute: 30, relative: 0.6 });
-    expect(ops[1]?.candidate).not.toHaveProperty('operation');
-  });
-
-  it('lists error types new in the candidate', () => {
-    expect(
-      newErrorTypes(
-        [{ errorType: 'timeout', count: 3 }],
-        [
-          { errorType: 'timeout', count: 1 },
-          { errorType: 'tool_error', count: 7 },
-        ],
-      ),
-    ).toEqual([{ errorType: 'tool_error', count: 7 }]);
   });
 });

@@ -25,6 +25,8 @@ describe('loadConfig', () => {
       redisUrl: undefined,
       logLevel: 'info',
       apiBodyLimit: 1024 * 1024,
+      otlpBodyLimit: 16 * 1024 * 1024,
+      retention: { rawDays: 7, minuteDays: 90, hourDays: 400 },
       rateLimit: { max: 1200, windowMs: 60_000 },
       shutdownTimeoutMs: 15_000,
     });
@@ -45,6 +47,10 @@ describe('loadConfig', () => {
       PYLEE_SECRET_KEY: 'ab'.repeat(32),
       PYLEE_LOG_LEVEL: 'debug',
       PYLEE_API_BODY_LIMIT: '16MiB',
+      PYLEE_OTLP_BODY_LIMIT: '4MiB',
+      PYLEE_TELEMETRY_RETENTION_RAW: '2d',
+      PYLEE_TELEMETRY_RETENTION_MINUTE: '30d',
+      PYLEE_TELEMETRY_RETENTION_HOUR: '365d',
       PYLEE_RATE_LIMIT_MAX: '10',
       PYLEE_RATE_LIMIT_WINDOW: '30s',
       PYLEE_SHUTDOWN_TIMEOUT: '500ms',
@@ -62,6 +68,8 @@ describe('loadConfig', () => {
       secretKey: Buffer.alloc(32, 0xab),
       logLevel: 'debug',
       apiBodyLimit: 16 * 1024 * 1024,
+      otlpBodyLimit: 4 * 1024 * 1024,
+      retention: { rawDays: 2, minuteDays: 30, hourDays: 365 },
       rateLimit: { max: 10, windowMs: 30_000 },
       shutdownTimeoutMs: 500,
     });
@@ -95,6 +103,8 @@ describe('loadConfig', () => {
     ['PYLEE_SHUTDOWN_TIMEOUT', '10', 'not a duration'],
     ['PYLEE_HOST', 'a host', 'not a host'],
     ['PYLEE_SECRET_KEY', 'too-short', '32 bytes'],
+    ['PYLEE_TELEMETRY_RETENTION_RAW', '36h', 'whole number of days'],
+    ['PYLEE_OTLP_BODY_LIMIT', 'big', 'not a size'],
     ['PYLEE_SECRET_KEY', 'ab'.repeat(31), '32 bytes'],
   ])('rejects %s=%s naming the variable and why', (name, value, why) => {
     const error = errorOf({ [name]: value });

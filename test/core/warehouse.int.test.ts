@@ -171,15 +171,21 @@ describe.each(WAREHOUSE_DRIVERS)('warehouse on $name', (driver) => {
 
   describe('migrations', () => {
     it('applies the migrations on a new warehouse and records them', async () => {
-      expect(firstMigration).toEqual([1]);
+      expect(firstMigration).toEqual([1, 2, 3]);
       expect(await select('SELECT version, name FROM schema_migrations FINAL ORDER BY version')).toEqual([
         { version: 1, name: 'access_log' },
+        { version: 2, name: 'requests' },
+        { version: 3, name: 'metric_points' },
       ]);
     });
 
     it('applies nothing on a second run', async () => {
       expect(await migrateWarehouse(warehouse)).toEqual([]);
-      expect(await select('SELECT version FROM schema_migrations FINAL')).toEqual([{ version: 1 }]);
+      expect(await select('SELECT version FROM schema_migrations FINAL ORDER BY version')).toEqual([
+        { version: 1 },
+        { version: 2 },
+        { version: 3 },
+      ]);
     });
 
     it('runs every statement of a migration file, skipping its comments', async () => {

@@ -1,0 +1,575 @@
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_SERVICE_NAME,
+  ATTR_SERVICE_VERSION,
+} from '@opentelemetry/semantic-conventions';
+import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
+import {
+  seriesKey,
+  type DeltaBatch,
+  type DeltaTracker,
+  type ExponentialPoint,
+  type ExponentialSide,
+} from './delta.ts';
+import {
+  AggregationTemporality,
+  SpanKind,
+  StatusCode,
+  type AnyValue,
+  type Attributes,
+  type ExponentialHistogramDataPoint,
+  type HistogramDataPoint,
+  type InstrumentationScope,
+  type Metric,
+  type MetricsRequest,
+  type NumberDataPoint,
+  type TracesRequest,
+} from './otlp/decode.ts';
+
+/**
+ * Mapping of decoded OTLP data to Pylee's rows, by the OpenTelemetry semantic conventions.
+ *
+ * Resource: `service.name` → server (`unknown_service` when absent, as OpenTelemetry does),
+ * `service.version` → version, `deployment.environment.name` (else the older
+ * `deployment.environment`) → environment; '' when absent.
+ *
+ * Spans: only SERVER spans are requests; others are accepted and not stored. A request is an error
+ * when its status is ERROR, `http.response.status_code` >= 500, `error.type` is set, or the MCP
+ * tool result had `isError` — which the MCP conventions record as `error.type = tool_error`
+ * (covered by the `error.type` rule); the boolean `mcp.tool.result.is_error` that some MCP
+ * instrumentations (Sentry's) set is accepted too. `error_type` is `error.type`, else `5xx` for a
+ * server error status, else `tool_error`, else `_OTHER` (the conventions' fallback).
+ * Operation: `{mcp.method.name} {target}` for MCP, target being `gen_ai.tool.name` (else
+ * `gen_ai.prompt.name`) and omitted when absent; else `{http.request.method} {http.route}` when
+ * the span has a route; else the span name.
+ *
+ * Metrics: only the names in {@link METRIC_NAMES} are stored; others are ignored, not rejected.
+ */
+
+// Stable semantic-convention names come from the package; incubating ones are copied, as that
+// package advises, since they may still change.
+export const ATTR_DEPLOYMENT_ENVIRONMENT_NAME = 'deployment.environment.name';
+export const ATTR_DEPLOYMENT_ENVIRONMENT = 'deployment.environment';
+export const ATTR_MCP_METHOD_NAME = 'mcp.method.name';
+export const ATTR_MCP_SESSION_ID = 'mcp.session.id';
+export const ATTR_GEN_AI_TOOL_NAME = 'gen_ai.tool.name';
+export const ATTR_GEN_AI_PROMPT_NAME = 'gen_ai.prompt.name';
+export const ATTR_MCP_TOOL_RESULT_IS_ERROR = 'mcp.tool.result.is_error';
+const ATTR_HTTP_STATUS_CODE_OLD = 'http.status_code';
+const ATTR_HTTP_METHOD_OLD = 'http.method';
+
+export const UNKNOWN_SERVICE = 'unknown_service';
+export const ERROR_TYPE_TOOL = 'tool_error';
+export const ERROR_TYPE_OTHER = '_OTHER';
+
+/** The metrics Pylee stores. */
+export const METRIC_NAMES: ReadonlySet<string> = new Set([
+  'http.server.request.duration',
+  'mcp.server.operation.duration',
+  'process.cpu.utilization',
+  'process.cpu.time',
+  'process.memory.usage',
+]);
+
+/** The default cap on a stored attribute value, in UTF-16 code units. */
+export const DEFAULT_MAX_ATTRIBUTE_LENGTH = 4096;
+
+/** Exponential histograms: the scale range the OTLP data model allows, and a bucket cap per side. */
+export const MIN_EXPONENTIAL_SCALE = -10;
+export const MAX_EXPONENTIAL_SCALE = 20;
+export const MAX_EXPONENTIAL_BUCKETS = 4096;
+
+/** Data-point flag: the point has no recorded value (a staleness marker). */
+const FLAG_NO_RECORDED_VALUE = 1;
+/** The largest nanosecond time accepted (int64 max, 2262-04-11): later times are not real. */
+const MAX_TIME_NANOS = 2n ** 63n - 1n;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+const ZERO_ID = /^0+$/;
+
+export interface MappingContext {
+  orgId: string;
+  /** The server an ingest key is bound to: data from any other `service.name` is rejected. */
+  serverBinding?: string | null;
+  /** Longer attribute values are truncated to this many UTF-16 code units. @defaultValue 4096 */
+  maxAttributeLength?: number;
+}
+
+export interface SpanMapping {
+  rows: RequestRow[];
+  /** Invalid spans (no ids, no times) and spans refused by the key's server binding. */
+  rejected: number;
+  errorMessage?: string;
+}
+
+export interface MetricMapping {
+  rows: MetricPointRow[];
+  rejected: number;
+  errorMessage?: string;
+  /**
+   * Undoes the cumulative-series state this mapping advanced; call when the rows could not be
+   * stored, so the exporter's retry is diffed again rather than skipped as already seen.
+   */
+  rollback(): void;
+}
+
+/** Maps the SERVER spans of an export request to request rows. */
+export function mapSpans(req: TracesRequest, ctx: MappingContext): SpanMapping {
+  const max = ctx.maxAttributeLength ?? DEFAULT_MAX_ATTRIBUTE_LENGTH;
+  const rows: RequestRow[] = [];
+  const rejections = new Rejections('span');
+  for (const rs of req.resourceSpans) {
+    const resource = resourceDimensions(rs.resource.attributes, ctx, max);
+    for (const ss of rs.scopeSpans) {
+      for (const span of ss.spans) {
+        if (resource.refused) {
+          rejections.add(resource.refused);
+          continue;
+        }
+        if (span.kind !== SpanKind.SERVER) continue;
+        const problem = spanProblem(span.traceId, span.spanId, span.startTimeUnixNano, span.endTimeUnixNano);
+        if (problem) {
+          rejections.add(problem);
+          continue;
+        }
+        const a = span.attributes;
+        const httpStatus =
+          intAttr(a, ATTR_HTTP_RESPONSE_STATUS_CODE) ?? intAttr(a, ATTR_HTTP_STATUS_CODE_OLD) ?? 0;
+        const errorType = stringAttr(a, ATTR_ERROR_TYPE, max);
+        const toolError = a.get(ATTR_MCP_TOOL_RESULT_IS_ERROR) === true;
+        const serverError = httpStatus >= 500 && httpStatus <= 599;
+        const error = span.status.code === StatusCode.ERROR || serverError || errorType !== '' || toolError;
+        const mcpMethod = stringAttr(a, ATTR_MCP_METHOD_NAME, max);
+        const tool = stringAttr(a, ATTR_GEN_AI_TOOL_NAME, max);
+        rows.push({
+          org_id: ctx.orgId,
+          server: resource.server,
+          environment: resource.environment,
+          version: resource.version,
+          operation: operationOf(a, max) || truncate(span.name, max),
+          time: isoTime(span.startTimeUnixNano),
+          duration_ms: Number(span.endTimeUnixNano - span.startTimeUnixNano) / 1e6,
+          error: error ? 1 : 0,
+          error_type: !error
+            ? ''
+            : errorType ||
+              (serverError
+                ? `${Math.floor(httpStatus / 100)}xx`
+                : toolError
+                  ? ERROR_TYPE_TOOL
+                  : ERROR_TYPE_OTHER),
+          http_status: httpStatus,
+          mcp_method: mcpMethod,
+          tool,
+          trace_id: span.traceId,
+          span_id: span.spanId,
+          session_id: stringAttr(a, ATTR_MCP_SESSION_ID, max),
+        });
+      }
+    }
+  }
+  return { rows, ...rejections.result() };
+}
+
+/**
+ * Maps the data points of the metrics in {@link METRIC_NAMES} to metric point rows, turning
+ * cumulative series into deltas with `delta`. Call `rollback()` on the result if the rows cannot be stored.
+ */
+export function mapMetrics(req: MetricsRequest, ctx: MappingContext, delta: DeltaTracker): MetricMapping {
+  const max = ctx.maxAttributeLength ?? DEFAULT_MAX_ATTRIBUTE_LENGTH;
+  const batch = delta.batch();
+  const rows: MetricPointRow[] = [];
+  const rejections = new Rejections('data point');
+  for (const rm of req.resourceMetrics) {
+    const resource = resourceDimensions(rm.resource.attributes, ctx, max);
+    for (const sm of rm.scopeMetrics) {
+      for (const metric of sm.metrics) {
+        if (resource.refused) {
+          rejections.add(resource.refused, pointCount(metric));
+          continue;
+        }
+        if (!METRIC_NAMES.has(metric.name)) continue;
+        const mapper = new MetricMapper(ctx, metric, sm.scope, rm.resource.attributes, resource, batch, max);
+        mapper.map(rows, rejections);
+      }
+    }
+  }
+  return { rows, ...rejections.result(), rollback: () => batch.rollback() };
+}
+
+interface ResourceDimensions {
+  server: string;
+  environment: string;
+  version: string;
+  /** Why every item of this resource is refused (the key's server binding), if it is. */
+  refused?: string;
+}
+
+function resourceDimensions(attributes: Attributes, ctx: MappingContext, max: number): ResourceDimensions {
+  const serviceName = stringAttr(attributes, ATTR_SERVICE_NAME, max);
+  const environment =
+    stringAttr(attributes, ATTR_DEPLOYMENT_ENVIRONMENT_NAME, max) ||
+    stringAttr(attributes, ATTR_DEPLOYMENT_ENVIRONMENT, max);
+  const version = stringAttr(attributes, ATTR_SERVICE_VERSION, max);
+  const binding = ctx.serverBinding;
+  if (binding) {
+    // A key bound to one server vouches for data that names no service at all.
+    if (serviceName && serviceName !== binding) {
+      return {
+        server: serviceName,
+        environment,
+        version,
+        refused: `the ingest key is bound to server ${JSON.stringify(binding)} but service.name is ${JSON.stringify(serviceName.slice(0, 200))}`,
+      };
+    }
+    return { server: binding, environment, version };
+  }
+  return { server: serviceName || UNKNOWN_SERVICE, environment, version };
+}
+
+/** Operation from MCP or HTTP attributes; '' when there is neither (spans then use their name). */
+function operationOf(a: Attributes, max: number): string {
+  const method = stringAttr(a, ATTR_MCP_METHOD_NAME, max);
+  if (method) {
+    const target = stringAttr(a, ATTR_GEN_AI_TOOL_NAME, max) || stringAttr(a, ATTR_GEN_AI_PROMPT_NAME, max);
+    return truncate(target ? `${method} ${target}` : method, max);
+  }
+  const route = stringAttr(a, ATTR_HTTP_ROUTE, max);
+  if (route) {
+    const httpMethod =
+      stringAttr(a, ATTR_HTTP_REQUEST_METHOD, max) || stringAttr(a, ATTR_HTTP_METHOD_OLD, max);
+    return truncate(httpMethod ? `${httpMethod} ${route}` : route, max);
+  }
+  return '';
+}
+
+function spanProblem(traceId: string, spanId: string, start: bigint, end: bigint): string | undefined {
+  if (!TRACE_ID.test(traceId) || ZERO_ID.test(traceId))
+    return 'span has no valid trace_id (16 bytes, not all zero)';
+  if (!SPAN_ID.test(spanId) || ZERO_ID.test(spanId))
+    return 'span has no valid span_id (8 bytes, not all zero)';
+  if (start <= 0n || start > MAX_TIME_NANOS) return 'span has no valid start_time_unix_nano';
+  if (end < start || end > MAX_TIME_NANOS)
+    return 'span ends before it starts or has no valid end_time_unix_nano';
+  return undefined;
+}
+
+/** Counts rejected items by reason, for the partial-success error message. */
+class Rejections {
+  private readonly noun: string;
+  private readonly reasons = new Map<string, number>();
+  private total = 0;
+
+  constructor(noun: string) {
+    this.noun = noun;
+  }
+
+  add(reason: string, count = 1): void {
+    if (count <= 0) return;
+    this.total += count;
+    this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + count);
+  }
+
+  result(): { rejected: number; errorMessage?: string } {
+    if (this.total === 0) return { rejected: 0 };
+    const reasons = [...this.reasons].map(([reason, n]) => `${reason} (${n})`).join('; ');
+    return {
+      rejected: this.total,
+      errorMessage: `${this.total} ${this.noun}${this.total === 1 ? ' was' : 's were'} rejected: ${reasons}`,
+    };
+  }
+}
+
+function pointCount(metric: Metric): number {
+  return metric.data.type === 'other' ? metric.data.dataPointCount : metric.data.dataPoints.length;
+}
+
+class MetricMapper {
+  private readonly ctx: MappingContext;
+  private readonly metric: Metric;
+  private readonly scope: InstrumentationScope;
+  private readonly resourceAttributes: Attributes;
+  private readonly resource: ResourceDimensions;
+  private readonly batch: DeltaBatch;
+  private readonly max: number;
+
+  constructor(
+    ctx: MappingContext,
+    metric: Metric,
+    scope: InstrumentationScope,
+    resourceAttributes: Attributes,
+    resource: ResourceDimensions,
+    batch: DeltaBatch,
+    max: number,
+  ) {
+    this.ctx = ctx;
+    this.metric = metric;
+    this.scope = scope;
+    this.resourceAttributes = resourceAttributes;
+    this.resource = resource;
+    this.batch = batch;
+    this.max = max;
+  }
+
+  map(rows: MetricPointRow[], rejections: Rejections): void {
+    const data = this.metric.data;
+    const emit = (row: MetricPointRow | string | undefined) => {
+      if (typeof row === 'string') rejections.add(`${this.metric.name}: ${row}`);
+      else if (row) rows.push(row);
+    };
+    switch (data.type) {
+      case 'gauge':
+        for (const p of data.dataPoints) emit(this.number(p, 'gauge', undefined));
+        return;
+      case 'sum':
+        for (const p of data.dataPoints) emit(this.number(p, 'sum', data));
+        return;
+      case 'histogram':
+        for (const p of data.dataPoints) emit(this.histogram(p, data.aggregationTemporality));
+        return;
+      case 'exponentialHistogram':
+        for (const p of data.dataPoints) emit(this.exponential(p, data.aggregationTemporality));
+        return;
+      case 'other':
+        return;
+    }
+  }
+
+  private key(attributes: Attributes): string {
+    return seriesKey({
+      orgId: this.ctx.orgId,
+      resource: this.resourceAttributes,
+      scopeName: this.scope.name,
+      scopeVersion: this.scope.version,
+      metric: this.metric.name,
+      attributes,
+    });
+  }
+
+  /** Checks the times common to every point; a string is the reason to reject it. */
+  private times(p: { startTimeUnixNano: bigint; timeUnixNano: bigint }): string | undefined {
+    if (p.timeUnixNano <= 0n || p.timeUnixNano > MAX_TIME_NANOS)
+      return 'data point has no valid time_unix_nano';
+    if (p.startTimeUnixNano > p.timeUnixNano) return 'data point starts after its time_unix_nano';
+    return undefined;
+  }
+
+  private row(
+    p: { attributes: Attributes; startTimeUnixNano: bigint; timeUnixNano: bigint },
+    fields: Pick<MetricPointRow, 'kind' | 'count' | 'sum' | 'value' | 'bounds' | 'bucket_counts'>,
+  ): MetricPointRow {
+    const start = p.startTimeUnixNano > 0n ? p.startTimeUnixNano : p.timeUnixNano;
+    return {
+      org_id: this.ctx.orgId,
+      server: this.resource.server,
+      environment: this.resource.environment,
+      version: this.resource.version,
+      operation: operationOf(p.attributes, this.max),
+      metric: this.metric.name,
+      unit: truncate(this.metric.unit, this.max),
+      start_time: isoTime(start),
+      time: isoTime(p.timeUnixNano),
+      ...fields,
+    };
+  }
+
+  private number(
+    p: NumberDataPoint,
+    kind: 'gauge' | 'sum',
+    sum: { aggregationTemporality: number; isMonotonic: boolean } | undefined,
+  ): MetricPointRow | string | undefined {
+    if (p.flags & FLAG_NO_RECORDED_VALUE) return undefined;
+    const timeProblem = this.times(p);
+    if (timeProblem) return timeProblem;
+    if (p.value === undefined) return 'data point has neither as_double nor as_int';
+    const value = Number(p.value);
+    if (!Number.isFinite(value)) return 'data point value is not a finite number';
+    if (!sum) return this.row(p, { kind, count: 1, sum: value, value, bounds: [], bucket_counts: [] });
+    if (sum.aggregationTemporality === AggregationTemporality.DELTA) {
+      return this.row(p, { kind: 'sum', count: 1, sum: value, value, bounds: [], bucket_counts: [] });
+    }
+    if (sum.aggregationTemporality !== AggregationTemporality.CUMULATIVE) {
+      return 'sum has no aggregation_temporality';
+    }
+    if (!sum.isMonotonic) {
+      // A cumulative up-down counter (process.memory.usage) reports a level, not a running total.
+      return this.row(p, { kind: 'gauge', count: 1, sum: value, value, bounds: [], bucket_counts: [] });
+    }
+    const d = this.batch.sum(this.key(p.attributes), {
+      startTimeUnixNano: p.startTimeUnixNano,
+      timeUnixNano: p.timeUnixNano,
+      value,
+    });
+    if (!d) return undefined;
+    return this.row(
+      { ...p, startTimeUnixNano: d.startTimeUnixNano },
+      { kind: 'sum', count: 1, sum: d.value, value: d.value, bounds: [], bucket_counts: [] },
+    );
+  }
+
+  private histogram(p: HistogramDataPoint, temporality: number): MetricPointRow | string | undefined {
+    if (p.flags & FLAG_NO_RECORDED_VALUE) return undefined;
+    const timeProblem = this.times(p);
+    if (timeProblem) return timeProblem;
+    const bounds = p.explicitBounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (!Number.isFinite(bounds[i]!) || (i > 0 && bounds[i]! <= bounds[i - 1]!)) {
+        return 'histogram explicit_bounds are not finite and strictly increasing';
+      }
+    }
+    if (p.bucketCounts.length !== 0 && p.bucketCounts.length !== bounds.length + 1) {
+      return 'histogram bucket_counts must have one more entry than explicit_bounds';
+    }
+    const sum = p.sum ?? 0;
+    if (!Number.isFinite(sum)) return 'histogram sum is not a finite number';
+    const point = {
+      startTimeUnixNano: p.startTimeUnixNano,
+      timeUnixNano: p.timeUnixNano,
+      count: Number(p.count),
+      sum,
+      bounds,
+      bucketCounts: p.bucketCounts.map(Number),
+    };
+    if (temporality === AggregationTemporality.CUMULATIVE) {
+      const d = this.batch.histogram(this.key(p.attributes), point);
+      if (!d) return undefined;
+      Object.assign(point, d);
+    } else if (temporality !== AggregationTemporality.DELTA) {
+      return 'histogram has no aggregation_temporality';
+    }
+    return this.row(
+      { ...p, startTimeUnixNano: point.startTimeUnixNano },
+      {
+        kind: 'histogram',
+        count: point.count,
+        sum: point.sum,
+        value: 0,
+        bounds: [...point.bounds],
+        bucket_counts: [...point.bucketCounts],
+      },
+    );
+  }
+
+  private exponential(
+    p: ExponentialHistogramDataPoint,
+    temporality: number,
+  ): MetricPointRow | string | undefined {
+    if (p.flags & FLAG_NO_RECORDED_VALUE) return undefined;
+    const timeProblem = this.times(p);
+    if (timeProblem) return timeProblem;
+    if (p.scale < MIN_EXPONENTIAL_SCALE || p.scale > MAX_EXPONENTIAL_SCALE) {
+      return `exponential histogram scale ${p.scale} is outside ${MIN_EXPONENTIAL_SCALE}..${MAX_EXPONENTIAL_SCALE}`;
+    }
+    for (const side of [p.positive, p.negative]) {
+      if (side.bucketCounts.length > MAX_EXPONENTIAL_BUCKETS) {
+        return `exponential histogram has more than ${MAX_EXPONENTIAL_BUCKETS} buckets on one side`;
+      }
+      const top = (side.offset + side.bucketCounts.length) * 2 ** -p.scale;
+      if (
+        side.bucketCounts.length > 0 &&
+        !(Number.isFinite(2 ** top) && 2 ** (side.offset * 2 ** -p.scale) > 0)
+      ) {
+        return 'exponential histogram buckets reach beyond the range of a double';
+      }
+    }
+    const sum = p.sum ?? 0;
+    if (!Number.isFinite(sum)) return 'histogram sum is not a finite number';
+    let point: ExponentialPoint = {
+      startTimeUnixNano: p.startTimeUnixNano,
+      timeUnixNano: p.timeUnixNano,
+      count: Number(p.count),
+      sum,
+      scale: p.scale,
+      zeroCount: Number(p.zeroCount),
+      positive: { offset: p.positive.offset, bucketCounts: p.positive.bucketCounts.map(Number) },
+      negative: { offset: p.negative.offset, bucketCounts: p.negative.bucketCounts.map(Number) },
+    };
+    if (temporality === AggregationTemporality.CUMULATIVE) {
+      const d = this.batch.exponential(this.key(p.attributes), point);
+      if (!d) return undefined;
+      point = d;
+    } else if (temporality !== AggregationTemporality.DELTA) {
+      return 'exponential histogram has no aggregation_temporality';
+    }
+    const explicit = exponentialToExplicit(point);
+    return this.row(
+      { ...p, startTimeUnixNano: point.startTimeUnixNano },
+      {
+        kind: 'histogram',
+        count: point.count,
+        sum: point.sum,
+        value: 0,
+        bounds: explicit.bounds,
+        bucket_counts: explicit.bucketCounts,
+      },
+    );
+  }
+}
+
+/**
+ * Converts exponential buckets to explicit bounds. With base = 2^(2^-scale), positive bucket i
+ * covers (base^(offset+i), base^(offset+i+1)], so its upper bound is base^(offset+i+1); the zero
+ * bucket becomes the bucket with upper bound 0; negative bucket i covers
+ * [-base^(offset+i+1), -base^(offset+i)) and gets the upper bound -base^(offset+i). A final
+ * overflow bucket (above the last bound) is always empty.
+ */
+export function exponentialToExplicit(p: {
+  scale: number;
+  zeroCount: number;
+  positive: ExponentialSide;
+  negative: ExponentialSide;
+}): { bounds: number[]; bucketCounts: number[] } {
+  const exponent = 2 ** -p.scale;
+  const power = (index: number) => 2 ** (index * exponent);
+  const bounds: number[] = [];
+  const bucketCounts: number[] = [];
+  const neg = p.negative;
+  for (let i = neg.bucketCounts.length - 1; i >= 0; i--) {
+    bounds.push(-power(neg.offset + i));
+    bucketCounts.push(neg.bucketCounts[i]!);
+  }
+  bounds.push(0);
+  bucketCounts.push(p.zeroCount);
+  const pos = p.positive;
+  for (let i = 0; i < pos.bucketCounts.length; i++) {
+    bounds.push(power(pos.offset + i + 1));
+    bucketCounts.push(pos.bucketCounts[i]!);
+  }
+  bucketCounts.push(0);
+  return { bounds, bucketCounts };
+}
+
+/** Nanoseconds since the epoch → RFC 3339 with milliseconds (UTC). */
+export function isoTime(nanos: bigint): string {
+  return new Date(Number(nanos / 1_000_000n)).toISOString();
+}
+
+/** Cuts a value to `max` UTF-16 code units without splitting a surrogate pair. */
+export function truncate(value: string, max: number): string {
+  if (value.length <= max) return value;
+  let end = Math.max(0, max);
+  const last = value.charCodeAt(end - 1);
+  if (end > 0 && last >= 0xd800 && last <= 0xdbff) end--;
+  return value.slice(0, end);
+}
+
+/** A scalar attribute as text (numbers and booleans too), truncated; '' when absent or structured. */
+function stringAttr(a: Attributes, key: string, max: number): string {
+  const v: AnyValue | undefined = a.get(key);
+  if (typeof v === 'string') return truncate(v, max);
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean')
+    return truncate(String(v), max);
+  return '';
+}
+
+/** An integer attribute (an int, a whole double or a decimal string); undefined otherwise. */
+function intAttr(a: Attributes, key: string): number | undefined {
+  const v = a.get(key);
+  if (typeof v === 'bigint') return v >= -(2n ** 53n) && v <= 2n ** 53n ? Number(v) : undefined;
+  if (typeof v === 'number') return Number.isInteger(v) ? v : undefined;
+  if (typeof v === 'string' && /^\d{1,15}$/.test(v)) return Number(v);
+  return undefined;
+}

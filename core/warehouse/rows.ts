@@ -1,0 +1,52 @@
+/**
+ * The rows the collector writes to ClickHouse. Dimensions come first in every table's sort key:
+ * org, server, environment, version, operation, time. Unknown dimensions are '' (or
+ * `unknown_service` for a missing service.name, as OpenTelemetry does), never dropped.
+ */
+
+/** One SERVER span: a request the service handled. */
+export interface RequestRow {
+  org_id: string;
+  server: string;
+  environment: string;
+  version: string;
+  /** `tools/call weather_forecast` for MCP, else the HTTP route (`GET /items/{id}`), else the span name. */
+  operation: string;
+  /** Span start, RFC 3339 with milliseconds. */
+  time: string;
+  duration_ms: number;
+  error: 0 | 1;
+  /** `error.type`, else the HTTP status class or `tool_error` for an MCP tool result with isError. */
+  error_type: string;
+  http_status: number;
+  mcp_method: string;
+  tool: string;
+  trace_id: string;
+  span_id: string;
+  session_id: string;
+}
+
+/**
+ * One metric data point, as a delta over [start_time, time]. Histograms keep explicit bucket
+ * bounds and per-bucket counts (exponential histograms are converted to explicit bounds).
+ */
+export interface MetricPointRow {
+  org_id: string;
+  server: string;
+  environment: string;
+  version: string;
+  operation: string;
+  /** Semantic-convention name: http.server.request.duration, process.cpu.utilization, … */
+  metric: string;
+  unit: string;
+  /** 'histogram' | 'gauge' | 'sum' */
+  kind: string;
+  start_time: string;
+  time: string;
+  count: number;
+  sum: number;
+  /** Gauges: the value; sums: the delta. */
+  value: number;
+  bounds: number[];
+  bucket_counts: number[];
+}

@@ -1,0 +1,218 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+
+/** The tables the telemetry writer inserts into (and the only ones a spool file may name). */
+export const TELEMETRY_TABLES = ['requests', 'metric_points'] as const;
+export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
+
+/** One insert: its rows as JSONEachRow text and the deduplication token every attempt reuses. */
+export interface Batch {
+  table: TelemetryTable;
+  /** UUIDv7 chosen when the batch was formed; the `insert_deduplication_token` of every attempt. */
+  token: string;
+  rows: number;
+  /** JSONEachRow: one JSON object per line, each line ending with `\n`. */
+  body: string;
+}
+
+/** A batch file in the spool directory, oldest first by name (the token is time-ordered). */
+export interface SpoolEntry {
+  readonly name: string;
+  readonly bytes: number;
+}
+
+/** The spool is at its size bound; nothing was written. */
+export class SpoolFullError extends Error {
+  constructor(bytes: number, maxBytes: number) {
+    super(`the spool holds ${bytes} bytes and its limit is ${maxBytes}`);
+    this.name = 'SpoolFullError';
+  }
+}
+
+/** A spool file that cannot be a batch (damaged, or not written by Pylee). */
+export class SpoolFileError extends Error {
+  constructor(file: string, why: string) {
+    super(`spool file ${file} ${why}`);
+    this.name = 'SpoolFileError';
+  }
+}
+
+const FORMAT = 'pylee-spool/1';
+const TOKEN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const SUFFIX = '.jsonl';
+const TEMP_SUFFIX = '.tmp';
+
+export interface SpoolOptions {
+  /** Largest total size of the batch files; a write past it throws {@link SpoolFullError}. @defaultValue 1 GiB */
+  maxBytes?: number;
+}
+
+/**
+ * Batches that could not be inserted yet, one file per batch in `dir`, so they outlive the
+ * process. A file is written to a temporary name, fsynced, renamed and the directory fsynced: it
+ * is either complete or absent. Its first line is a header (format, table, token, row count); the
+ * rest is the JSONEachRow body, sent to ClickHouse as it is. Files ClickHouse refuses for their
+ * content go to `dir/rejected/`, kept for an operator rather than deleted.
+ */
+export class Spool {
+  readonly dir: string;
+  readonly rejectedDir: string;
+  readonly maxBytes: number;
+  /** Sorted oldest first. */
+  #entries: SpoolEntry[] = [];
+  #bytes = 0;
+  /** Bytes of writes in progress, counted against the bound before they land. */
+  #reserved = 0;
+
+  constructor(dir: string, options: SpoolOptions = {}) {
+    this.dir = dir;
+    this.rejectedDir = path.join(dir, 'rejected');
+    this.maxBytes = options.maxBytes ?? 1024 ** 3;
+    fs.mkdirSync(dir, { recursive: true });
+    for (const name of fs.readdirSync(dir).sort()) {
+      const file = path.join(dir, name);
+      // A temporary file is a write that never finished: its batch was never reported as spooled.
+      if (name.endsWith(TEMP_SUFFIX)) {
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      if (!name.endsWith(SUFFIX)) continue;
+      const bytes = fs.statSync(file).size;
+      this.#entries.push({ name, bytes });
+      this.#bytes += bytes;
+    }
+  }
+
+  /** Total size of the batch files, in bytes. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Number of batch files waiting. */
+  get files(): number {
+    return this.#entries.length;
+  }
+
+  /** The oldest batch file, if any. */
+  oldest(): SpoolEntry | undefined {
+    return this.#entries[0];
+  }
+
+  /** Writes `batch` durably; it is in the spool once this resolves. */
+  async write(batch: Batch): Promise<void> {
+    const name = `${batch.token}.${batch.table}${SUFFIX}`;
+    const text = `${JSON.stringify({ format: FORMAT, table: batch.table, token: batch.token, rows: batch.rows })}\n${batch.body}`;
+    const size = Buffer.byteLength(text);
+    if (this.#bytes + this.#reserved + size > this.maxBytes) {
+      throw new SpoolFullError(this.#bytes + this.#reserved, this.maxBytes);
+    }
+    this.#reserved += size;
+    try {
+      await writeDurably(this.dir, name, text);
+    } finally {
+      this.#reserved -= size;
+    }
+    this.#insertEntry({ name, bytes: size });
+    this.#bytes += size;
+  }
+
+  /** Reads a batch file back; throws {@link SpoolFileError} when it is not a whole batch. */
+  async read(entry: SpoolEntry): Promise<Batch> {
+    const text = await fsp.readFile(path.join(this.dir, entry.name), 'utf8');
+    const newline = text.indexOf('\n');
+    let header: { format?: unknown; table?: unknown; token?: unknown; rows?: unknown };
+    try {
+      header = JSON.parse(newline < 0 ? text : text.slice(0, newline)) as typeof header;
+    } catch {
+      throw new SpoolFileError(entry.name, 'has no header line');
+    }
+    const { format, table, token, rows } = header;
+    if (format !== FORMAT) throw new SpoolFileError(entry.name, `is not in format ${FORMAT}`);
+    if (!TELEMETRY_TABLES.includes(table as TelemetryTable)) {
+      throw new SpoolFileError(
+        entry.name,
+        `names table ${String(table)}, not one of ${TELEMETRY_TABLES.join(', ')}`,
+      );
+    }
+    if (typeof token !== 'string' || !TOKEN.test(token))
+      throw new SpoolFileError(entry.name, 'has no valid token');
+    const body = newline < 0 ? '' : text.slice(newline + 1);
+    const lines = countLines(body);
+    if (typeof rows !== 'number' || rows !== lines || (body.length > 0 && !body.endsWith('\n'))) {
+      throw new SpoolFileError(entry.name, `should hold ${String(rows)} rows but holds ${lines}`);
+    }
+    return { table: table as TelemetryTable, token, rows, body };
+  }
+
+  /** Deletes a batch file whose insert succeeded. */
+  async remove(entry: SpoolEntry): Promise<void> {
+    await fsp.rm(path.join(this.dir, entry.name), { force: true });
+    this.#forget(entry);
+  }
+
+  /** Moves a batch file ClickHouse refused for its content to `rejected/`, with the reason beside it. */
+  async reject(entry: SpoolEntry, reason: string): Promise<void> {
+    await fsp.mkdir(this.rejectedDir, { recursive: true });
+    await fsp.writeFile(path.join(this.rejectedDir, `${entry.name}.reason.txt`), `${reason}\n`);
+    await fsp.rename(path.join(this.dir, entry.name), path.join(this.rejectedDir, entry.name));
+    this.#forget(entry);
+  }
+
+  /** Writes a batch that was never spooled straight to `rejected/`. */
+  async writeRejected(batch: Batch, reason: string): Promise<void> {
+    await fsp.mkdir(this.rejectedDir, { recursive: true });
+    const name = `${batch.token}.${batch.table}${SUFFIX}`;
+    const header = JSON.stringify({
+      format: FORMAT,
+      table: batch.table,
+      token: batch.token,
+      rows: batch.rows,
+    });
+    await writeDurably(this.rejectedDir, name, `${header}\n${batch.body}`);
+    await fsp.writeFile(path.join(this.rejectedDir, `${name}.reason.txt`), `${reason}\n`);
+  }
+
+  #insertEntry(entry: SpoolEntry): void {
+    let i = this.#entries.length;
+    while (i > 0 && (this.#entries[i - 1] as SpoolEntry).name > entry.name) i--;
+    this.#entries.splice(i, 0, entry);
+  }
+
+  #forget(entry: SpoolEntry): void {
+    const i = this.#entries.findIndex((e) => e.name === entry.name);
+    if (i < 0) return;
+    this.#entries.splice(i, 1);
+    this.#bytes -= entry.bytes;
+  }
+}
+
+/** Write to a temporary name, fsync, rename, fsync the directory: the file is whole or absent. */
+async function writeDurably(dir: string, name: string, text: string): Promise<void> {
+  const temp = path.join(dir, `${name}${TEMP_SUFFIX}`);
+  try {
+    const handle = await fsp.open(temp, 'w');
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(temp, path.join(dir, name));
+  } catch (error) {
+    await fsp.rm(temp, { force: true }).catch(() => {});
+    throw error;
+  }
+  const dirHandle = await fsp.open(dir, 'r');
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+}
+
+function countLines(body: string): number {
+  let n = 0;
+  for (let i = body.indexOf('\n'); i >= 0; i = body.indexOf('\n', i + 1)) n++;
+  return n;
+}
