@@ -338,7 +338,7 @@ describe.each(WAREHOUSE_DRIVERS)('warehouse on $name', (driver) => {
       expect(drops.map((l) => l.dropped)).toEqual([1, 1]);
     });
 
-    it('logs a warning instead of throwing when ClickHouse refuses a batch', async () => {
+    it('drops and logs a batch ClickHouse refuses for its content, so later rows are not blocked', async () => {
       const org = randomUUID();
       const { logger, lines } = capturingLogger();
       const writer = new AccessLogWriter(warehouse, logger, MANUAL);
@@ -348,8 +348,11 @@ describe.each(WAREHOUSE_DRIVERS)('warehouse on $name', (driver) => {
 
       expect(await queryAccessLog(warehouse, org)).toEqual([]);
       expect(lines).toContainEqual(
-        expect.objectContaining({ msg: 'access log insert failed; will retry', rows: 1 }),
+        expect.objectContaining({ msg: 'access log batch refused; dropped', dropped: 1 }),
       );
+      writer.write(row(org, 1));
+      await writer.flush();
+      expect((await queryAccessLog(warehouse, org)).map((r) => r.requestId)).toEqual(['req-1']);
       await writer.close();
     });
 
