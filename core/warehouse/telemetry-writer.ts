@@ -241,6 +241,14 @@ export class TelemetryWriter {
     if (rows.length === 0) return;
     if (this.#memoryRows + rows.length <= this.#maxBufferedRows) {
       this.#buffer(table, rows);
+    } else if (this.#storeUp) {
+      // ClickHouse answers but is behind: push back rather than grow the spool, which is for outages.
+      this.#count('rejected', table, rows.length, 429);
+      throw new WriterOverloadedError(
+        429,
+        BEHIND_RETRY_AFTER_SECONDS,
+        `the collector is behind ClickHouse (${this.#memoryRows} rows waiting to be inserted); retry later`,
+      );
     } else {
       try {
         await this.#withRoomLock(() => this.#makeRoomFor(table, rows));

@@ -423,9 +423,10 @@ describe('TelemetryWriter when ClickHouse fails', () => {
     });
     setStore('answer-lost'); // the next insert runs, and its answer is lost
     await w.writeRequests(requests(org, 10));
-    // Memory holds 10: the first batch goes to the spool, and is replayed at once.
-    await w.writeRequests(requests(org, 10, 10));
+    await w.flush().catch(() => {}); // so the writer believes ClickHouse is down
     await until(() => !w.stats().storeUp);
+    // Memory holds 10 and ClickHouse looks down: the first batch goes to the spool.
+    await w.writeRequests(requests(org, 10, 10));
 
     expect(files()).toHaveLength(1); // stored, but the writer never heard
     expect((await stored(org)).rows).toBe(10);
@@ -536,6 +537,22 @@ function metricValues(collected: ResourceMetrics): Map<string, number> {
 }
 
 describe('TelemetryWriter self-telemetry', () => {
+  it('pushes back with 429 instead of spooling when ClickHouse answers but the writer is behind', async () => {
+    const org = randomUUID();
+    const w = writer({ batchSize: 100, maxBufferedRows: 10, minRetryDelayMs: 60_000 });
+    await w.writeRequests(requests(org, 10));
+    const refused = await w.writeRequests(requests(org, 5, 10)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(WriterOverloadedError);
+    expect(refused).toMatchObject({ status: 429, retryAfterSeconds: expect.any(Number) });
+    expect(w.stats()).toMatchObject({ spoolFiles: 0, bufferedRows: 10 });
+    await w.flush();
+    expect((await stored(org)).rows).toBe(10);
+    await w.close();
+  });
+
   it('reports accepted, spooled and inserted rows, batch sizes, insert durations, queue depth and spool size', async () => {
     const reader = new TestReader();
     const provider = new MeterProvider({ readers: [reader] });
@@ -545,8 +562,9 @@ describe('TelemetryWriter self-telemetry', () => {
       const w = writer({ batchSize: 100, maxBufferedRows: 10, minRetryDelayMs: 60_000 });
       setStore('down');
       await w.writeRequests(requests(org, 10));
+      await w.flush().catch(() => {}); // the insert fails once: the writer learns ClickHouse is down
+      await until(() => !w.stats().storeUp);
       await w.writeRequests(requests(org, 5, 10)); // memory holds 10: the first 10 go to the spool
-      await until(() => !w.stats().storeUp); // and their replay fails once
 
       const during = metricValues((await reader.collect()).resourceMetrics);
       expect(during.get('pylee.collector.rows.accepted')).toBe(15);

@@ -1,0 +1,717 @@
+// OTLP ingest throughput of the collector: protobuf traces and metrics, serialized by the
+// OpenTelemetry JS SDK's own serializers, posted by concurrent clients to the real collector
+// (fastify, ingest-key auth, decode, mapping, TelemetryWriter → chDB), next to two references
+// measured in the same run: (a) the same mapped rows inserted straight into chDB (the store's
+// limit) and (b) a no-op fastify route taking the same bodies (the HTTP limit). Then the latency
+// of `compareVersions` over BENCH_COMPARE_ROWS raw request rows generated inside ClickHouse.
+//
+// Everything shares this machine's cores: the collector's event loop, chDB's threads and the
+// client (a worker thread), so "per core" is the rate divided by os.availableParallelism().
+//
+// Run: npm run bench:ingest   (prints a table, writes bench/results/ingest.json)
+//   BENCH_SECONDS (15) posting time per phase, BENCH_CONCURRENCY (8) concurrent clients,
+//   BENCH_COMPARE_ROWS (10000000) rows under `compare`.
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
+import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
+import { ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import Fastify from 'fastify';
+import { buildCollector } from '#collector/app.ts';
+import { DeltaTracker } from '#collector/delta.ts';
+import { mapMetrics, mapSpans } from '#collector/mapping.ts';
+import { decodeMetrics, decodeTraces } from '#collector/otlp/decode.ts';
+import { newId } from '#core/ids.ts';
+import type { Warehouse } from '#core/warehouse/client.ts';
+import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
+import { compareVersions, resolution } from '#core/warehouse/telemetry-queries.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi } from '#test/helpers/api.ts';
+import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const COMPARE_ROWS = Number(process.env.BENCH_COMPARE_ROWS ?? 10_000_000);
+const CORES = os.availableParallelism();
+const BODIES = 50;
+const SPANS_PER_BODY = 1000;
+const STORE_BATCH = 10_000;
+const SERVER = 'weather-mcp';
+const VERSIONS = ['1.0.0', '1.1.0', '1.2.0'];
+const TOOLS = Array.from({ length: 25 }, (_, i) => `tool_${i}`);
+const PROTOBUF = 'application/x-protobuf';
+const HOUR_MS = 3_600_000;
+
+const resourceOf = (version: string) =>
+  resourceFromAttributes({
+    'service.name': SERVER,
+    'service.version': version,
+    'deployment.environment.name': 'production',
+    'service.instance.id': `instance-${version}`,
+  });
+
+/** 50 bodies of 1,000 MCP `tools/call` SERVER spans (2 % failed), one version per body. */
+async function traceBodies(): Promise<Uint8Array[]> {
+  const exporter = new InMemorySpanExporter();
+  const providers = VERSIONS.map(
+    (version) =>
+      new BasicTracerProvider({
+        resource: resourceOf(version),
+        spanProcessors: [new SimpleSpanProcessor(exporter)],
+      }),
+  );
+  const bodies: Uint8Array[] = [];
+  const start = Date.now() - 10 * 60_000;
+  for (let b = 0; b < BODIES; b++) {
+    const provider = providers[b % VERSIONS.length]!;
+    const tracer = provider.getTracer('@modelcontextprotocol/sdk', '1.17.0');
+    for (let i = 0; i < SPANS_PER_BODY; i++) {
+      const n = b * SPANS_PER_BODY + i;
+      const tool = TOOLS[n % TOOLS.length]!;
+      const began = start + n * 5;
+      const span = tracer.startSpan(`tools/call ${tool}`, {
+        kind: SpanKind.SERVER,
+        startTime: began,
+        attributes: {
+          'mcp.method.name': 'tools/call',
+          'gen_ai.tool.name': tool,
+          'gen_ai.operation.name': 'execute_tool',
+          'mcp.session.id': `session-${n % 400}`,
+          'mcp.protocol.version': '2025-06-18',
+          'jsonrpc.request.id': String(n),
+          'network.transport': 'tcp',
+          'client.address': `10.0.${n % 7}.${n % 250}`,
+        },
+      });
+      if (n % 50 === 7) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream timeout' });
+        span.setAttribute('error.type', n % 100 === 7 ? 'timeout' : 'tool_error');
+      }
+      span.end(began + 3 + (n % 97));
+    }
+    await provider.forceFlush();
+    const body = ProtobufTraceSerializer.serializeRequest(exporter.getFinishedSpans());
+    if (!body) throw new Error('the trace serializer produced no body');
+    bodies.push(body);
+    exporter.reset();
+  }
+  await Promise.all(providers.map((p) => p.shutdown()));
+  return bodies;
+}
+
+/** Collects on demand; delta temporality, so each collection holds what was recorded since the last. */
+class ManualReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA });
+  }
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const DURATION_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+/**
+ * 50 bodies of 1,000 histogram points each: `mcp.server.operation.duration` by tool × error.type ×
+ * protocol version (500 series) and `http.server.request.duration` by route × method × status ×
+ * scheme (500 series), delta temporality. Returns the bodies and their exact point counts.
+ */
+async function metricBodies(): Promise<{ bodies: Uint8Array[]; points: number[] }> {
+  const meters = VERSIONS.map((version) => {
+    const reader = new ManualReader();
+    const provider = new MeterProvider({ resource: resourceOf(version), readers: [reader] });
+    const meter = provider.getMeter('@modelcontextprotocol/sdk', '1.17.0');
+    const histogram = (name: string) =>
+      meter.createHistogram(name, { unit: 's', advice: { explicitBucketBoundaries: DURATION_BOUNDS } });
+    return {
+      provider,
+      reader,
+      mcp: histogram('mcp.server.operation.duration'),
+      http: histogram('http.server.request.duration'),
+    };
+  });
+  const mcpSeries: Attributes[] = [];
+  for (const tool of TOOLS)
+    for (const errorType of ['', 'timeout', 'tool_error', 'invalid_params'])
+      for (const protocol of ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25', 'draft']) {
+        mcpSeries.push({
+          'mcp.method.name': 'tools/call',
+          'gen_ai.tool.name': tool,
+          'mcp.protocol.version': protocol,
+          ...(errorType ? { 'error.type': errorType } : {}),
+        });
+      }
+  const httpSeries: Attributes[] = [];
+  for (const tool of TOOLS)
+    for (const method of ['GET', 'POST'])
+      for (const status of [200, 201, 400, 404, 500])
+        for (const scheme of ['http', 'https']) {
+          httpSeries.push({
+            'http.request.method': method,
+            'http.route': `/api/${tool}/{id}`,
+            'http.response.status_code': status,
+            'url.scheme': scheme,
+          });
+        }
+  const bodies: Uint8Array[] = [];
+  const points: number[] = [];
+  for (let b = 0; b < BODIES; b++) {
+    const m = meters[b % VERSIONS.length]!;
+    for (let k = 0; k < 3; k++) {
+      for (const [i, attributes] of mcpSeries.entries()) m.mcp.record(((b + i + k) % 400) / 100, attributes);
+      for (const [i, attributes] of httpSeries.entries())
+        m.http.record(((b * 7 + i + k) % 300) / 1000, attributes);
+    }
+    const { resourceMetrics, errors } = await m.reader.collect();
+    if (errors.length > 0) throw new Error(`metric collection failed: ${String(errors[0])}`);
+    let count = 0;
+    for (const scope of resourceMetrics.scopeMetrics)
+      for (const metric of scope.metrics) count += metric.dataPoints.length;
+    const body = ProtobufMetricsSerializer.serializeRequest(resourceMetrics);
+    if (!body) throw new Error('the metrics serializer produced no body');
+    bodies.push(body);
+    points.push(count);
+  }
+  await Promise.all(meters.map((m) => m.provider.shutdown()));
+  return { bodies, points };
+}
+
+// The clients run in a worker thread, so posting does not take the collector's event loop. Plain
+// JavaScript, because an eval'd worker is not type-stripped.
+const CLIENT = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { url, headers, bodies, items, seconds, concurrency } = workerData;
+parentPort.once('message', async () => {
+  const began = performance.now();
+  const deadline = began + seconds * 1000;
+  const statuses = {};
+  const latencies = [];
+  const failures = [];
+  let accepted = 0;
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < deadline) {
+      const i = next++ % bodies.length;
+      const sent = performance.now();
+      try {
+        const res = await fetch(url, { method: 'POST', headers, body: bodies[i] });
+        await res.arrayBuffer();
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        if (res.status === 200) accepted += items[i];
+      } catch (error) {
+        statuses.failed = (statuses.failed ?? 0) + 1;
+        if (failures.length < 3) failures.push(String(error));
+      }
+      latencies.push(performance.now() - sent);
+    }
+  }));
+  parentPort.postMessage({ ms: performance.now() - began, posts: latencies.length, accepted, statuses, latencies, failures });
+});
+parentPort.postMessage('ready');
+`;
+
+interface ClientResult {
+  ms: number;
+  posts: number;
+  /** Spans or points in bodies answered 200. */
+  accepted: number;
+  statuses: Record<string, number>;
+  latencies: number[];
+  failures: string[];
+}
+
+interface Run {
+  /** performance.now() when the clients were told to start. */
+  began: number;
+  clients: ClientResult;
+  /** Event-loop utilization of this (the server's) thread while the clients posted. */
+  elu: number;
+  /** Process CPU (server, chDB, client worker) while the clients posted, as a share of all cores. */
+  cpu: number;
+}
+
+/** Posts `bodies` round-robin to `url` from CONCURRENCY concurrent clients for SECONDS. */
+async function drive(url: string, key: string, bodies: Uint8Array[], items: number[]): Promise<Run> {
+  const worker = new Worker(CLIENT, {
+    eval: true,
+    workerData: {
+      url,
+      headers: { 'content-type': PROTOBUF, authorization: `Bearer ${key}` },
+      bodies,
+      items,
+      seconds: SECONDS,
+      concurrency: CONCURRENCY,
+    },
+  });
+  try {
+    await once(worker, 'message');
+    const elu = performance.eventLoopUtilization();
+    const cpu = process.cpuUsage();
+    const began = performance.now();
+    worker.postMessage('go');
+    const [clients] = (await once(worker, 'message')) as [ClientResult];
+    const used = process.cpuUsage(cpu);
+    return {
+      began,
+      clients,
+      elu: performance.eventLoopUtilization(elu).utilization,
+      cpu: (used.user + used.system) / 1000 / clients.ms / CORES,
+    };
+  } finally {
+    await worker.terminate();
+  }
+}
+
+const quantile = (xs: number[], q: number) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+};
+
+const median = (xs: number[]) => quantile(xs, 0.5);
+
+async function count(warehouse: Warehouse, table: string, org: string): Promise<number> {
+  const result = await warehouse.client.query({
+    query: `SELECT count() AS n FROM ${table} WHERE org_id = {org:String}`,
+    query_params: { org },
+    format: 'JSONEachRow',
+  });
+  return Number(((await result.json()) as { n: number }[])[0]?.n ?? 0);
+}
+
+/** Batch files waiting in the writer's spool (`<dataDir>/spool/*.jsonl`). */
+function spoolFiles(dir: string): number {
+  const spool = path.join(dir, 'spool');
+  return fs.existsSync(spool) ? fs.readdirSync(spool).filter((f) => f.endsWith('.jsonl')).length : 0;
+}
+
+/**
+ * Items per second of the collector's own stages on this thread, warm and without HTTP or chDB:
+ * protobuf decode, mapping to rows, and the writer's JSON serialization of the rows.
+ */
+function stageRates<T>(bodies: Uint8Array[], decode: (body: Buffer) => T, map: (request: T) => object[]) {
+  const t0 = performance.now();
+  const decoded = bodies.map((body) => decode(Buffer.from(body)));
+  const t1 = performance.now();
+  const rows = decoded.flatMap(map);
+  const t2 = performance.now();
+  let body = '';
+  for (const row of rows) body += `${JSON.stringify(row)}\n`;
+  const t3 = performance.now();
+  const rate = (ms: number) => Math.round((rows.length / ms) * 1000);
+  return {
+    decode: rate(t1 - t0),
+    map: rate(t2 - t1),
+    json: rate(t3 - t2),
+    all: rate(t3 - t0),
+    bytes: body.length,
+  };
+}
+
+/** The same bodies into a no-op fastify route: the rate HTTP + body reading allows, in items/s. */
+async function httpLimit(signal: 'traces' | 'metrics', bodies: Uint8Array[], items: number[]) {
+  const app = Fastify({ bodyLimit: 16 * 1024 * 1024 });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(PROTOBUF, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.post(`/v1/${signal}`, (_req, reply) => reply.code(200).send());
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const run = await drive(`${url}/v1/${signal}`, 'none', bodies, items);
+    return { ...summary(run, run.clients.ms), rate: (run.clients.accepted / run.clients.ms) * 1000 };
+  } finally {
+    await app.close();
+  }
+}
+
+function summary(run: Run, wallMs: number) {
+  return {
+    wallMs: Math.round(wallMs),
+    postingMs: Math.round(run.clients.ms),
+    posts: run.clients.posts,
+    items: run.clients.accepted,
+    statuses: run.clients.statuses,
+    failures: run.clients.failures,
+    postLatencyMs: {
+      p50: round(median(run.clients.latencies), 1),
+      p99: round(quantile(run.clients.latencies, 0.99), 1),
+    },
+    serverEventLoopUtilization: round(run.elu, 2),
+    processCpuShareOfAllCores: round(run.cpu, 2),
+  };
+}
+
+/**
+ * The rows mapped from the bodies, JSON-serialized and inserted straight into chDB as the writer
+ * does (batches of 10,000, one `insert_deduplication_token` each, so repeated batches are not
+ * dropped as duplicates), one insert at a time like the writer, `total` rows in all.
+ */
+async function storeLimit(warehouse: Warehouse, table: string, rows: object[], total: number) {
+  let serializeMs = 0;
+  let insertMs = 0;
+  let inserted = 0;
+  let offset = 0;
+  while (inserted < total) {
+    const size = Math.min(STORE_BATCH, total - inserted);
+    const s0 = performance.now();
+    let body = '';
+    for (let i = 0; i < size; i++) body += `${JSON.stringify(rows[(offset + i) % rows.length])}\n`;
+    const s1 = performance.now();
+    const result = await warehouse.client.exec({
+      query: `INSERT INTO ${table} SETTINGS insert_deduplication_token = {token:String}, date_time_input_format = 'best_effort' FORMAT JSONEachRow`,
+      query_params: { token: newId() },
+      values: Readable.from([body]),
+    });
+    await finished(result.stream.resume());
+    insertMs += performance.now() - s1;
+    serializeMs += s1 - s0;
+    offset = (offset + size) % rows.length;
+    inserted += size;
+  }
+  return {
+    rows: inserted,
+    serializeMs: Math.round(serializeMs),
+    insertMs: Math.round(insertMs),
+    rate: (inserted / (serializeMs + insertMs)) * 1000,
+    insertOnlyRate: (inserted / insertMs) * 1000,
+  };
+}
+
+const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
+const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+const started = performance.now();
+const stores = await openTestStores();
+const { warehouse } = stores;
+const results: Record<string, unknown> = {};
+const checks: { check: string; ok: boolean }[] = [];
+const check = (what: string, ok: boolean) => {
+  checks.push({ check: what, ok });
+  say(`check: ${what} ${ok ? 'ok' : 'MISMATCH'}`);
+};
+
+try {
+  // An org, a server and an ingest key bound to it, through the real API.
+  const api = await buildTestApi(stores);
+  const admin = bearer(BOOTSTRAP_TOKEN);
+  await api.app.inject({ method: 'POST', url: '/api/v1/servers', headers: admin, payload: { slug: SERVER } });
+  const keyResponse = await api.app.inject({
+    method: 'POST',
+    url: '/api/v1/ingest-keys',
+    headers: admin,
+    payload: { name: 'bench', server: SERVER },
+  });
+  const ingestKey = (keyResponse.json() as { key: string }).key;
+  const orgId = api.org.id;
+  await api.app.close();
+
+  // Bodies, built once; decoding and mapping them here counts rows exactly and warms the JIT.
+  const traces = await traceBodies();
+  const spanCounts = traces.map(() => SPANS_PER_BODY);
+  const metrics = await metricBodies();
+  const refOrg = 'bench-store-reference';
+  const context = { orgId: refOrg, serverBinding: SERVER };
+  const requestRows: RequestRow[] = traces.flatMap(
+    (body) => mapSpans(decodeTraces(Buffer.from(body), PROTOBUF), context).rows,
+  );
+  const pointRows: MetricPointRow[] = metrics.bodies.flatMap(
+    (body) => mapMetrics(decodeMetrics(Buffer.from(body), PROTOBUF), context, new DeltaTracker()).rows,
+  );
+  const totalPoints = metrics.points.reduce((a, b) => a + b, 0);
+  check(
+    `${BODIES} trace bodies map to ${fmt(BODIES * SPANS_PER_BODY)} request rows`,
+    requestRows.length === BODIES * SPANS_PER_BODY,
+  );
+  check(
+    `${BODIES} metric bodies (${fmt(totalPoints)} points) map to as many metric rows`,
+    pointRows.length === totalPoints,
+  );
+  const stages = {
+    traces: stageRates(
+      traces,
+      (body) => decodeTraces(body, PROTOBUF),
+      (request) => mapSpans(request, context).rows,
+    ),
+    metrics: stageRates(
+      metrics.bodies,
+      (body) => decodeMetrics(body, PROTOBUF),
+      (request) => mapMetrics(request, context, new DeltaTracker()).rows,
+    ),
+  };
+  const avgBytes = (bodies: Uint8Array[]) =>
+    Math.round(bodies.reduce((a, b) => a + b.byteLength, 0) / bodies.length);
+  results.bodies = {
+    traces: { count: BODIES, spansPerBody: SPANS_PER_BODY, avgBytes: avgBytes(traces) },
+    metrics: { count: BODIES, pointsPerBody: metrics.points[0], avgBytes: avgBytes(metrics.bodies) },
+  };
+
+  // (b) the HTTP limit: the same bodies into a route that does nothing.
+  const httpTraces = await httpLimit('traces', traces, spanCounts);
+  const httpMetrics = await httpLimit('metrics', metrics.bodies, metrics.points);
+
+  // The collector, one instance per signal; closing it flushes the writer, so the wall time runs
+  // from the first post to the last row inserted.
+  // The collector, one instance per signal. The wall time runs from the first post until every
+  // acknowledged row is in ClickHouse: the collector stays open until then, because its writer
+  // replays spooled batches only while it runs (close() flushes memory and leaves the spool).
+  const collect = async (
+    signal: 'traces' | 'metrics',
+    table: string,
+    bodies: Uint8Array[],
+    items: number[],
+  ) => {
+    const before = await count(warehouse, table, orgId);
+    const collector = await buildCollector({ stores, logger: silentLogger, dataDir: stores.dir });
+    const url = await collector.listen({ host: '127.0.0.1', port: 0 });
+    let maxSpoolFiles = 0;
+    const sampler = setInterval(() => (maxSpoolFiles = Math.max(maxSpoolFiles, spoolFiles(stores.dir))), 100);
+    const run = await drive(`${url}/v1/${signal}`, ingestKey, bodies, items);
+    const posted = performance.now();
+    const deadline = posted + 300_000;
+    while ((await count(warehouse, table, orgId)) - before < run.clients.accepted) {
+      if (performance.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const done = performance.now();
+    clearInterval(sampler);
+    await collector.close();
+    const stored = (await count(warehouse, table, orgId)) - before;
+    const spooled = spoolFiles(stores.dir);
+    check(
+      `${signal}: ${fmt(stored)} rows in ${table} = ${fmt(run.clients.accepted)} acknowledged, ${spooled} spool files left (up to ${maxSpoolFiles} during the run)`,
+      stored === run.clients.accepted && spooled === 0,
+    );
+    const wallMs = done - run.began;
+    return {
+      ...summary(run, wallMs),
+      stored,
+      /** From the last response to the last row inserted. */
+      drainMs: Math.round(done - posted),
+      maxSpoolFiles,
+      rate: (stored / wallMs) * 1000,
+      acceptRate: (run.clients.accepted / run.clients.ms) * 1000,
+    };
+  };
+  const collectorTraces = await collect('traces', 'requests', traces, spanCounts);
+  const collectorMetrics = await collect('metrics', 'metric_points', metrics.bodies, metrics.points);
+
+  // (a) the store's limit: as many of the same rows straight into chDB.
+  const storeTraces = await storeLimit(warehouse, 'requests', requestRows, collectorTraces.stored);
+  const storeMetrics = await storeLimit(warehouse, 'metric_points', pointRows, collectorMetrics.stored);
+  check(
+    `store reference: ${fmt(storeTraces.rows + storeMetrics.rows)} rows inserted under org ${refOrg}`,
+    (await count(warehouse, 'requests', refOrg)) === storeTraces.rows &&
+      (await count(warehouse, 'metric_points', refOrg)) === storeMetrics.rows,
+  );
+  results.oneThreadStages = stages;
+  results.ingest = {
+    traces: { collector: collectorTraces, store: storeTraces, http: httpTraces },
+    metrics: { collector: collectorMetrics, store: storeMetrics, http: httpMetrics },
+  };
+
+  // compare over COMPARE_ROWS raw rows: one server, two versions, 20 operations, spread over 5 hours.
+  const compareServer = 'compare-bench';
+  const now = Date.now();
+  const g0 = performance.now();
+  await warehouse.client.command({
+    query: `INSERT INTO requests
+      SELECT {org:String}, {server:String}, 'production',
+        if(number % 2 = 0, '1.0.0', '1.1.0') AS v,
+        concat('tools/call tool_', toString(intDiv(number, 2) % 20)) AS tool_op,
+        fromUnixTimestamp64Milli(toInt64({now:Int64}) - toInt64(cityHash64(number, 1) % {spread:UInt64}), 'UTC'),
+        round(5 + (cityHash64(number, 2) % 10000) / 100 * if(v = '1.1.0', 1.2, 1.0), 3),
+        cityHash64(number, 3) % 1000 < if(v = '1.1.0', 30, 10) AS failed,
+        if(failed, if(v = '1.1.0' AND cityHash64(number, 4) % 3 = 0, 'rate_limited', 'timeout'), ''),
+        0, 'tools/call', substring(tool_op, 12),
+        lower(concat(hex(cityHash64(number, 5)), hex(cityHash64(number, 6)))),
+        lower(hex(cityHash64(number, 7))),
+        concat('session-', toString(cityHash64(number, 8) % 5000))
+      FROM numbers({rows:UInt64})`,
+    query_params: { org: orgId, server: compareServer, now, spread: 5 * HOUR_MS, rows: COMPARE_ROWS },
+  });
+  const generateMs = performance.now() - g0;
+  const compareAt = async (hours: number, runs: number) => {
+    const scope = {
+      orgId,
+      server: compareServer,
+      environment: 'production',
+      from: now - hours * HOUR_MS,
+      to: now + 1000,
+      baseline: '1.0.0',
+      candidate: '1.1.0',
+    };
+    const times: number[] = [];
+    let requests = 0;
+    let newErrors: string[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      const comparison = await compareVersions(warehouse, scope);
+      times.push(performance.now() - t0);
+      requests = comparison.baseline.requests + comparison.candidate.requests;
+      newErrors = comparison.newErrorTypes.map((e) => e.errorType);
+    }
+    const res = resolution(scope);
+    check(
+      `compare ${hours} h (${res}) counts ${fmt(requests)} requests of ${fmt(COMPARE_ROWS)}, new error types [${newErrors.join(', ')}]`,
+      requests === COMPARE_ROWS && newErrors.join() === 'rate_limited',
+    );
+    return {
+      hours,
+      resolution: res,
+      runs: times.map((t) => Math.round(t)),
+      minMs: Math.round(Math.min(...times)),
+      medianMs: Math.round(median(times)),
+    };
+  };
+  const compareRaw = await compareAt(5, 5);
+  const compareMinute = await compareAt(24, 1);
+  results.compare = {
+    rows: COMPARE_ROWS,
+    generateMs: Math.round(generateMs),
+    generateRowsPerSecond: Math.round((COMPARE_ROWS / generateMs) * 1000),
+    raw: compareRaw,
+    minute: compareMinute,
+  };
+
+  // The table.
+  type Row = [string, string, string, string, string, string, string];
+  const rows: Row[] = [];
+  const ratio = (x: number, y: number) => (y > 0 ? (x / y).toFixed(2) : '–');
+  const met = (ok: boolean) => (ok ? 'yes' : 'NO');
+  for (const [signal, unit, perCore, c, s, h] of [
+    ['traces', 'spans/s', 10_000, collectorTraces, storeTraces, httpTraces],
+    ['metrics', 'points/s', 20_000, collectorMetrics, storeMetrics, httpMetrics],
+  ] as const) {
+    rows.push(
+      [
+        `${signal}: collector, ${CONCURRENCY} clients`,
+        fmt(c.rate),
+        unit,
+        `store ${fmt(s.rate)}`,
+        ratio(c.rate, s.rate),
+        '≥ 0.50',
+        met(c.rate >= 0.5 * s.rate),
+      ],
+      [
+        `${signal}: collector per core (${CORES})`,
+        fmt(c.rate / CORES),
+        `${unit}/core`,
+        '',
+        '',
+        `≥ ${fmt(perCore)}`,
+        met(c.rate / CORES >= perCore),
+      ],
+      [
+        `${signal}: collector vs HTTP limit`,
+        fmt(c.rate),
+        unit,
+        `http ${fmt(h.rate)}`,
+        ratio(c.rate, h.rate),
+        '',
+        '',
+      ],
+      [
+        `${signal}: ref. raw chDB insert (store)`,
+        fmt(s.rate),
+        'rows/s',
+        `chDB only ${fmt(s.insertOnlyRate)}`,
+        '',
+        '',
+        '',
+      ],
+      [`${signal}: ref. no-op fastify route (HTTP)`, fmt(h.rate), unit, '', '', '', ''],
+    );
+  }
+  rows.push(
+    [
+      `compare, 5 h raw, ${fmt(COMPARE_ROWS)} rows`,
+      fmt(compareRaw.medianMs),
+      'ms (median)',
+      `min ${fmt(compareRaw.minMs)}`,
+      '',
+      '',
+      '',
+    ],
+    [`compare, 24 h minute rollups`, fmt(compareMinute.medianMs), 'ms', '', '', '', ''],
+    [
+      `generate ${fmt(COMPARE_ROWS)} rows (INSERT SELECT)`,
+      fmt((COMPARE_ROWS / generateMs) * 1000),
+      'rows/s',
+      '',
+      '',
+      '',
+      '',
+    ],
+  );
+  const header: Row = ['case', 'figure', 'unit', 'reference', 'ratio', 'target', 'met?'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: Row) =>
+    r
+      .map((cell, i) => (i === 1 || i === 4 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  say('');
+  say(line(header));
+  for (const r of rows) say(line(r));
+  const runtimeS = round((performance.now() - started) / 1000, 1);
+  say('');
+  for (const [signal, c] of [
+    ['traces', collectorTraces],
+    ['metrics', collectorMetrics],
+  ] as const) {
+    const st = stages[signal];
+    say(
+      `${signal}: collector event loop ${Math.round(c.serverEventLoopUtilization * 100)} % busy, process CPU ${Math.round(c.processCpuShareOfAllCores * 100)} % of all cores, post p50/p99 ${c.postLatencyMs.p50}/${c.postLatencyMs.p99} ms, last row ${fmt(c.drainMs)} ms after the last response, spool up to ${c.maxSpoolFiles} files; ` +
+        `stages on one thread, items/s: decode ${fmt(st.decode)}, map ${fmt(st.map)}, JSON rows ${fmt(st.json)}, all three ${fmt(st.all)}`,
+    );
+  }
+  say(
+    `\n${CORES} cores (collector, chDB and the client worker share them), node ${process.version}, ${runtimeS} s`,
+  );
+
+  fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+  fs.writeFileSync(
+    path.join(ROOT, 'bench/results/ingest.json'),
+    JSON.stringify(
+      {
+        bench: 'ingest',
+        at: new Date().toISOString(),
+        machine: {
+          cores: CORES,
+          cpu: os.cpus()[0]?.model,
+          memoryBytes: os.totalmem(),
+          node: process.version,
+        },
+        config: {
+          seconds: SECONDS,
+          concurrency: CONCURRENCY,
+          compareRows: COMPARE_ROWS,
+          storeBatch: STORE_BATCH,
+        },
+        targets: { spansPerSecondPerCore: 10_000, pointsPerSecondPerCore: 20_000, shareOfStoreRate: 0.5 },
+        runtimeSeconds: runtimeS,
+        ...results,
+        checks,
+        table: rows.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]]))),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+} finally {
+  await stores.close();
+}
