@@ -25,3 +25,43 @@ export interface EventPublisher {
   /** Durably records the event's deliveries, then enqueues them; resolves once nothing can be lost. */
   publish(event: PyleeEvent): Promise<void>;
 }
+
+/**
+ * `data` of `alert.firing` / `alert.resolved` events: one notification for a group of alerts, as
+ * Alertmanager sends (the event's `labels` are the group's common labels). Renderers (Slack, webhook)
+ * rely on this shape.
+ */
+export interface AlertGroupData {
+  [key: string]: unknown;
+  groupKey: string;
+  status: 'firing' | 'resolved';
+  alerts: AlertNotice[];
+}
+
+export interface AlertNotice {
+  [key: string]: unknown;
+  /** Stable per alert instance (rule + label set). */
+  fingerprint: string;
+  ruleId: string;
+  ruleName: string;
+  status: 'firing' | 'resolved';
+  severity: 'critical' | 'warning' | 'info';
+  server: string | null;
+  environment: string | null;
+  version: string | null;
+  operation: string | null;
+  labels: Record<string, string>;
+  annotations: { summary?: string; description?: string; runbookUrl?: string };
+  /** What was observed, in the metric's unit, e.g. 0.12 error rate or 840 ms. */
+  value: number | null;
+  /** What it was compared with: a fixed threshold, or the baseline's value times a factor. */
+  threshold: number | null;
+  /** e.g. `error rate`, `p95 latency (ms)`. */
+  metric: string;
+  /** Baseline version when the rule is relative to one. */
+  baselineVersion: string | null;
+  startsAt: string;
+  endsAt: string | null;
+  /** Path of the comparison page in the UI, relative to the API base URL. */
+  comparePath: string | null;
+}
