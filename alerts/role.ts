@@ -8,7 +8,17 @@ export function alertsRole(deps: RoleDeps): Role {
   return {
     name: 'alerts',
     async start() {
-      workers = await startWorkers({ db: deps.stores.db, redis: deps.stores.redis, logger });
+      workers = await startWorkers({
+        db: deps.stores.db,
+        redis: deps.stores.redis,
+        warehouse: deps.stores.warehouse,
+        logger,
+        secretBox: deps.secretBox,
+        notify: {
+          policy: { allowPrivate: deps.config.allowPrivateWebhooks },
+          publicUrl: deps.config.publicUrl,
+        },
+      });
       logger.info('alerts workers started');
     },
     async stop() {

@@ -3,7 +3,17 @@ import type { Db } from '#core/db/client.ts';
 import type { Logger } from '#core/logger.ts';
 import { JOBS, QUEUE_PREFIX, QUEUES } from '#core/queue/queues.ts';
 import type { RedisStore } from '#core/queue/redis.ts';
+import { openDeployDeps } from '#core/deploy/wiring.ts';
+import { createEventPublisher } from '#core/notify/publisher.ts';
+import { scheduleHealthHousekeeping } from '#core/health/schedule.ts';
+import { deploymentReporter, registerStartupRequirement } from '#core/health/verification.ts';
+import type { Warehouse } from '#core/warehouse/client.ts';
+import type { SecretBox } from '#core/crypto/secret-box.ts';
 import { auditChainCheckProcessor } from './processors/audit-chain-check.ts';
+import { startAlertWorkers, type AlertWorkerDeps, type AlertWorkers } from './processors/alert-evaluate.ts';
+import { startNotifyWorker, type NotifyWorker, type NotifyWorkerDeps } from './processors/notify.ts';
+import { healthCheckProcessor } from './processors/health-check.ts';
+import { startRolloutWorker } from './processors/rollout-step.ts';
 
 export interface WorkerDeps {
   db: Db;
@@ -11,10 +21,24 @@ export interface WorkerDeps {
   logger: Logger;
   /** @defaultValue 15 minutes */
   auditCheckEveryMs?: number;
+  /** Health checks (and startup verification) run only with a warehouse to write results to. */
+  warehouse?: Warehouse;
+  /** How often deployments waiting in `verifying` are looked for. @defaultValue 2 s */
+  startupSweepEveryMs?: number;
+  /** How often the rollout sweep advances due steps whose delayed job was lost. @defaultValue 60 s */
+  rolloutSweepEveryMs?: number;
+  /** Opens channel URLs and signing secrets: notification deliveries run only when it is given. */
+  secretBox?: SecretBox;
+  /** Delivery settings (SSRF policy from PYLEE_ALLOW_PRIVATE_WEBHOOKS, links from PYLEE_PUBLIC_URL, retries). */
+  notify?: Partial<Omit<NotifyWorkerDeps, 'db' | 'redis' | 'logger' | 'box'>>;
+  /** Alert-rule evaluation settings; rules are evaluated only with a warehouse. */
+  alerts?: Partial<
+    Pick<AlertWorkerDeps, 'concurrency' | 'reconcileEveryMs' | 'dispatchTickMs' | 'publisher'>
+  >;
 }
 
 export interface Workers {
-  queues: { maintenance: Queue };
+  queues: { maintenance: Queue; health?: Queue; alerts?: Queue };
   close(): Promise<void>;
 }
 
@@ -42,11 +66,75 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   );
   worker.on('failed', (job, error) => deps.logger.warn({ err: error, job: job?.name }, 'job failed'));
   worker.on('error', (error) => deps.logger.warn({ err: error }, 'worker error'));
+
+  // Health checks: a scheduler per runtime/dependency check, startup rounds for deployments in `verifying`.
+  let health: { queue: Queue; worker: Worker; deploy: ReturnType<typeof openDeployDeps> } | undefined;
+  if (deps.warehouse) {
+    registerStartupRequirement();
+    const queue = new Queue(QUEUES.health, { connection, prefix: QUEUE_PREFIX });
+    const deploy = openDeployDeps(deps);
+    const processor = healthCheckProcessor({
+      ...deps,
+      warehouse: deps.warehouse,
+      queue,
+      reportStartup: deploymentReporter(deploy.deps),
+    });
+    const healthWorker = new Worker(QUEUES.health, processor, {
+      connection: deps.redis.connection(),
+      prefix: QUEUE_PREFIX,
+      concurrency: 8,
+    });
+    healthWorker.on('failed', (job, error) => deps.logger.warn({ err: error, job: job?.name }, 'job failed'));
+    healthWorker.on('error', (error) => deps.logger.warn({ err: error }, 'worker error'));
+    health = { queue, worker: healthWorker, deploy };
+    await scheduleHealthHousekeeping(deps.db, queue, { startupSweepEveryMs: deps.startupSweepEveryMs });
+  }
+  // Rollout steps: timed pauses, staged gate re-checks, verification deadlines.
+  const rollout = await startRolloutWorker({
+    db: deps.db,
+    redis: deps.redis,
+    logger: deps.logger,
+    sweepEveryMs: deps.rolloutSweepEveryMs,
+  });
+  // Notification deliveries and the sweeper that re-enqueues pending ones Redis lost.
+  let notify: NotifyWorker | undefined;
+  if (deps.secretBox) {
+    notify = await startNotifyWorker({
+      db: deps.db,
+      redis: deps.redis,
+      logger: deps.logger,
+      box: deps.secretBox,
+      ...deps.notify,
+      policy: deps.notify?.policy ?? { allowPrivate: false },
+    });
+  }
+  // Alert rules: a job scheduler per enabled rule, evaluation workers, the notification-group dispatcher.
+  let alerts: AlertWorkers | undefined;
+  if (deps.warehouse) {
+    alerts = await startAlertWorkers({
+      db: deps.db,
+      redis: deps.redis,
+      warehouse: deps.warehouse,
+      logger: deps.logger,
+      publisher: createEventPublisher(deps),
+      ...deps.alerts,
+    });
+  }
   return {
-    queues: { maintenance },
+    queues: {
+      maintenance,
+      ...(health ? { health: health.queue } : {}),
+      ...(alerts ? { alerts: alerts.queue } : {}),
+    },
     async close() {
+      await alerts?.close();
+      await rollout.close();
       await worker.close();
+      await notify?.close();
+      await health?.worker.close();
       await maintenance.close();
+      await health?.queue.close();
+      await health?.deploy.close();
     },
   };
 }

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import cookie from '@fastify/cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '#core/config.ts';
 import type { SecretBox } from '#core/crypto/secret-box.ts';
@@ -9,26 +10,34 @@ import { installOpsRoutes } from '#core/http/ops-routes.ts';
 import { installProblemHandlers } from '#core/http/problem.ts';
 import type { Logger } from '#core/logger.ts';
 import type { Stores } from '#core/stores.ts';
+import { openDeployDeps } from '#core/deploy/wiring.ts';
 import { AccessLogWriter } from '#core/warehouse/access-log.ts';
 import { installAuth } from './plugins/auth.ts';
 import { installRateLimit } from './plugins/rate-limit.ts';
 import { accessLogRoutes } from './routes/access-log.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { channelRoutes } from './routes/channels.ts';
+import { deploymentRoutes } from './routes/deployments.ts';
+import { environmentRoutes } from './routes/environments.ts';
+import { healthCheckRoutes } from './routes/health-checks.ts';
 import { ingestKeyRoutes } from './routes/ingest-keys.ts';
 import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { registryRoutes } from './routes/registry.ts';
+import { SessionStore, sessionRoutes } from './routes/session.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { variableRoutes } from './routes/variables.ts';
 import { versionRoutes } from './routes/versions.ts';
 import { Problem } from './schemas.ts';
+import { installStatic } from './static.ts';
 
 export const API_PREFIX = '/api/v1';
 
 export interface ApiDeps {
-  config: Pick<Config, 'apiBodyLimit' | 'rateLimit'>;
+  config: Pick<Config, 'apiBodyLimit' | 'rateLimit'> & Partial<Pick<Config, 'allowPrivateWebhooks'>>;
   stores: Pick<Stores, 'db' | 'warehouse' | 'redis'>;
   logger: Logger;
   version: string;
@@ -64,11 +73,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   installOpsRoutes(app, 'api', stores);
+  await app.register(cookie);
+  const sessions = new SessionStore(stores.redis.client, deps.secretBox);
+  await installStatic(app);
 
   await app.register(
     async (v1) => {
       await installRateLimit(v1, stores.redis.client, config.rateLimit);
-      installAuth(v1, stores.db);
+      installAuth(v1, stores.db, sessions);
       const accessLog = new AccessLogWriter(stores.warehouse, deps.logger);
       v1.addHook('onClose', () => accessLog.close());
       v1.addHook('onResponse', async (req, reply) => {
@@ -88,6 +100,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         });
       });
       await v1.register(meRoutes);
+      await v1.register(sessionRoutes(sessions));
       await v1.register(tokenRoutes(stores.db));
       await v1.register(orgRoutes(stores.db));
       await v1.register(auditRoutes(stores.db));
@@ -98,6 +111,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(registryRoutes(stores.db));
       await v1.register(ingestKeyRoutes(stores.db));
       await v1.register(telemetryRoutes(stores.db, stores.warehouse));
+      await v1.register(
+        channelRoutes({
+          db: stores.db,
+          redis: stores.redis,
+          box: deps.secretBox,
+          logger: deps.logger,
+          policy: { allowPrivate: config.allowPrivateWebhooks ?? false },
+        }),
+      );
+      const deploy = openDeployDeps({ db: stores.db, redis: stores.redis, logger: deps.logger });
+      v1.addHook('onClose', () => deploy.close());
+      await v1.register(environmentRoutes(stores.db));
+      await v1.register(deploymentRoutes(deploy.deps));
+      await v1.register(healthCheckRoutes(stores.db, stores.warehouse, stores.redis));
+      await v1.register(alertRoutes({ ...stores, logger: deps.logger }));
     },
     { prefix: API_PREFIX },
   );

@@ -36,6 +36,7 @@ export const TokenView = Type.Object({
   prefix: Type.String({ description: 'First characters of the token, to tell tokens apart' }),
   permissions: Type.Array(Permission),
   servers: Nullable(Type.Array(Type.String())),
+  environments: Nullable(Type.Array(Type.String())),
   createdAt: Timestamp,
   createdBy: Nullable(Type.String()),
   expiresAt: Nullable(Timestamp),

@@ -11,6 +11,10 @@ import {
   type FlagSpec,
   type FlagValue,
 } from './client.ts';
+import { alertCommands } from './commands/alerts.ts';
+import { channelCommands } from './commands/channels.ts';
+import { checkCommands } from './commands/checks.ts';
+import { deployCommands } from './commands/deploy.ts';
 import { loginCommands } from './commands/login.ts';
 import { orgCommands } from './commands/orgs.ts';
 import { serverCommands } from './commands/servers.ts';
@@ -48,8 +52,12 @@ const COMMANDS: Command[] = [
   ...loginCommands,
   ...serverCommands,
   ...versionCommands,
+  ...deployCommands,
   ...tokenCommands,
   ...orgCommands,
+  ...alertCommands,
+  ...channelCommands,
+  ...checkCommands,
   {
     name: 'audit verify',
     summary: 'check the audit hash chain (exit 1 if broken); without a token, reads the store directly',

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
-const PACKAGES = { start: ['redis-server'], test: ['redis-server', 'docker-compose'] };
-const BINARIES = { 'redis-server': 'redis-server', 'docker-compose': 'docker-compose' };
+const PACKAGES = { start: ['redis-server'], test: ['redis-server', 'docker-compose', 'chromium'] };
+const BINARIES = { 'redis-server': 'redis-server', 'docker-compose': 'docker-compose', chromium: 'chromium' };
 
 function log(message) {
   process.stderr.write(`pylee setup: ${message}\n`);
@@ -53,4 +53,37 @@ if (missing.length > 0) {
   } else {
     log(`missing ${missing.join(', ')}; install with: sudo apt-get install ${missing.join(' ')}`);
   }
+}
+
+// The web UI: built into web/build (served by the API at /) when missing or older than its sources.
+function newestMtime(entry) {
+  const stat = fs.statSync(entry, { throwIfNoEntry: false });
+  if (!stat) return 0;
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let newest = stat.mtimeMs;
+  for (const name of fs.readdirSync(entry)) newest = Math.max(newest, newestMtime(path.join(entry, name)));
+  return newest;
+}
+
+const web = path.join(root, 'web');
+const sources = ['src', 'static', 'svelte.config.js', 'vite.config.ts'].map((f) => path.join(web, f));
+const built = fs.statSync(path.join(web, 'build', 'index.html'), { throwIfNoEntry: false });
+const node24 = path.join(root, 'node_modules', '.bin', 'node');
+if (!built || Math.max(...sources.map(newestMtime)) > built.mtimeMs) {
+  log('building the web UI (vite build)');
+  const result = spawnSync(
+    node24,
+    [path.join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--logLevel', 'warn'],
+    {
+      cwd: web,
+      stdio: 'inherit',
+    },
+  );
+  if (result.status !== 0) {
+    log(`vite build failed (exit ${result.status})`);
+    process.exit(result.status ?? 1);
+  }
+} else if (!fs.existsSync(path.join(web, '.svelte-kit', 'tsconfig.json'))) {
+  // ESLint and svelte-check read the tsconfig SvelteKit generates.
+  run(node24, [path.join(root, 'node_modules', '@sveltejs', 'kit', 'svelte-kit.js'), 'sync']);
 }

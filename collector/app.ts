@@ -5,12 +5,19 @@ import { installOpsRoutes } from '#core/http/ops-routes.ts';
 import { installProblemHandlers } from '#core/http/problem.ts';
 import type { Logger } from '#core/logger.ts';
 import type { Stores } from '#core/stores.ts';
+import { recordOtlpRefused } from '#core/telemetry/metrics.ts';
 import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
-import { TelemetryWriter, WriterOverloadedError } from '#core/warehouse/telemetry-writer.ts';
+import {
+  TelemetryWriter,
+  WriterOverloadedError,
+  type TelemetryWriterOptions,
+} from '#core/warehouse/telemetry-writer.ts';
 import { BackpressureError, otlpRoutes, type OtlpSink } from './otlp/http.ts';
 
 /** The OTLP default body limit. */
 export const OTLP_BODY_LIMIT = 16 * 1024 * 1024;
+
+const SIGNALS: Record<string, 'traces' | 'metrics'> = { '/v1/traces': 'traces', '/v1/metrics': 'metrics' };
 
 /** The ingest key of an OTLP request: `Authorization: Bearer <key>` or `x-pylee-ingest-key: <key>`. */
 function ingestKeyOf(req: FastifyRequest): string | undefined {
@@ -43,6 +50,8 @@ export interface CollectorDeps {
   /** Where the writer spools batches while ClickHouse is unavailable. */
   dataDir: string;
   bodyLimit?: number | undefined;
+  /** Batching, memory and spool bounds of the writer; its defaults otherwise. */
+  writer?: Omit<TelemetryWriterOptions, 'dataDir' | 'logger'> | undefined;
 }
 
 /**
@@ -54,8 +63,16 @@ export async function buildCollector(deps: CollectorDeps): Promise<FastifyInstan
   const app = Fastify(fastifyOptions(deps.logger, bodyLimit));
   installProblemHandlers(app, bodyLimit);
   installOpsRoutes(app, 'collector', deps.stores);
-  const writer = new TelemetryWriter(deps.stores.warehouse, { dataDir: deps.dataDir, logger: deps.logger });
+  const writer = new TelemetryWriter(deps.stores.warehouse, {
+    ...deps.writer,
+    dataDir: deps.dataDir,
+    logger: deps.logger,
+  });
   app.addHook('onClose', () => writer.close());
+  app.addHook('onResponse', async (req, reply) => {
+    const signal = SIGNALS[req.routeOptions.url ?? ''];
+    if (signal && reply.statusCode >= 400) recordOtlpRefused(signal, reply.statusCode);
+  });
   const keys = new IngestKeyVerifier(deps.stores.db);
   await app.register(
     otlpRoutes({

@@ -86,9 +86,8 @@ export const MAX_EXPONENTIAL_BUCKETS = 4096;
 const FLAG_NO_RECORDED_VALUE = 1;
 /** The largest nanosecond time accepted (int64 max, 2262-04-11): later times are not real. */
 const MAX_TIME_NANOS = 2n ** 63n - 1n;
-const TRACE_ID = /^[0-9a-f]{32}$/;
-const SPAN_ID = /^[0-9a-f]{16}$/;
-const ZERO_ID = /^0+$/;
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
 
 export interface MappingContext {
   orgId: string;
@@ -247,9 +246,10 @@ function operationOf(a: Attributes, max: number): string {
 }
 
 function spanProblem(traceId: string, spanId: string, start: bigint, end: bigint): string | undefined {
-  if (!TRACE_ID.test(traceId) || ZERO_ID.test(traceId))
+  // Decoding gives ids as lowercase hex ('' when they were not hex): length and zeros are left to check.
+  if (traceId.length !== 32 || traceId === ZERO_TRACE_ID)
     return 'span has no valid trace_id (16 bytes, not all zero)';
-  if (!SPAN_ID.test(spanId) || ZERO_ID.test(spanId))
+  if (spanId.length !== 16 || spanId === ZERO_SPAN_ID)
     return 'span has no valid span_id (8 bytes, not all zero)';
   if (start <= 0n || start > MAX_TIME_NANOS) return 'span has no valid start_time_unix_nano';
   if (end < start || end > MAX_TIME_NANOS)
@@ -295,6 +295,7 @@ class MetricMapper {
   private readonly resource: ResourceDimensions;
   private readonly batch: DeltaBatch;
   private readonly max: number;
+  private readonly unit: string;
 
   constructor(
     ctx: MappingContext,
@@ -312,6 +313,7 @@ class MetricMapper {
     this.resource = resource;
     this.batch = batch;
     this.max = max;
+    this.unit = truncate(metric.unit, max);
   }
 
   map(rows: MetricPointRow[], rejections: Rejections): void {
@@ -357,22 +359,34 @@ class MetricMapper {
     return undefined;
   }
 
+  /** A row over [startTimeUnixNano (else timeUnixNano), timeUnixNano], every field in one literal (one shape). */
   private row(
-    p: { attributes: Attributes; startTimeUnixNano: bigint; timeUnixNano: bigint },
-    fields: Pick<MetricPointRow, 'kind' | 'count' | 'sum' | 'value' | 'bounds' | 'bucket_counts'>,
+    attributes: Attributes,
+    startTimeUnixNano: bigint,
+    timeUnixNano: bigint,
+    kind: string,
+    count: number,
+    sum: number,
+    value: number,
+    bounds: number[],
+    bucketCounts: number[],
   ): MetricPointRow {
-    const start = p.startTimeUnixNano > 0n ? p.startTimeUnixNano : p.timeUnixNano;
     return {
       org_id: this.ctx.orgId,
       server: this.resource.server,
       environment: this.resource.environment,
       version: this.resource.version,
-      operation: operationOf(p.attributes, this.max),
+      operation: operationOf(attributes, this.max),
       metric: this.metric.name,
-      unit: truncate(this.metric.unit, this.max),
-      start_time: isoTime(start),
-      time: isoTime(p.timeUnixNano),
-      ...fields,
+      unit: this.unit,
+      start_time: isoTime(startTimeUnixNano > 0n ? startTimeUnixNano : timeUnixNano),
+      time: isoTime(timeUnixNano),
+      kind,
+      count,
+      sum,
+      value,
+      bounds,
+      bucket_counts: bucketCounts,
     };
   }
 
@@ -387,16 +401,17 @@ class MetricMapper {
     if (p.value === undefined) return 'data point has neither as_double nor as_int';
     const value = Number(p.value);
     if (!Number.isFinite(value)) return 'data point value is not a finite number';
-    if (!sum) return this.row(p, { kind, count: 1, sum: value, value, bounds: [], bucket_counts: [] });
+    if (!sum)
+      return this.row(p.attributes, p.startTimeUnixNano, p.timeUnixNano, kind, 1, value, value, [], []);
     if (sum.aggregationTemporality === AggregationTemporality.DELTA) {
-      return this.row(p, { kind: 'sum', count: 1, sum: value, value, bounds: [], bucket_counts: [] });
+      return this.row(p.attributes, p.startTimeUnixNano, p.timeUnixNano, 'sum', 1, value, value, [], []);
     }
     if (sum.aggregationTemporality !== AggregationTemporality.CUMULATIVE) {
       return 'sum has no aggregation_temporality';
     }
     if (!sum.isMonotonic) {
       // A cumulative up-down counter (process.memory.usage) reports a level, not a running total.
-      return this.row(p, { kind: 'gauge', count: 1, sum: value, value, bounds: [], bucket_counts: [] });
+      return this.row(p.attributes, p.startTimeUnixNano, p.timeUnixNano, 'gauge', 1, value, value, [], []);
     }
     const d = this.batch.sum(this.key(p.attributes), {
       startTimeUnixNano: p.startTimeUnixNano,
@@ -404,10 +419,7 @@ class MetricMapper {
       value,
     });
     if (!d) return undefined;
-    return this.row(
-      { ...p, startTimeUnixNano: d.startTimeUnixNano },
-      { kind: 'sum', count: 1, sum: d.value, value: d.value, bounds: [], bucket_counts: [] },
-    );
+    return this.row(p.attributes, d.startTimeUnixNano, p.timeUnixNano, 'sum', 1, d.value, d.value, [], []);
   }
 
   private histogram(p: HistogramDataPoint, temporality: number): MetricPointRow | string | undefined {
@@ -425,31 +437,44 @@ class MetricMapper {
     }
     const sum = p.sum ?? 0;
     if (!Number.isFinite(sum)) return 'histogram sum is not a finite number';
+    const bucketCounts = new Array<number>(p.bucketCounts.length);
+    for (let i = 0; i < bucketCounts.length; i++) bucketCounts[i] = Number(p.bucketCounts[i]!);
+    const count = Number(p.count);
+    if (temporality === AggregationTemporality.DELTA) {
+      return this.row(
+        p.attributes,
+        p.startTimeUnixNano,
+        p.timeUnixNano,
+        'histogram',
+        count,
+        sum,
+        0,
+        bounds,
+        bucketCounts,
+      );
+    }
+    if (temporality !== AggregationTemporality.CUMULATIVE) return 'histogram has no aggregation_temporality';
     const point = {
       startTimeUnixNano: p.startTimeUnixNano,
       timeUnixNano: p.timeUnixNano,
-      count: Number(p.count),
+      count,
       sum,
       bounds,
-      bucketCounts: p.bucketCounts.map(Number),
+      bucketCounts,
     };
-    if (temporality === AggregationTemporality.CUMULATIVE) {
-      const d = this.batch.histogram(this.key(p.attributes), point);
-      if (!d) return undefined;
-      Object.assign(point, d);
-    } else if (temporality !== AggregationTemporality.DELTA) {
-      return 'histogram has no aggregation_temporality';
-    }
+    const d = this.batch.histogram(this.key(p.attributes), point);
+    if (!d) return undefined;
+    // The tracker keeps the point's arrays: the row gets its own.
     return this.row(
-      { ...p, startTimeUnixNano: point.startTimeUnixNano },
-      {
-        kind: 'histogram',
-        count: point.count,
-        sum: point.sum,
-        value: 0,
-        bounds: [...point.bounds],
-        bucket_counts: [...point.bucketCounts],
-      },
+      p.attributes,
+      d.startTimeUnixNano,
+      p.timeUnixNano,
+      'histogram',
+      d.count,
+      d.sum,
+      0,
+      [...d.bounds],
+      [...d.bucketCounts],
     );
   }
 
@@ -496,15 +521,15 @@ class MetricMapper {
     }
     const explicit = exponentialToExplicit(point);
     return this.row(
-      { ...p, startTimeUnixNano: point.startTimeUnixNano },
-      {
-        kind: 'histogram',
-        count: point.count,
-        sum: point.sum,
-        value: 0,
-        bounds: explicit.bounds,
-        bucket_counts: explicit.bucketCounts,
-      },
+      p.attributes,
+      point.startTimeUnixNano,
+      p.timeUnixNano,
+      'histogram',
+      point.count,
+      point.sum,
+      0,
+      explicit.bounds,
+      explicit.bucketCounts,
     );
   }
 }
@@ -542,9 +567,29 @@ export function exponentialToExplicit(p: {
   return { bounds, bucketCounts };
 }
 
-/** Nanoseconds since the epoch → RFC 3339 with milliseconds (UTC). */
+/** `toISOString`'s text for a millisecond count below 1000, with the final `Z`. */
+const MILLIS_Z = Array.from({ length: 1000 }, (_, ms) => `${String(ms).padStart(3, '0')}Z`);
+/** Year 10000: from there `toISOString` prints six-digit years, which the cache does not handle. */
+const MAX_CACHED_MS = 253_402_300_800_000;
+const SECOND_SLOTS = 16;
+const cachedSeconds = new Float64Array(SECOND_SLOTS).fill(-1);
+const cachedPrefixes: string[] = new Array<string>(SECOND_SLOTS).fill('');
+
+/**
+ * Nanoseconds since the epoch → RFC 3339 with milliseconds (UTC), exactly as `toISOString` writes
+ * it. `toISOString` is slow next to everything else a row needs, and rows of one request share
+ * few seconds, so the `YYYY-MM-DDTHH:MM:SS.` part is cached per second.
+ */
 export function isoTime(nanos: bigint): string {
-  return new Date(Number(nanos / 1_000_000n)).toISOString();
+  const ms = Number(nanos / 1_000_000n);
+  if (!(ms >= 0 && ms < MAX_CACHED_MS)) return new Date(ms).toISOString();
+  const second = Math.floor(ms / 1000);
+  const slot = second & (SECOND_SLOTS - 1);
+  if (cachedSeconds[slot] !== second) {
+    cachedSeconds[slot] = second;
+    cachedPrefixes[slot] = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  return cachedPrefixes[slot]! + MILLIS_Z[ms - second * 1000]!;
 }
 
 /** Cuts a value to `max` UTF-16 code units without splitting a surrogate pair. */

@@ -30,6 +30,10 @@ export interface Config {
   retention: { rawDays: number; minuteDays: number; hourDays: number };
   rateLimit: { max: number; windowMs: number };
   shutdownTimeoutMs: number;
+  /** Webhook and Slack channels may target private and loopback addresses (tests, demos, on-premise). */
+  allowPrivateWebhooks: boolean;
+  /** Where people reach Pylee's UI; links in notifications are built from it (none when unset). */
+  publicUrl: string | undefined;
 }
 
 interface VariableSpec {
@@ -93,6 +97,15 @@ export const VARIABLES = {
     description: 'Longest a clean shutdown may take before the process exits.',
     default: '15s',
   },
+  PYLEE_ALLOW_PRIVATE_WEBHOOKS: {
+    description:
+      'true lets Slack and webhook channels target private (10/8, 172.16/12, 192.168/16, fc00::/7) and loopback addresses; link-local and cloud metadata addresses stay refused.',
+    default: 'false',
+  },
+  PYLEE_PUBLIC_URL: {
+    description:
+      'Base URL people open Pylee at (https://pylee.example.com); notifications link to it. Unset: no links.',
+  },
 } satisfies Record<string, VariableSpec>;
 
 type VariableName = keyof typeof VARIABLES;
@@ -154,6 +167,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { ro
       windowMs: duration('PYLEE_RATE_LIMIT_WINDOW', get('PYLEE_RATE_LIMIT_WINDOW') as string),
     },
     shutdownTimeoutMs: duration('PYLEE_SHUTDOWN_TIMEOUT', get('PYLEE_SHUTDOWN_TIMEOUT') as string),
+    allowPrivateWebhooks: boolean(
+      'PYLEE_ALLOW_PRIVATE_WEBHOOKS',
+      get('PYLEE_ALLOW_PRIVATE_WEBHOOKS') as string,
+    ),
+    publicUrl: url('PYLEE_PUBLIC_URL', get('PYLEE_PUBLIC_URL'), ['http:', 'https:'])?.replace(/\/+$/, ''),
   };
 }
 
@@ -174,6 +192,12 @@ function host(name: string, value: string): string {
   if (!/^[A-Za-z0-9.:[\]-]+$/.test(value))
     throw new ConfigError(name, `"${value}" is not a host name or address`);
   return value;
+}
+
+function boolean(name: string, value: string): boolean {
+  if (/^(true|1|yes)$/i.test(value)) return true;
+  if (/^(false|0|no)$/i.test(value)) return false;
+  throw new ConfigError(name, `"${value}" is not true or false`);
 }
 
 function positiveInt(name: string, value: string): number {

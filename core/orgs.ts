@@ -2,6 +2,7 @@ import { appendAudit } from './audit/log.ts';
 import { assertPermission, type Context, type Principal } from './auth/principal.ts';
 import { hashToken, insertToken } from './auth/tokens.ts';
 import type { Db, Queryable } from './db/client.ts';
+import { createDefaultEnvironments } from './deploy/environments.ts';
 import { BadRequestError, ConflictError, ForbiddenError } from './errors.ts';
 import { newId } from './ids.ts';
 
@@ -63,6 +64,7 @@ async function insertOrg(tx: Queryable, slug: string, name: string): Promise<Org
     [newId(), slug, name],
   );
   if (!row) throw new ConflictError(`org @${slug} already exists`, 'org-exists');
+  await createDefaultEnvironments(tx, row.id);
   return toOrg(row);
 }
 

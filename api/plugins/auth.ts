@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from
 import { assertPermission, type Context, type Permission, type Principal } from '#core/auth/principal.ts';
 import { authenticate } from '#core/auth/tokens.ts';
 import type { Db } from '#core/db/client.ts';
+import type { SessionStore } from '../routes/session.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -27,9 +28,11 @@ export function contextOf(req: FastifyRequest): Context {
 
 /**
  * Every route in the scope this is installed in needs a valid token (401 otherwise); a route adds
- * `preHandler: app.requirePermission(...)` for the permission it needs (403 otherwise).
+ * `preHandler: app.requirePermission(...)` for the permission it needs (403 otherwise). Without a
+ * bearer token, the web UI's session cookie stands for the token it was signed in with (unsafe
+ * methods then need the CSRF header, see {@link SessionStore.tokenOf}).
  */
-export function installAuth(app: FastifyInstance, db: Db): void {
+export function installAuth(app: FastifyInstance, db: Db, sessions?: SessionStore): void {
   app.decorateRequest('principal', null);
   app.decorate('requirePermission', (permission: Permission): preHandlerAsyncHookHandler => {
     return async (req) => {
@@ -37,6 +40,6 @@ export function installAuth(app: FastifyInstance, db: Db): void {
     };
   });
   app.addHook('onRequest', async (req) => {
-    req.principal = await authenticate(db, bearerToken(req));
+    req.principal = await authenticate(db, bearerToken(req) ?? (await sessions?.tokenOf(req)));
   });
 }

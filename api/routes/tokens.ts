@@ -10,6 +10,15 @@ const CreateToken = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 100 }),
     permissions: Type.Array(Permission, { minItems: 1, uniqueItems: true }),
     servers: Type.Optional(Nullable(Type.Array(Slug, { minItems: 1, maxItems: 100 }))),
+    environments: Type.Optional(
+      Nullable(
+        Type.Array(Slug, {
+          minItems: 1,
+          maxItems: 100,
+          description: 'Limit deploy actions to these environments',
+        }),
+      ),
+    ),
     expiresAt: Type.Optional(Nullable(Timestamp)),
   },
   { additionalProperties: false },

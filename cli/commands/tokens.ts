@@ -42,6 +42,12 @@ export const tokenCommands: Command[] = [
         value: 'S',
         description: 'limit the token to this server; repeat for more',
       },
+      environment: {
+        type: 'string',
+        multiple: true,
+        value: 'E',
+        description: 'limit deploy actions to this environment; repeat for more',
+      },
       'expires-at': { type: 'string', value: 'T', description: 'expiry time, RFC 3339' },
     },
     async run(ctx) {
@@ -49,6 +55,7 @@ export const tokenCommands: Command[] = [
         name: string;
         permission: string[];
         server?: string[];
+        environment?: string[];
         'expires-at'?: string;
       };
       const unknown = flags.permission.filter((p) => !(PERMISSIONS as readonly string[]).includes(p));
@@ -59,6 +66,7 @@ export const tokenCommands: Command[] = [
         name: flags.name,
         permissions: flags.permission as Permission[],
         ...(flags.server ? { servers: flags.server } : {}),
+        ...(flags.environment ? { environments: flags.environment } : {}),
         ...(flags['expires-at'] ? { expiresAt: flags['expires-at'] } : {}),
       });
       ctx.print(

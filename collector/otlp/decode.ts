@@ -1,5 +1,23 @@
 import { BadRequestError } from '#core/errors.ts';
+import {
+  MAX_VALUE_DEPTH,
+  type AnyValue,
+  type Attributes,
+  type DataPointBase,
+  type ExponentialBuckets,
+  type InstrumentationScope,
+  type Metric,
+  type MetricData,
+  type MetricsRequest,
+  type NumberDataPoint,
+  type Resource,
+  type Span,
+  type TracesRequest,
+} from './model.ts';
 import { ExportMetricsServiceRequest, ExportTraceServiceRequest, TO_OBJECT_OPTIONS } from './protobuf.ts';
+import { decodeMetricsWire, decodeTracesWire } from './wire.ts';
+
+export * from './model.ts';
 
 /**
  * Decoding of OTLP export requests (protobuf and JSON) into one normalized shape.
@@ -11,140 +29,18 @@ import { ExportMetricsServiceRequest, ExportTraceServiceRequest, TO_OBJECT_OPTIO
  * summaries' quantiles, metric metadata) are skipped, as the specification asks receivers to do
  * with fields they do not know.
  *
+ * Protobuf bodies are decoded by the wire decoder (`wire.ts`), which returns exactly what the full
+ * path here (protobufjs `decode` + `toObject` + the reader below) returns, several times faster;
+ * a body it does not handle exactly like protobufjs (malformed or unusual) takes the full path.
+ *
  * JSON follows the OTLP JSON mapping: ids are hex, 64-bit integers are decimal strings or numbers,
  * and enums are integers. Being lenient where the Protobuf JSON mapping (which OTLP/JSON builds on)
  * is, enum value names (`"SPAN_KIND_SERVER"`) and snake_case field names (`trace_id`) are accepted
  * as well, and doubles may be the strings `"NaN"`, `"Infinity"` and `"-Infinity"`.
  */
 
-export type AnyValue =
-  string | boolean | number | bigint | Uint8Array | null | readonly AnyValue[] | Attributes;
-
-/** Attribute key → value. A `Map`, never a plain object: keys such as `__proto__` stay data. */
-export type Attributes = Map<string, AnyValue>;
-
-export interface Resource {
-  attributes: Attributes;
-}
-
-export interface InstrumentationScope {
-  name: string;
-  version: string;
-  attributes: Attributes;
-}
-
-export const SpanKind = {
-  UNSPECIFIED: 0,
-  INTERNAL: 1,
-  SERVER: 2,
-  CLIENT: 3,
-  PRODUCER: 4,
-  CONSUMER: 5,
-} as const;
-
-export const StatusCode = { UNSET: 0, OK: 1, ERROR: 2 } as const;
-
-export const AggregationTemporality = { UNSPECIFIED: 0, DELTA: 1, CUMULATIVE: 2 } as const;
-
-export interface Span {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: number;
-  startTimeUnixNano: bigint;
-  endTimeUnixNano: bigint;
-  attributes: Attributes;
-  status: { code: number; message: string };
-}
-
-export interface ScopeSpans {
-  scope: InstrumentationScope;
-  spans: Span[];
-}
-
-export interface ResourceSpans {
-  resource: Resource;
-  scopeSpans: ScopeSpans[];
-}
-
-/** A decoded `ExportTraceServiceRequest`. */
-export interface TracesRequest {
-  resourceSpans: ResourceSpans[];
-}
-
-interface DataPointBase {
-  attributes: Attributes;
-  startTimeUnixNano: bigint;
-  timeUnixNano: bigint;
-  flags: number;
-}
-
-export interface NumberDataPoint extends DataPointBase {
-  /** `asDouble` as a number, `asInt` as a bigint; undefined when the point carries neither. */
-  value: number | bigint | undefined;
-}
-
-export interface HistogramDataPoint extends DataPointBase {
-  count: bigint;
-  sum: number | undefined;
-  bucketCounts: bigint[];
-  explicitBounds: number[];
-}
-
-export interface ExponentialBuckets {
-  offset: number;
-  bucketCounts: bigint[];
-}
-
-export interface ExponentialHistogramDataPoint extends DataPointBase {
-  count: bigint;
-  sum: number | undefined;
-  scale: number;
-  zeroCount: bigint;
-  positive: ExponentialBuckets;
-  negative: ExponentialBuckets;
-}
-
-export type MetricData =
-  | { type: 'gauge'; dataPoints: NumberDataPoint[] }
-  | { type: 'sum'; aggregationTemporality: number; isMonotonic: boolean; dataPoints: NumberDataPoint[] }
-  | { type: 'histogram'; aggregationTemporality: number; dataPoints: HistogramDataPoint[] }
-  | {
-      type: 'exponentialHistogram';
-      aggregationTemporality: number;
-      dataPoints: ExponentialHistogramDataPoint[];
-    }
-  /** A summary (or a metric without data): counted, never mapped. */
-  | { type: 'other'; dataPointCount: number };
-
-export interface Metric {
-  name: string;
-  description: string;
-  unit: string;
-  data: MetricData;
-}
-
-export interface ScopeMetrics {
-  scope: InstrumentationScope;
-  metrics: Metric[];
-}
-
-export interface ResourceMetrics {
-  resource: Resource;
-  scopeMetrics: ScopeMetrics[];
-}
-
-/** A decoded `ExportMetricsServiceRequest`. */
-export interface MetricsRequest {
-  resourceMetrics: ResourceMetrics[];
-}
-
 /** The two OTLP/HTTP encodings. */
 export type OtlpEncoding = 'protobuf' | 'json';
-
-/** Attribute values nested deeper than this (arrays in arrays, maps in maps) are cut to null. */
-export const MAX_VALUE_DEPTH = 16;
 
 /** Returns the OTLP encoding for a Content-Type header value, or undefined when it is neither. */
 export function encodingOf(contentType: string | undefined): OtlpEncoding | undefined {
@@ -154,12 +50,24 @@ export function encodingOf(contentType: string | undefined): OtlpEncoding | unde
   return undefined;
 }
 
+export interface DecodeOptions {
+  /** False decodes protobuf with protobufjs only (the reference the wire decoder is tested against). @defaultValue true */
+  wire?: boolean;
+}
+
 /**
  * Decodes an `ExportTraceServiceRequest` body.
  * @throws BadRequestError (`invalid-otlp`) naming the problem when the body is malformed.
  */
-export function decodeTraces(body: Buffer, contentType: string): TracesRequest {
+export function decodeTraces(body: Buffer, contentType: string, options: DecodeOptions = {}): TracesRequest {
   const encoding = requireEncoding(contentType);
+  if (encoding === 'protobuf' && options.wire !== false && Buffer.isBuffer(body)) {
+    try {
+      return decodeTracesWire(body);
+    } catch {
+      // Not for the wire decoder (malformed, or unusual): the full path accepts it or says why not.
+    }
+  }
   const raw = parse(body, encoding, 'traces');
   const r = new Reader(encoding);
   return {
@@ -177,8 +85,19 @@ export function decodeTraces(body: Buffer, contentType: string): TracesRequest {
  * Decodes an `ExportMetricsServiceRequest` body.
  * @throws BadRequestError (`invalid-otlp`) naming the problem when the body is malformed.
  */
-export function decodeMetrics(body: Buffer, contentType: string): MetricsRequest {
+export function decodeMetrics(
+  body: Buffer,
+  contentType: string,
+  options: DecodeOptions = {},
+): MetricsRequest {
   const encoding = requireEncoding(contentType);
+  if (encoding === 'protobuf' && options.wire !== false && Buffer.isBuffer(body)) {
+    try {
+      return decodeMetricsWire(body);
+    } catch {
+      // As for traces: the full path decides.
+    }
+  }
   const raw = parse(body, encoding, 'metrics');
   const r = new Reader(encoding);
   return {

@@ -37,7 +37,8 @@ function loadRoot(): protobuf.Root {
   return root;
 }
 
-const root = loadRoot();
+/** The loaded definitions, for reflection (the wire decoder takes its field numbers from here). */
+export const root = loadRoot();
 
 export const ExportTraceServiceRequest = root.lookupType(
   'opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest',

@@ -12,6 +12,8 @@ export interface Principal {
   permissions: Permission[];
   /** `null`: every server of the org; otherwise only these server slugs. */
   servers: string[] | null;
+  /** Deploy actions: `null`/absent: every environment; otherwise only these environment names. */
+  environments?: string[] | null;
 }
 
 /** Where a change came from, recorded with it in the audit trail. */
@@ -47,6 +49,20 @@ export function assertPermission(principal: Principal, needed: Permission): void
 export function assertServerAccess(principal: Principal, server: string): void {
   if (principal.servers !== null && !principal.servers.includes(server)) {
     throw new NotFoundError(`server ${server} was not found in @${principal.orgSlug}`, 'server-not-found');
+  }
+}
+
+/**
+ * A token limited to named environments may deploy (and promote, roll back…) only there. Unlike
+ * servers, environments are not hidden: the refusal names the environment and the token's list.
+ */
+export function assertEnvironmentAccess(principal: Principal, environment: string): void {
+  const allowed = principal.environments;
+  if (allowed && !allowed.includes(environment)) {
+    throw new ForbiddenError(
+      `this token (${principal.tokenName}) may deploy only to ${allowed.join(', ')}, not ${environment}; ask an admin of @${principal.orgSlug} for a token that includes ${environment}`,
+      'environment-not-permitted',
+    );
   }
 }
 

@@ -29,6 +29,8 @@ export interface TokenView {
   prefix: string;
   permissions: Permission[];
   servers: string[] | null;
+  /** `null`: deploy to every environment; otherwise only to these. */
+  environments: string[] | null;
   createdAt: string;
   createdBy: string | null;
   expiresAt: string | null;
@@ -44,6 +46,7 @@ interface TokenRow {
   prefix: string;
   permissions: Permission[];
   servers: string[] | null;
+  environments: string[] | null;
   created_by: string | null;
   created_at: Date;
   expires_at: Date | null;
@@ -58,6 +61,7 @@ function toView(row: TokenRow, now = Date.now()): TokenView {
     prefix: row.prefix,
     permissions: row.permissions,
     servers: row.servers,
+    environments: row.environments ?? null,
     createdAt: row.created_at.toISOString(),
     createdBy: row.created_by,
     expiresAt: row.expires_at?.toISOString() ?? null,
@@ -74,6 +78,7 @@ function summary(view: TokenView) {
     prefix: view.prefix,
     permissions: view.permissions,
     servers: view.servers,
+    environments: view.environments,
     expiresAt: view.expiresAt,
     revokedAt: view.revokedAt,
   };
@@ -83,6 +88,8 @@ export interface NewToken {
   name: string;
   permissions: Permission[];
   servers?: string[] | null | undefined;
+  /** Limits what the token may deploy to (environment names). */
+  environments?: string[] | null | undefined;
   expiresAt?: string | null | undefined;
 }
 
@@ -115,9 +122,10 @@ export async function insertToken(
     }
   }
   const servers = input.servers ? [...new Set(input.servers)].sort() : null;
+  const environments = input.environments ? [...new Set(input.environments)].sort() : null;
   const [row] = await tx.query<TokenRow>(
-    `INSERT INTO tokens (id, org_id, name, prefix, hash, permissions, servers, created_by, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+    `INSERT INTO tokens (id, org_id, name, prefix, hash, permissions, servers, created_by, expires_at, environments)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
     [
       newId(),
       orgId,
@@ -128,6 +136,7 @@ export async function insertToken(
       servers,
       ctx.principal.tokenId,
       expiresAt,
+      environments,
     ],
   );
   const view = toView(row as TokenRow);
@@ -220,5 +229,7 @@ export async function authenticate(db: Queryable, token: string | undefined): Pr
     tokenName: row.name,
     permissions: row.permissions,
     servers: row.servers,
+    // Absent means every environment, as for tokens created before environments existed.
+    ...(row.environments ? { environments: row.environments } : {}),
   };
 }

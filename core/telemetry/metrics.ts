@@ -1,4 +1,4 @@
-import { metrics, type Histogram } from '@opentelemetry/api';
+import { metrics, type Counter, type Histogram } from '@opentelemetry/api';
 
 /**
  * Pylee's own instruments. They are created on first use, after `startSelfTelemetry()` has
@@ -7,6 +7,7 @@ import { metrics, type Histogram } from '@opentelemetry/api';
 interface Instruments {
   storeDuration: Histogram;
   httpDuration: Histogram;
+  otlpRefused: Counter;
 }
 
 let instruments: Instruments | undefined;
@@ -24,6 +25,10 @@ function get(): Instruments {
       description: 'Duration of HTTP server requests',
       unit: 's',
       advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+    }),
+    otlpRefused: meter.createCounter('pylee.collector.requests.rejected', {
+      description: 'OTLP export requests refused whole (nothing of them stored), by signal and status',
+      unit: '{request}',
     }),
   };
   return instruments;
@@ -66,4 +71,9 @@ export function recordHttpRequest(
     'http.response.status_code': status,
     ...(route ? { 'http.route': route } : {}),
   });
+}
+
+/** Records an OTLP export request the collector refused whole: bad body, key, type or size, or overload. */
+export function recordOtlpRefused(signal: 'traces' | 'metrics', status: number): void {
+  get().otlpRefused.add(1, { 'pylee.signal': signal, 'http.response.status_code': status });
 }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Permission } from '#core/auth/principal.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores } from '#test/helpers/stores.ts';
+import { saveToolSnapshot } from '#core/health/tools.ts';
 
 type Stores = Awaited<ReturnType<typeof openTestStores>>;
 
@@ -37,6 +38,129 @@ const asAdmin = async (method: RouteCase['method'], url: string, payload?: objec
 const freshServer = async () => (await asAdmin('POST', '/api/v1/servers', { slug: fresh() })).slug as string;
 let patch = 0;
 const freshVersion = () => `1.0.${++patch}`;
+
+/** A server with 1.0.0 stable in staging and 1.1.0 rolling out there as a canary (paused by `pause`). */
+const freshRollout = async (pause: string | { approval: true } = { approval: true }) => {
+  const server = await freshServer();
+  for (const version of ['1.0.0', '1.1.0'])
+    await asAdmin('POST', `/api/v1/servers/${server}/versions`, { version, status: 'stable' });
+  await asAdmin('POST', `/api/v1/servers/${server}/deployments`, {
+    version: '1.0.0',
+    environment: 'staging',
+  });
+  const d = await asAdmin('POST', `/api/v1/servers/${server}/deployments`, {
+    version: '1.1.0',
+    environment: 'staging',
+    strategy: 'canary',
+    steps: [{ weight: 10, pause }, { weight: 100 }],
+  });
+  return { server, id: d.id as string, url: `/api/v1/servers/${server}/deployments/${d.id as string}` };
+};
+
+const deploymentRoutes: RouteCase[] = [
+  {
+    method: 'GET',
+    route: '/api/v1/environments',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/environments' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/environments',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/environments', body: { name: fresh() } }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/environments/:environment',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/environments/development', body: { description: fresh() } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/environments/:environment',
+    needs: 'admin',
+    request: async () => {
+      const name = fresh();
+      await asAdmin('POST', '/api/v1/environments', { name });
+      return { url: `/api/v1/environments/${name}` };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/environments',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/environments' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/deployments',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/deployments?environment=staging' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/deployments',
+    needs: 'deploy',
+    request: async () => {
+      const server = await freshServer();
+      await asAdmin('POST', `/api/v1/servers/${server}/versions`, { version: '1.0.0' });
+      return {
+        url: `/api/v1/servers/${server}/deployments`,
+        body: { version: '1.0.0', environment: 'development' },
+      };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/deployments/:id',
+    needs: 'read',
+    request: async () => ({ url: (await freshRollout()).url }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/deployments/:id/promote',
+    needs: 'deploy',
+    request: async () => ({ url: `${(await freshRollout()).url}/promote`, body: {} }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/deployments/:id/pause',
+    needs: 'deploy',
+    request: async () => ({ url: `${(await freshRollout('1h')).url}/pause`, body: {} }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/deployments/:id/resume',
+    needs: 'deploy',
+    request: async () => {
+      const { url } = await freshRollout('1h');
+      await asAdmin('POST', `${url}/pause`, {});
+      return { url: `${url}/resume`, body: {} };
+    },
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/deployments/:id/abort',
+    needs: 'deploy',
+    request: async () => ({ url: `${(await freshRollout()).url}/abort`, body: {} }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/deployments/:id/rollback',
+    needs: 'deploy',
+    request: async () => ({ url: `${(await freshRollout()).url}/rollback`, body: {} }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/rollback',
+    needs: 'deploy',
+    request: async () => ({
+      url: `/api/v1/servers/${(await freshRollout()).server}/rollback`,
+      body: { environment: 'staging' },
+    }),
+  },
+];
 
 /** The three scopes variables hang from, each with its own routes. */
 const SCOPES = [
@@ -80,8 +204,125 @@ const variableRoutes: RouteCase[] = SCOPES.flatMap((scope) =>
 );
 
 /** Every /api/v1 route. A test below fails when a route exists that is not in this table. */
+const freshChannel = async (kind: 'slack' | 'webhook' = 'webhook') =>
+  (await asAdmin('POST', '/api/v1/channels', { name: fresh(), kind, url: 'http://127.0.0.1:9/hook' }))
+    .id as string;
+const freshSilence = async () =>
+  (
+    await asAdmin('POST', '/api/v1/silences', {
+      matchers: [{ name: 'server', op: '=', value: fresh() }],
+      endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+      comment: 'permissions test',
+    })
+  ).id as string;
+const deadDelivery = async () => {
+  const { deliveryId } = await asAdmin('POST', `/api/v1/channels/${await freshChannel()}/test`);
+  await stores.db.query(`UPDATE notification_deliveries SET status = 'dead' WHERE id = $1`, [deliveryId]);
+  return deliveryId as string;
+};
+
+/** Notification channels (admin), silences (write), deliveries (read; redeliver: write). */
+const notifyRoutes: RouteCase[] = [
+  {
+    method: 'GET',
+    route: '/api/v1/channels',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/channels' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/channels',
+    needs: 'admin',
+    request: async () => ({
+      url: '/api/v1/channels',
+      body: { name: fresh(), kind: 'slack', url: 'http://127.0.0.1:9/slack' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/channels/:id',
+    needs: 'read',
+    request: async () => ({ url: `/api/v1/channels/${await freshChannel()}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/channels/:id',
+    needs: 'admin',
+    request: async () => ({ url: `/api/v1/channels/${await freshChannel()}`, body: { events: ['alert.*'] } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/channels/:id',
+    needs: 'admin',
+    request: async () => ({ url: `/api/v1/channels/${await freshChannel()}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/channels/:id/rotate-secret',
+    needs: 'admin',
+    request: async () => ({ url: `/api/v1/channels/${await freshChannel()}/rotate-secret` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/channels/:id/test',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/channels/${await freshChannel()}/test` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/silences',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/silences' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/silences',
+    needs: 'write',
+    request: async () => ({
+      url: '/api/v1/silences',
+      body: {
+        matchers: [{ name: 'server', op: '=', value: fresh() }],
+        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+        comment: 'maintenance',
+      },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/silences/:id',
+    needs: 'read',
+    request: async () => ({ url: `/api/v1/silences/${await freshSilence()}` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/silences/:id',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/silences/${await freshSilence()}` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/deliveries',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/deliveries?status=dead' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/deliveries/:id',
+    needs: 'read',
+    request: async () => ({ url: `/api/v1/deliveries/${await deadDelivery()}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/deliveries/:id/redeliver',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/deliveries/${await deadDelivery()}/redeliver` }),
+  },
+];
+
 const ROUTES: RouteCase[] = [
   ...variableRoutes,
+  ...deploymentRoutes,
+  ...notifyRoutes,
   {
     method: 'GET',
     route: '/api/v1/servers',
@@ -229,6 +470,19 @@ const ROUTES: RouteCase[] = [
   },
   { method: 'GET', route: '/api/v1/me', needs: null, request: async () => ({ url: '/api/v1/me' }) },
   {
+    method: 'POST',
+    route: '/api/v1/session',
+    needs: null,
+    request: async () => ({ url: '/api/v1/session' }),
+  },
+  { method: 'GET', route: '/api/v1/session', needs: null, request: async () => ({ url: '/api/v1/session' }) },
+  {
+    method: 'DELETE',
+    route: '/api/v1/session',
+    needs: null,
+    request: async () => ({ url: '/api/v1/session' }),
+  },
+  {
     method: 'GET',
     route: '/api/v1/tokens',
     needs: 'admin',
@@ -271,7 +525,186 @@ const ROUTES: RouteCase[] = [
     needs: 'admin',
     request: async () => ({ url: '/api/v1/access-log' }),
   },
+  ...healthCheckRoutes(),
+  ...alertRouteCases(),
 ];
+
+/** Alert rules and alerts: a fresh rule per call; one firing alert (no data, treated as alerting) shared. */
+function alertRouteCases(): RouteCase[] {
+  const rule = async () =>
+    (
+      await asAdmin('POST', '/api/v1/alert-rules', {
+        name: fresh(),
+        server: 'matrix',
+        kind: 'threshold',
+        metric: 'errorRate',
+        threshold: 0.5,
+        noDataState: 'Alerting',
+      })
+    ).id as string;
+  let alert: Promise<string> | undefined;
+  const firingAlert = () =>
+    (alert ??= (async () => {
+      const id = await rule();
+      const result = await asAdmin('POST', `/api/v1/alert-rules/${id}/evaluate`);
+      return ((result.alerts as { id: string }[])[0] as { id: string }).id;
+    })());
+  return [
+    {
+      method: 'GET',
+      route: '/api/v1/alert-rules',
+      needs: 'read',
+      request: async () => ({ url: '/api/v1/alert-rules' }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/alert-rules',
+      needs: 'write',
+      request: async () => ({
+        url: '/api/v1/alert-rules',
+        body: { name: fresh(), server: 'matrix', kind: 'absence', window: '10m' },
+      }),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/alert-rules/:id',
+      needs: 'read',
+      request: async () => ({ url: `/api/v1/alert-rules/${await rule()}` }),
+    },
+    {
+      method: 'PATCH',
+      route: '/api/v1/alert-rules/:id',
+      needs: 'write',
+      request: async () => ({ url: `/api/v1/alert-rules/${await rule()}`, body: { severity: 'critical' } }),
+    },
+    {
+      method: 'DELETE',
+      route: '/api/v1/alert-rules/:id',
+      needs: 'write',
+      request: async () => ({ url: `/api/v1/alert-rules/${await rule()}` }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/alert-rules/:id/evaluate',
+      needs: 'write',
+      request: async () => ({ url: `/api/v1/alert-rules/${await rule()}/evaluate` }),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/alerts',
+      needs: 'read',
+      request: async () => ({ url: '/api/v1/alerts?state=firing,pending' }),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/alerts/history',
+      needs: 'read',
+      request: async () => ({ url: '/api/v1/alerts/history?server=matrix&version=1.0.0' }),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/alerts/:id',
+      needs: 'read',
+      request: async () => ({ url: `/api/v1/alerts/${await firingAlert()}` }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/alerts/:id/acknowledge',
+      needs: 'write',
+      request: async () => ({
+        url: `/api/v1/alerts/${await firingAlert()}/acknowledge`,
+        body: { comment: 'on it' },
+      }),
+    },
+  ];
+}
+
+/** Health checks: a fresh startup check per call (no scheduler), pointing at a port nothing listens on. */
+function healthCheckRoutes(): RouteCase[] {
+  const base = '/api/v1/servers/matrix/health-checks';
+  const check = async () =>
+    (
+      await asAdmin('POST', base, {
+        name: fresh(),
+        kind: 'http',
+        url: 'http://127.0.0.1:1/health',
+        phase: 'startup',
+        timeout: '1s',
+      })
+    ).id as string;
+  return [
+    {
+      method: 'GET',
+      route: '/api/v1/servers/:server/health',
+      needs: 'read',
+      request: async () => ({ url: '/api/v1/servers/matrix/health?window=1h' }),
+    },
+    {
+      method: 'GET',
+      route: `/api/v1/servers/:server/health-checks`,
+      needs: 'read',
+      request: async () => ({ url: base }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/servers/:server/health-checks',
+      needs: 'write',
+      request: async () => ({
+        url: base,
+        body: { name: fresh(), kind: 'mcp', url: 'http://127.0.0.1:1/mcp', phase: 'startup' },
+      }),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/servers/:server/health-checks/:id',
+      needs: 'read',
+      request: async () => ({ url: `${base}/${await check()}` }),
+    },
+    {
+      method: 'PATCH',
+      route: '/api/v1/servers/:server/health-checks/:id',
+      needs: 'write',
+      request: async () => ({ url: `${base}/${await check()}`, body: { requiredPasses: 2 } }),
+    },
+    {
+      method: 'DELETE',
+      route: '/api/v1/servers/:server/health-checks/:id',
+      needs: 'write',
+      request: async () => ({ url: `${base}/${await check()}` }),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/servers/:server/health-checks/:id/results',
+      needs: 'read',
+      request: async () => ({ url: `${base}/${await check()}/results?window=1h` }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/servers/:server/health-checks/:id/run',
+      needs: 'write',
+      request: async () => ({ url: `${base}/${await check()}/run` }),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/servers/:server/versions/:version/tools',
+      needs: 'read',
+      request: async () => {
+        await saveToolSnapshot(stores.db, api.org.id, {
+          server: 'matrix',
+          environment: '',
+          version: '1.0.0',
+          checkId: null,
+          protocolVersion: '2025-06-18',
+          serverInfo: null,
+          tools: [{ name: 'echo', inputSchema: { type: 'object' } }],
+          toolsHash: 'h',
+          observedAt: new Date().toISOString(),
+        });
+        return { url: '/api/v1/servers/matrix/versions/1.0.0/tools' };
+      },
+    },
+  ];
+}
 
 /** What each permission set may do, independent of the code under test. */
 const GRANTS: Record<string, Permission[]> = {

@@ -30,6 +30,8 @@ export async function buildTestApi(
     config: {
       apiBodyLimit: options.bodyLimit ?? 1024 * 1024,
       rateLimit: options.rateLimit ?? { max: 100_000, windowMs: 60_000 },
+      // Tests' webhook receivers (test/helpers/sink.ts) listen on 127.0.0.1.
+      allowPrivateWebhooks: true,
     },
     stores,
     logger: silentLogger,

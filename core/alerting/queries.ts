@@ -1,0 +1,138 @@
+import type { Warehouse } from '../warehouse/client.ts';
+import { resolution } from '../warehouse/telemetry-queries.ts';
+
+/**
+ * What one rule evaluation reads from ClickHouse: request health (or process resources) of every
+ * environment × version (× operation) of a server in the window, in ONE grouped query, so a
+ * thousand rules cost a thousand queries rather than one per series. The aggregates are those of
+ * `telemetry-queries.ts` (versionStats, operationStats): t-digest percentiles on raw rows for
+ * windows up to six hours (its `resolution()` decides), per-minute rollups beyond; error rate 0
+ * and percentiles null without requests; throughput = requests / window seconds.
+ */
+export interface SeriesStats {
+  environment: string;
+  version: string;
+  /** null unless the query was per operation. */
+  operation: string | null;
+  requests: number;
+  errors: number;
+  errorRate: number;
+  throughput: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface ResourceStats {
+  environment: string;
+  version: string;
+  /** Average `process.cpu.utilization` (0..1); null when not reported. */
+  cpu: number | null;
+  /** Average `process.memory.usage`, bytes; null when not reported. */
+  memory: number | null;
+}
+
+export interface SeriesScope {
+  orgId: string;
+  server: string;
+  environment?: string | null;
+  /** Exactly this operation; with `perOperation`, one row per operation. */
+  operation?: string | null;
+  perOperation?: boolean;
+  from: number;
+  to: number;
+}
+
+const FROM = "fromUnixTimestamp64Milli({from:Int64}, 'UTC')";
+const TO = "fromUnixTimestamp64Milli({to:Int64}, 'UTC')";
+
+function where(scope: SeriesScope, rollup: boolean, withOperation: boolean) {
+  const conditions = ['org_id = {org:String}', 'server = {server:String}'];
+  const params: Record<string, unknown> = {
+    org: scope.orgId,
+    server: scope.server,
+    from: scope.from,
+    to: scope.to,
+  };
+  if (scope.environment) {
+    conditions.push('environment = {environment:String}');
+    params.environment = scope.environment;
+  }
+  if (withOperation && scope.operation) {
+    conditions.push('operation = {operation:String}');
+    params.operation = scope.operation;
+  }
+  conditions.push(
+    rollup ? `time >= toStartOfMinute(${FROM}) AND time < ${TO}` : `time >= ${FROM} AND time < ${TO}`,
+  );
+  return { where: conditions.join(' AND '), params };
+}
+
+const usesRollup = (scope: SeriesScope) => resolution({ from: scope.from, to: scope.to }) !== 'raw';
+
+export async function requestSeries(warehouse: Warehouse, scope: SeriesScope): Promise<SeriesStats[]> {
+  const rollup = usesRollup(scope);
+  const { where: condition, params } = where(scope, rollup, true);
+  const byOperation = scope.perOperation === true;
+  const dims = `environment, version${byOperation ? ', operation' : ''}`;
+  const query = rollup
+    ? `SELECT ${dims}, countMerge(requests) AS requests, sumMerge(errors) AS errors,
+         quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_ms) AS q
+       FROM requests_1m WHERE ${condition} GROUP BY ${dims}`
+    : `SELECT ${dims}, count() AS requests, sum(error) AS errors,
+         quantilesTDigest(0.5, 0.95, 0.99)(duration_ms) AS q
+       FROM requests WHERE ${condition} GROUP BY ${dims}`;
+  const result = await warehouse.client.query({ query, query_params: params, format: 'JSONEachRow' });
+  const rows = await result.json<{
+    environment: string;
+    version: string;
+    operation?: string;
+    requests: number | string;
+    errors: number | string;
+    q: (number | null)[];
+  }>();
+  const seconds = (scope.to - scope.from) / 1000;
+  return rows.map((row) => {
+    const requests = Number(row.requests);
+    const errors = Number(row.errors);
+    const q = requests > 0 ? row.q : [];
+    return {
+      environment: row.environment,
+      version: row.version,
+      operation: byOperation ? (row.operation ?? '') : (scope.operation ?? null),
+      requests,
+      errors,
+      errorRate: requests > 0 ? errors / requests : 0,
+      throughput: seconds > 0 ? requests / seconds : 0,
+      p50: q[0] ?? null,
+      p95: q[1] ?? null,
+      p99: q[2] ?? null,
+    };
+  });
+}
+
+export async function resourceSeries(warehouse: Warehouse, scope: SeriesScope): Promise<ResourceStats[]> {
+  const rollup = usesRollup(scope);
+  const { where: condition, params } = where(scope, rollup, false);
+  const query = rollup
+    ? `SELECT environment, version, avgMerge(cpu_utilization) AS cpu, avgMerge(memory_avg) AS memory
+       FROM resources_1m WHERE ${condition} GROUP BY environment, version`
+    : `SELECT environment, version, avgIf(value, metric = 'process.cpu.utilization') AS cpu,
+         avgIf(value, metric = 'process.memory.usage') AS memory
+       FROM metric_points WHERE ${condition}
+         AND metric IN ('process.cpu.utilization', 'process.memory.usage')
+       GROUP BY environment, version`;
+  const result = await warehouse.client.query({ query, query_params: params, format: 'JSONEachRow' });
+  const rows = await result.json<{ environment: string; version: string; cpu: unknown; memory: unknown }>();
+  // avg of nothing is nan; JSON output renders it as a string or null depending on settings.
+  const num = (v: unknown) => {
+    const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
+    return Number.isFinite(n) ? n : null;
+  };
+  return rows.map((r) => ({
+    environment: r.environment,
+    version: r.version,
+    cpu: num(r.cpu),
+    memory: num(r.memory),
+  }));
+}

@@ -1,0 +1,194 @@
+import semver from 'semver';
+import type { Queryable } from '../db/client.ts';
+import { checkFailures } from '../health/results.ts';
+import type { Warehouse } from '../warehouse/client.ts';
+import { requestSeries, resourceSeries, type ResourceStats, type SeriesStats } from './queries.ts';
+import { RESOURCE_METRICS, versionMatches, type Metric, type Rule } from './rules.ts';
+import { compare } from './state.ts';
+
+/** Which series an instance watches; with the rule's id, what its fingerprint is made of. */
+export interface SeriesKey {
+  environment: string | null;
+  version: string | null;
+  /** The operation; for health rules, the check's name. */
+  operation: string | null;
+}
+
+/** One instance's reading at one evaluation. */
+export interface Sample {
+  key: SeriesKey;
+  /** null: the series exists but has no value (e.g. no baseline to compare with) → no data. */
+  value: number | null;
+  threshold: number | null;
+  baselineVersion: string | null;
+  holds: boolean;
+  /** The series exists but cannot be judged (no value, or no baseline to compare with). */
+  noData?: boolean;
+}
+
+type Row = (SeriesStats | ResourceStats) & { operation?: string | null; requests?: number };
+
+function metricValue(row: Row, metric: Metric): number | null {
+  const r = row as Partial<SeriesStats & ResourceStats>;
+  switch (metric) {
+    case 'errorRate':
+      return r.errorRate ?? null;
+    case 'latencyP50':
+      return r.p50 ?? null;
+    case 'latencyP95':
+      return r.p95 ?? null;
+    case 'latencyP99':
+      return r.p99 ?? null;
+    case 'throughput':
+      return r.throughput ?? null;
+    case 'cpu':
+      return r.cpu ?? null;
+    case 'memory':
+      return r.memory ?? null;
+  }
+}
+
+/** Registry statuses of the server's versions: `stable` baselines come from them. */
+async function registryStatuses(db: Queryable, orgId: string, server: string): Promise<Map<string, string>> {
+  const rows = await db.query<{ version: string; status: string }>(
+    `SELECT v.version, v.status FROM versions v JOIN servers s ON s.id = v.server_id
+      WHERE s.org_id = $1 AND s.slug = $2`,
+    [orgId, server],
+  );
+  return new Map(rows.map((r) => [r.version, r.status]));
+}
+
+/**
+ * The stable version of an environment, as compare chooses its default baseline: the newest
+ * version the registry calls stable that served traffic there in the window.
+ */
+function stableOf(versions: Iterable<string>, statuses: Map<string, string>): string | undefined {
+  const stable = [...new Set(versions)].filter((v) => semver.valid(v) && statuses.get(v) === 'stable');
+  return stable.sort((a, b) => semver.rcompare(a, b))[0];
+}
+
+/**
+ * Reads what the rule watches and returns one sample per series: environment × version
+ * (× operation). An empty list means the rule has no data at all. Throws when a store fails.
+ */
+export async function evaluateSamples(
+  deps: { db: Queryable; warehouse: Warehouse },
+  rule: Rule,
+  now: number,
+): Promise<Sample[]> {
+  const c = rule.condition;
+  if (rule.kind === 'health') return healthSamples(deps.warehouse, rule, now);
+  const scope = {
+    orgId: rule.orgId,
+    server: rule.server,
+    environment: rule.environment,
+    from: now - rule.windowMs,
+    to: now,
+  };
+  const perOperation = c.operation === '*';
+  const operation = perOperation ? null : c.operation;
+  const resources = c.metric !== null && RESOURCE_METRICS.includes(c.metric);
+  const rows: Row[] = resources
+    ? await resourceSeries(deps.warehouse, scope)
+    : await requestSeries(deps.warehouse, {
+        ...scope,
+        operation: rule.kind === 'absence' ? operation : operation,
+        perOperation: rule.kind !== 'absence' && perOperation,
+      });
+  // Series below minRequests count as no data: a p95 of two requests pages nobody.
+  const enough = (row: Row) => resources || (row.requests ?? 0) >= c.minRequests;
+
+  if (rule.kind === 'absence') {
+    const matching = rows.filter((r) => versionMatches(rule.version, r.version));
+    const requests = matching.reduce((sum, r) => sum + (r.requests ?? 0), 0);
+    return [
+      {
+        key: {
+          environment: rule.environment,
+          version: rule.version === '*' ? null : rule.version,
+          operation: c.operation === '*' ? null : c.operation,
+        },
+        value: requests,
+        threshold: c.minRequests,
+        baselineVersion: null,
+        holds: requests < c.minRequests,
+      },
+    ];
+  }
+
+  const metric = c.metric as Metric;
+  const needsRegistry = rule.kind === 'relative' || rule.version === 'stable' || rule.version === 'canary';
+  const statuses = needsRegistry ? await registryStatuses(deps.db, rule.orgId, rule.server) : new Map();
+  const present = rows.filter(enough);
+  const byEnv = new Map<string, Row[]>();
+  for (const row of present) byEnv.set(row.environment, [...(byEnv.get(row.environment) ?? []), row]);
+
+  const samples: Sample[] = [];
+  for (const [environment, envRows] of byEnv) {
+    const stable = needsRegistry
+      ? stableOf(
+          envRows.map((r) => r.version),
+          statuses,
+        )
+      : undefined;
+    const selected = (version: string) => {
+      if (rule.version === 'stable') return version === stable;
+      if (rule.version === 'canary') {
+        return stable !== undefined && semver.valid(version) !== null && semver.gt(version, stable);
+      }
+      return versionMatches(rule.version, version);
+    };
+    const baselineVersion = rule.kind === 'relative' ? (c.baseline ?? stable ?? null) : null;
+    for (const row of envRows) {
+      if (!selected(row.version)) continue;
+      if (rule.kind === 'relative' && row.version === baselineVersion) continue;
+      const key: SeriesKey = { environment, version: row.version, operation: row.operation ?? null };
+      const value = metricValue(row, metric);
+      let threshold: number | null = c.threshold;
+      if (rule.kind === 'relative') {
+        const base = envRows.find(
+          (b) => b.version === baselineVersion && (b.operation ?? null) === (row.operation ?? null),
+        );
+        const baseValue = base ? metricValue(base, metric) : null;
+        threshold = baseValue === null ? null : baseValue * (c.factor ?? 1) + (c.offset ?? 0);
+      }
+      if (value === null || threshold === null) {
+        samples.push({ key, value, threshold, baselineVersion, holds: false, noData: true });
+        continue;
+      }
+      samples.push({
+        key,
+        value,
+        threshold,
+        baselineVersion,
+        holds: compare(value, c.comparator, threshold),
+      });
+    }
+  }
+  return samples;
+}
+
+/**
+ * One sample per health check (× environment) with runs in the window: it holds when the newest
+ * run failed; the value is the number of failed runs in the window.
+ */
+async function healthSamples(warehouse: Warehouse, rule: Rule, now: number): Promise<Sample[]> {
+  const found = await checkFailures(warehouse, {
+    orgId: rule.orgId,
+    server: rule.server,
+    environment: rule.environment ?? undefined,
+    from: now - rule.windowMs,
+    to: now,
+  });
+  const check = rule.condition.check;
+  return found
+    .filter((f) => check === null || f.checkName === check || f.checkId === check)
+    .filter((f) => rule.version === '*' || versionMatches(rule.version, f.last.version))
+    .map((f) => ({
+      key: { environment: f.environment || null, version: null, operation: f.checkName },
+      value: f.failures,
+      threshold: null,
+      baselineVersion: null,
+      holds: !f.last.ok,
+    }));
+}

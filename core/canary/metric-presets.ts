@@ -1,0 +1,79 @@
+import type { MetricConfig } from './judge.ts';
+
+/**
+ * What a canary analysis judges by default (issue 7): error rate, p50/p95/p99 latency, CPU,
+ * memory and health-check failures for the whole server, and error rate and p95 latency per MCP
+ * tool. Effect sizes are mean ratios canary/baseline: allowedIncrease 1.1 = up to +10% passes.
+ * The analysis job reads one value per interval (1 minute by default) for each of these names.
+ */
+export const SERVER_METRICS: readonly MetricConfig[] = [
+  {
+    name: 'error_rate',
+    group: 'errors',
+    direction: 'increase',
+    // Any significant rise beyond 0.1 percentage point of errors counts; doubling fails the canary,
+    // and so does any significant rise from an error-free baseline.
+    critical: true,
+    allowedIncrease: 1.2,
+    criticalIncrease: 2,
+    absoluteTolerance: 0.001,
+    zeroBaseline: 'critical',
+    unit: 'ratio',
+  },
+  { name: 'latency_p50', group: 'latency', direction: 'increase', allowedIncrease: 1.1, unit: 'ms' },
+  {
+    name: 'latency_p95',
+    group: 'latency',
+    direction: 'increase',
+    critical: true,
+    allowedIncrease: 1.1,
+    criticalIncrease: 1.5,
+    unit: 'ms',
+  },
+  { name: 'latency_p99', group: 'latency', direction: 'increase', allowedIncrease: 1.2, unit: 'ms' },
+  // Resource use is reported whether or not requests arrive: not subject to the traffic minimums.
+  {
+    name: 'cpu',
+    group: 'resources',
+    direction: 'increase',
+    allowedIncrease: 1.2,
+    perRequest: false,
+    outliers: { factor: 3 },
+    unit: 'ratio',
+  },
+  {
+    name: 'memory',
+    group: 'resources',
+    direction: 'increase',
+    allowedIncrease: 1.2,
+    perRequest: false,
+    unit: 'bytes',
+  },
+  {
+    name: 'health_check_failures',
+    group: 'health',
+    direction: 'increase',
+    critical: true,
+    perRequest: false,
+    // An interval without a failed check reports nothing: that is 0 failures.
+    nanStrategy: 'replace',
+    zeroBaseline: 'critical',
+    unit: 'count',
+  },
+];
+
+/** Per-tool metrics; judged on the tool's own request counts (pass them as the series' traffic). */
+export function operationMetrics(): MetricConfig[] {
+  return [
+    {
+      name: 'error_rate',
+      group: 'errors',
+      direction: 'increase',
+      allowedIncrease: 1.2,
+      absoluteTolerance: 0.001,
+      zeroBaseline: 'critical',
+      unit: 'ratio',
+    },
+    { name: 'latency_p95', group: 'latency', direction: 'increase', allowedIncrease: 1.2, unit: 'ms' },
+  ];
+}

@@ -1,0 +1,272 @@
+import type { AlertGroupData, AlertNotice } from './events.ts';
+import type { StoredEvent } from './publisher.ts';
+
+/** Slack's documented Block Kit limits; longer text is cut with an ellipsis rather than refused by Slack. */
+export const SLACK_LIMITS = {
+  blocks: 50,
+  headerText: 150,
+  sectionText: 3000,
+  fields: 10,
+  fieldText: 2000,
+  contextElements: 10,
+  buttonText: 75,
+  url: 3000,
+  fallbackText: 4000,
+} as const;
+
+export interface SlackMessage {
+  /** Fallback for notifications and screen readers; Slack wants it alongside blocks. */
+  text: string;
+  blocks: SlackBlock[];
+}
+
+type Text = { type: 'mrkdwn' | 'plain_text'; text: string };
+export type SlackBlock =
+  | { type: 'header'; text: { type: 'plain_text'; text: string } }
+  | { type: 'section'; text?: Text; fields?: Text[] }
+  | { type: 'context'; elements: Text[] }
+  | { type: 'divider' }
+  | {
+      type: 'actions';
+      elements: { type: 'button'; text: { type: 'plain_text'; text: string }; url: string }[];
+    };
+
+export interface RenderOptions {
+  /** `PYLEE_PUBLIC_URL`: links are built from it; without it messages carry none. */
+  publicUrl?: string | undefined;
+}
+
+const cut = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
+/** Slack mrkdwn needs only these three escaped. */
+const esc = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+const header = (text: string): SlackBlock => ({
+  type: 'header',
+  text: {
+    type: 'plain_text',
+    text: cut(text.replace(/\s+/g, ' ').trim() || 'Pylee', SLACK_LIMITS.headerText),
+  },
+});
+const section = (markdown: string): SlackBlock => ({
+  type: 'section',
+  text: { type: 'mrkdwn', text: cut(markdown, SLACK_LIMITS.sectionText) },
+});
+const fieldsBlock = (pairs: [string, string | null | undefined][]): SlackBlock | undefined => {
+  const fields = pairs
+    .filter((p): p is [string, string] => p[1] !== null && p[1] !== undefined && p[1] !== '')
+    .slice(0, SLACK_LIMITS.fields)
+    .map(([k, v]) => ({
+      type: 'mrkdwn' as const,
+      text: cut(`*${esc(k)}*\n${esc(v)}`, SLACK_LIMITS.fieldText),
+    }));
+  return fields.length > 0 ? { type: 'section', fields } : undefined;
+};
+const context = (texts: string[]): SlackBlock => ({
+  type: 'context',
+  elements: texts
+    .slice(0, SLACK_LIMITS.contextElements)
+    .map((t) => ({ type: 'mrkdwn' as const, text: cut(t, SLACK_LIMITS.sectionText) })),
+});
+
+function link(options: RenderOptions, path: unknown): string | undefined {
+  if (!options.publicUrl || typeof path !== 'string' || path === '') return undefined;
+  if (/^https?:\/\//.test(path)) return path;
+  const url = `${options.publicUrl.replace(/\/+$/, '')}${path.startsWith('/') ? '' : '/'}${path}`;
+  return url.length <= SLACK_LIMITS.url ? url : undefined;
+}
+
+const button = (text: string, url: string): SlackBlock => ({
+  type: 'actions',
+  elements: [{ type: 'button', text: { type: 'plain_text', text: cut(text, SLACK_LIMITS.buttonText) }, url }],
+});
+
+/** Numbers a person reads on a phone: at most 4 significant digits, no exponent for ordinary values. */
+export function formatNumber(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return 'n/a';
+  if (value === 0) return '0';
+  const abs = Math.abs(value);
+  if (abs >= 1e6 || abs < 1e-4) return value.toExponential(2);
+  return String(Number(value.toPrecision(4)));
+}
+
+const str = (v: unknown): string | undefined =>
+  typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
+
+function withinBlockLimit(blocks: SlackBlock[]): SlackBlock[] {
+  if (blocks.length <= SLACK_LIMITS.blocks) return blocks;
+  const kept = blocks.slice(0, SLACK_LIMITS.blocks - 1);
+  kept.push(context([`…and ${blocks.length - kept.length} more blocks not shown`]));
+  return kept;
+}
+
+function message(text: string, blocks: (SlackBlock | undefined)[]): SlackMessage {
+  return {
+    text: cut(text || 'Pylee notification', SLACK_LIMITS.fallbackText),
+    blocks: withinBlockLimit(blocks.filter((b): b is SlackBlock => b !== undefined)),
+  };
+}
+
+/** Alerts shown one by one before the rest are only counted. */
+const MAX_ALERTS_SHOWN = 10;
+
+function isAlertGroup(data: Record<string, unknown>): data is AlertGroupData {
+  return Array.isArray(data.alerts) && typeof data.status === 'string';
+}
+
+function observedLine(alert: AlertNotice): string {
+  const against =
+    alert.baselineVersion !== null
+      ? `baseline ${esc(alert.baselineVersion)}: *${formatNumber(alert.threshold)}*`
+      : `threshold *${formatNumber(alert.threshold)}*`;
+  return `${esc(alert.metric)} *${formatNumber(alert.value)}* vs ${against}`;
+}
+
+function renderAlertGroup(event: StoredEvent, data: AlertGroupData, options: RenderOptions): SlackMessage {
+  const resolved = data.status === 'resolved';
+  const alerts = data.alerts;
+  const first = alerts[0];
+  const severity = first?.severity ?? event.labels.severity ?? 'info';
+  const name = first?.ruleName ?? event.labels.alertname ?? 'alert';
+  const count = alerts.filter((a) => a.status === (resolved ? 'resolved' : 'firing')).length || alerts.length;
+  const state = resolved ? 'RESOLVED' : `FIRING${count > 1 ? ` ×${count}` : ''}`;
+  const title = `${state} · ${severity.toUpperCase()} · ${name}`;
+  const where = [
+    event.server ?? first?.server,
+    event.environment ?? first?.environment,
+    event.version ?? first?.version,
+  ]
+    .filter(Boolean)
+    .join(' / ');
+  const blocks: (SlackBlock | undefined)[] = [
+    header(title),
+    fieldsBlock([
+      ['Server', event.server ?? first?.server],
+      ['Environment', event.environment ?? first?.environment],
+      ['Version', event.version ?? first?.version],
+      ['Severity', severity],
+    ]),
+  ];
+  for (const alert of alerts.slice(0, MAX_ALERTS_SHOWN)) {
+    const lines = [
+      `*${esc(alert.ruleName)}*${alert.operation ? ` · tool \`${esc(alert.operation)}\`` : ''}${
+        alerts.length > 1 ? ` (${alert.status})` : ''
+      }`,
+    ];
+    if (alert.annotations.summary) lines.push(esc(alert.annotations.summary));
+    lines.push(observedLine(alert));
+    if (alerts.length > 1 && (alert.version || alert.server)) {
+      lines.push(
+        [alert.server, alert.environment, alert.version]
+          .filter(Boolean)
+          .map((s) => esc(String(s)))
+          .join(' / '),
+      );
+    }
+    const compare = link(options, alert.comparePath);
+    const runbook = alert.annotations.runbookUrl;
+    const links = [
+      compare ? `<${compare}|Compare versions>` : undefined,
+      runbook ? `<${runbook}|Runbook>` : undefined,
+    ]
+      .filter(Boolean)
+      .join(' · ');
+    if (links) lines.push(links);
+    blocks.push(section(lines.join('\n')));
+    const times = [`Started ${alert.startsAt}`];
+    if (alert.endsAt && alert.status === 'resolved') times.push(`resolved ${alert.endsAt}`);
+    blocks.push(context(times));
+  }
+  if (alerts.length > MAX_ALERTS_SHOWN)
+    blocks.push(context([`…and ${alerts.length - MAX_ALERTS_SHOWN} more alerts`]));
+  const compare = link(options, first?.comparePath);
+  if (compare && alerts.length === 1) blocks.push(button('Open comparison', compare));
+  const fallback = `${title}${where ? ` — ${where}` : ''}${first ? ` — ${first.metric} ${formatNumber(first.value)} vs ${formatNumber(first.threshold)}` : ''}`;
+  return message(event.summary || fallback, blocks);
+}
+
+/** Well-known keys producers put in `data`, shown as fields when present. */
+const DATA_FIELDS: [string, string][] = [
+  ['status', 'Status'],
+  ['verdict', 'Verdict'],
+  ['strategy', 'Strategy'],
+  ['step', 'Step'],
+  ['weight', 'Traffic'],
+  ['fromVersion', 'From'],
+  ['toVersion', 'To'],
+  ['baselineVersion', 'Baseline'],
+  ['canaryVersion', 'Canary'],
+  ['score', 'Score'],
+  ['reason', 'Reason'],
+  ['actor', 'By'],
+];
+
+function titleFor(event: StoredEvent): string {
+  const d = event.data;
+  const what = event.type.startsWith('deployment.')
+    ? 'Deployment'
+    : event.type.startsWith('canary.')
+      ? 'Canary'
+      : event.type === 'channel.test'
+        ? 'Test'
+        : event.type;
+  const state = str(d.verdict) ?? str(d.status) ?? str(d.phase) ?? str(d.state);
+  const target = [event.server, event.version].filter(Boolean).join(' ');
+  return [what, state?.toUpperCase(), target].filter(Boolean).join(' · ');
+}
+
+/** Metric lines of a canary verdict: `[{ name, canary, baseline, verdict? }]`. */
+function metricLines(value: unknown): string | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const lines = value.slice(0, 15).flatMap((m: Record<string, unknown>) => {
+    if (!m || typeof m !== 'object') return [];
+    const name = str(m.name) ?? str(m.metric) ?? 'metric';
+    const canary = typeof m.canary === 'number' ? m.canary : typeof m.value === 'number' ? m.value : null;
+    const baseline =
+      typeof m.baseline === 'number' ? m.baseline : typeof m.threshold === 'number' ? m.threshold : null;
+    const verdict = str(m.verdict) ?? str(m.status);
+    return [
+      `• ${esc(name)}: *${formatNumber(canary)}* vs baseline *${formatNumber(baseline)}*${verdict ? ` (${esc(verdict)})` : ''}`,
+    ];
+  });
+  return lines.length > 0 ? lines.join('\n') : undefined;
+}
+
+function renderGeneric(event: StoredEvent, options: RenderOptions): SlackMessage {
+  const d = event.data;
+  const pairs: [string, string | undefined | null][] = [
+    ['Server', event.server],
+    ['Environment', event.environment],
+    ['Version', event.version],
+    ...DATA_FIELDS.map(([key, label]): [string, string | undefined] => {
+      const v = d[key];
+      return [
+        label,
+        key === 'weight' && typeof v === 'number'
+          ? `${v}%`
+          : key === 'score' && typeof v === 'number'
+            ? formatNumber(v)
+            : str(v),
+      ];
+    }),
+  ];
+  const url = link(options, d.comparePath) ?? link(options, d.path);
+  const metrics = metricLines(d.metrics);
+  return message(event.summary, [
+    header(titleFor(event)),
+    section(esc(event.summary)),
+    fieldsBlock(pairs),
+    metrics ? section(metrics) : undefined,
+    url
+      ? button(event.type.startsWith('deployment.') ? 'Open deployment' : 'Open comparison', url)
+      : undefined,
+    context([`${esc(event.type)} · ${event.occurredAt}`]),
+  ]);
+}
+
+/** The Block Kit message for an event: alert groups get their own layout, the rest a common one. */
+export function renderSlack(event: StoredEvent, options: RenderOptions = {}): SlackMessage {
+  if ((event.type === 'alert.firing' || event.type === 'alert.resolved') && isAlertGroup(event.data)) {
+    return renderAlertGroup(event, event.data, options);
+  }
+  return renderGeneric(event, options);
+}

@@ -1,0 +1,298 @@
+// The web UI in Debian's Chromium against a real running Pylee with real data (see platform.ts).
+// Screenshots of every page go to test/web/artifacts/.
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killLeftovers } from '#test/helpers/pylee-process.ts';
+import {
+  ADMIN_TOKEN,
+  CHROMIUM,
+  launchChromium,
+  seedServer,
+  signIn,
+  startPlatform,
+  type Platform,
+} from './platform.ts';
+
+const ARTIFACTS = path.resolve(import.meta.dirname, 'artifacts');
+const XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+const hasChromium = fs.existsSync(CHROMIUM);
+
+let platform: Platform;
+let browser: Browser;
+let admin: BrowserContext;
+let readToken: string;
+let weatherCanaryId: string;
+const pageErrors: string[] = [];
+const timings: Record<string, number> = {};
+
+async function firing(server: string): Promise<boolean> {
+  const { alerts } = await platform.call<{ alerts: { server: string }[] }>(
+    'GET',
+    `/alerts?state=firing&server=${server}`,
+  );
+  return alerts.length > 0;
+}
+
+const shot = (page: Page, name: string) =>
+  page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+async function newPage(context: BrowserContext): Promise<Page> {
+  const page = await context.newPage();
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('dialog', (dialog) => {
+    pageErrors.push(`unexpected dialog: ${dialog.message()}`);
+    void dialog.dismiss();
+  });
+  return page;
+}
+
+describe.runIf(hasChromium)('web UI in Chromium', () => {
+  beforeAll(async () => {
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    const start = Date.now();
+    platform = await startPlatform();
+    timings.startMs = Date.now() - start;
+    const { key } = await platform.call<{ key: string }>('POST', '/ingest-keys', { name: 'web test' });
+    readToken = (
+      await platform.call<{ token: string }>('POST', '/tokens', { name: 'viewer', permissions: ['read'] })
+    ).token;
+    // weather: a canary that regressed; search: a healthy canary; notes: markup everywhere.
+    await seedServer(platform, key, {
+      slug: 'weather',
+      name: `Weather ${XSS}`,
+      releaseNotes: `## 1.1.0\n\nFaster forecasts ${XSS}\n\n<a href="javascript:window.__pwned=3">click</a>`,
+      canary: true,
+      regress: true,
+    });
+    await seedServer(platform, key, { slug: 'search', canary: true });
+    await seedServer(platform, key, { slug: 'maps', environment: 'staging' });
+    await platform.call('POST', '/alert-rules', {
+      name: `Canary error rate ${XSS}`,
+      server: 'weather',
+      environment: 'production',
+      version: '1.1.0',
+      kind: 'threshold',
+      metric: 'errorRate',
+      comparator: '>',
+      threshold: 0.1,
+      interval: '5s',
+      window: '30m',
+      for: '0s',
+      severity: 'critical',
+      annotations: { summary: `error rate above 10 % ${XSS}` },
+    });
+    const { deployments } = await platform.call<{ deployments: { id: string; version: string }[] }>(
+      'GET',
+      '/servers/weather/deployments?environment=production&active=true',
+    );
+    weatherCanaryId = deployments.find((d) => d.version === '1.1.0')?.id as string;
+    // The alerts role evaluates the rule every 5 s.
+    const t0 = Date.now();
+    for (let i = 0; i < 60 && !(await firing('weather')); i++) await sleep(500);
+    timings.alertMs = Date.now() - t0;
+    browser = await launchChromium();
+    admin = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await platform?.stop();
+    await killLeftovers();
+  });
+
+  it('signs in with a token kept in an httpOnly cookie, never in the URL or storage', async () => {
+    const page = await newPage(admin);
+    await signIn(page, platform.apiUrl, ADMIN_TOKEN);
+    const cookies = await admin.cookies();
+    const session = cookies.find((c) => c.name === 'pylee_session');
+    expect(session?.httpOnly).toBe(true);
+    expect(session?.sameSite).toBe('Strict');
+    expect(session?.value).not.toContain(ADMIN_TOKEN);
+    const stored = await page.evaluate(
+      () => JSON.stringify({ ...localStorage, ...sessionStorage }) + document.cookie,
+    );
+    expect(stored).not.toContain(ADMIN_TOKEN);
+    expect(page.url()).not.toContain(ADMIN_TOKEN);
+    await page.close();
+  });
+
+  it('shows every server × environment on the overview, with the regression flagged', async () => {
+    const page = await newPage(admin);
+    await page.goto(`${platform.apiUrl}/`);
+    const weather = page.locator('tr[data-server="weather"][data-environment="production"]');
+    await weather.getByText('rollback recommended').waitFor();
+    await expect.poll(() => page.locator('[data-testid=overview-grid] tbody tr').count()).toBe(3);
+    expect(await weather.textContent()).toContain('canary 25 %');
+    expect(await page.locator('tr[data-server="search"]').getByText('rollback recommended').count()).toBe(0);
+    // Sparklines for the current and the previous version, once the row's figures load.
+    await weather.locator('svg.spark path.prev').first().waitFor();
+    expect(await weather.textContent()).toMatch(/1 firing/);
+    for (const server of ['search', 'maps'])
+      await page.locator(`tr[data-server="${server}"] svg.spark`).first().waitFor();
+    await shot(page, 'overview');
+
+    // Filters: only problems leaves the flagged row.
+    await page.getByLabel('only problems').check();
+    await expect.poll(() => page.locator('[data-testid=overview-grid] tbody tr').count()).toBe(1);
+    expect(page.url()).toContain('problems=1');
+    await page.close();
+  });
+
+  it('compares stable against canary by default, drawing both versions on every chart', async () => {
+    const page = await newPage(admin);
+    await page.goto(`${platform.apiUrl}/servers/weather/compare`);
+    await page.locator('figure.chart canvas').first().waitFor();
+    expect(await page.locator('select[name=baseline]').inputValue()).toBe('1.0.0');
+    expect(await page.locator('select[name=candidate]').inputValue()).toBe('1.1.0');
+    expect(await page.locator('select[name=environment]').inputValue()).toBe('production');
+    // CPU and memory: no resource metrics were sent, so those two say so instead of drawing.
+    expect(await page.locator('figure.chart').count()).toBe(5);
+    expect(await page.getByText('No data in this window').count()).toBe(2);
+    // uPlot's legend lists the time axis and one entry per series: two versions.
+    const legend = page.locator('figure.chart').first().locator('.u-legend .u-series');
+    expect(await legend.count()).toBe(3);
+    expect(await legend.nth(1).textContent()).toContain('1.0.0');
+    expect(await legend.nth(2).textContent()).toContain('1.1.0');
+    const table = page.getByRole('table', { name: 'Per-operation comparison' });
+    expect(await table.textContent()).toContain('tools/call forecast');
+    expect(await page.locator('td.worse').count()).toBeGreaterThan(0);
+    await shot(page, 'compare');
+    await page.close();
+  });
+
+  it('renders release notes, names and labels with markup inert', async () => {
+    const page = await newPage(admin);
+    for (const url of [
+      '/servers/weather/versions/1.1.0',
+      '/servers/weather',
+      '/alerts?state=firing',
+      '/settings',
+    ]) {
+      await page.goto(`${platform.apiUrl}${url}`);
+      await page.locator('main h1').first().waitFor();
+      await page.waitForLoadState('networkidle');
+      if (url.includes('versions')) {
+        await page.getByText('Faster forecasts').waitFor();
+        await shot(page, 'version');
+      }
+      if (url.includes('alerts')) {
+        await page.getByText('Canary error rate').first().waitFor();
+        await shot(page, 'alerts');
+      }
+      if (url === '/servers/weather') await shot(page, 'server');
+      if (url === '/settings') await shot(page, 'settings');
+    }
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    await page.goto(`${platform.apiUrl}/servers/weather/versions/1.1.0`);
+    await page.getByText('Faster forecasts').waitFor();
+    const notes = page.locator('.markdown');
+    expect(await notes.locator('script').count()).toBe(0);
+    expect(await notes.locator('[onerror]').count()).toBe(0);
+    expect(await notes.locator('a[href^="javascript:"]').count()).toBe(0);
+    await page.goto(`${platform.apiUrl}/servers/weather`);
+    await page.locator('main h1').waitFor();
+    // The server's name shows as text, markup and all.
+    expect(await page.locator('main h1').textContent()).toContain('<img src=x');
+    expect(await page.locator('main img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    await page.close();
+  });
+
+  it('rolls the canary back from the canary report, after confirmation, and shows it', async () => {
+    const page = await newPage(admin);
+    await page.goto(`${platform.apiUrl}/servers/weather`);
+    await page.getByRole('link', { name: 'Canary report' }).click();
+    await page.waitForURL(new RegExp(`/deployments/${weatherCanaryId}`));
+    await page.getByRole('button', { name: 'Roll back' }).waitFor();
+    await page.getByText('Candidate against baseline').waitFor();
+    await page.locator('figure.chart canvas').first().waitFor();
+    await shot(page, 'canary-report');
+
+    await page.getByRole('button', { name: 'Roll back' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Reason (optional)').fill('error rate tripled in the canary');
+    await shot(page, 'canary-confirm');
+    await dialog.getByRole('button', { name: 'Roll back' }).click();
+    await page.getByText('Roll back done.').waitFor();
+    await page.getByTestId('deployment-status').getByText('rolled-back').waitFor();
+    expect(await page.getByRole('button', { name: 'Roll back' }).count()).toBe(0);
+    await shot(page, 'canary-rolled-back');
+
+    const { environments } = await platform.call<{
+      environments: { environment: string; stable: { version: string } | null; canary: unknown }[];
+    }>('GET', '/servers/weather/environments');
+    const production = environments.find((e) => e.environment === 'production');
+    expect(production?.stable?.version).toBe('1.0.0');
+    expect(production?.canary).toBeNull();
+
+    // The audit log shows who did it.
+    await page.goto(`${platform.apiUrl}/audit`);
+    await page.getByRole('table', { name: 'Audit events' }).waitFor();
+    expect(await page.getByRole('table', { name: 'Audit events' }).textContent()).toContain('rollback');
+    await shot(page, 'audit');
+    await page.close();
+  });
+
+  it('shows a read-only token no deploy buttons, and the API refuses it anyway', async () => {
+    const viewer = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await newPage(viewer);
+    await signIn(page, platform.apiUrl, readToken);
+    const { deployments } = await platform.call<{ deployments: { id: string }[] }>(
+      'GET',
+      '/servers/search/deployments?active=true',
+    );
+    const id = deployments[0]?.id as string;
+    await page.goto(`${platform.apiUrl}/servers/search/deployments/${id}`);
+    await page.getByText('Candidate against baseline').waitFor();
+    for (const name of ['Roll back', 'Promote', 'Pause', 'Abort'])
+      expect(await page.getByRole('button', { name }).count()).toBe(0);
+    // The same request the button would send, from the page with its session: refused.
+    const status = await page.evaluate(async (url) => {
+      const who = await fetch('/api/v1/session').then((r) => r.json());
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-pylee-csrf': who.csrfToken },
+        body: '{}',
+      });
+      return res.status;
+    }, `/api/v1/servers/search/deployments/${id}/rollback`);
+    expect(status).toBe(403);
+    await viewer.close();
+  });
+
+  it('works at phone width and in dark mode', async () => {
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+      colorScheme: 'dark',
+    });
+    const page = await newPage(phone);
+    await signIn(page, platform.apiUrl, ADMIN_TOKEN);
+    await page.locator('[data-testid=overview-grid] tbody tr').first().waitFor();
+    await page.locator('tr[data-server="search"] svg.spark').first().waitFor();
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(1);
+    await shot(page, 'overview-phone-dark');
+    await page.goto(`${platform.apiUrl}/servers/weather/compare`);
+    await page.locator('figure.chart canvas').first().waitFor();
+    expect(
+      await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
+    ).toBeLessThanOrEqual(1);
+    await shot(page, 'compare-phone-dark');
+    // The toggle overrides the system preference.
+    await page.getByRole('button', { name: /Switch to light mode/ }).click();
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('light');
+    await phone.close();
+  });
+
+  it('raised no script errors on any page', () => {
+    process.stderr.write(`web ui setup: ${JSON.stringify(timings)}\n`);
+    expect(pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,377 @@
+// The one module that talks to Pylee's API. The browser authenticates with the httpOnly session
+// cookie set by POST /session; unsafe requests carry the session's CSRF token, kept in memory only.
+
+export type Permission = 'read' | 'write' | 'deploy' | 'admin';
+
+export interface Session {
+  org: { id: string; slug: string };
+  token: { id: string | null; name: string };
+  permissions: Permission[];
+  servers: string[] | null;
+  csrfToken: string | null;
+}
+
+export interface Server {
+  slug: string;
+  name: string;
+  description: string | null;
+  archived?: boolean;
+  [key: string]: unknown;
+}
+
+export interface Version {
+  version: string;
+  status: string;
+  prerelease?: boolean;
+  breaking?: boolean;
+  releaseNotes?: string | null;
+  migrationGuide?: string | null;
+  createdAt?: string;
+  packages?: Record<string, unknown>[];
+  remotes?: Record<string, unknown>[];
+  deprecation?: { message?: string; replacement?: string | null; date?: string | null } | null;
+  semverViolation?: string | null;
+  transitions?: { from: string | null; to: string; actor: string; reason: string | null; at: string }[];
+  variables?: ConfigValue[];
+  secrets?: ConfigValue[];
+  [key: string]: unknown;
+}
+
+export interface ConfigValue {
+  name: string;
+  scope: string;
+  environment: string | null;
+  secret: boolean;
+  value?: string;
+  fingerprint?: string;
+  revision: number;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+export interface Latency {
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface VersionStats {
+  version: string;
+  requests: number;
+  errors: number;
+  errorRate: number;
+  throughput: number;
+  latency: Latency;
+}
+
+export interface SeriesPoint extends Latency {
+  time: string;
+  requests: number;
+  throughput: number;
+  errorRate: number;
+  cpu: number | null;
+  memory: number | null;
+}
+
+export interface Series {
+  resolution: string;
+  stepSeconds: number;
+  points: SeriesPoint[];
+}
+
+export interface Delta {
+  absolute: number | null;
+  relative: number | null;
+}
+
+export interface Comparison {
+  server: string;
+  environment: string | null;
+  window: { from: string; to: string };
+  baseline: VersionStats;
+  candidate: VersionStats;
+  deltas: Record<string, Delta | Record<string, Delta>>;
+  operations: {
+    operation: string;
+    baseline: Omit<VersionStats, 'version'>;
+    candidate: Omit<VersionStats, 'version'>;
+    deltas: Record<string, Delta | Record<string, Delta>>;
+  }[];
+  newErrorTypes: { errorType: string; errors: number }[];
+}
+
+/** An RFC 9457 problem the API answered with. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+
+  constructor(status: number, code: string, detail: string) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let csrfToken: string | null = null;
+let onUnauthorized: (() => void) | null = null;
+
+/** Called when a request answers 401 (the session ended): the layout sends the user to sign in. */
+export function setUnauthorizedHandler(handler: () => void): void {
+  onUnauthorized = handler;
+}
+
+type Query = Record<string, string | number | boolean | null | undefined>;
+
+function url(path: string, query?: Query): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query ?? {}))
+    if (v !== undefined && v !== null && v !== '') params.set(k, String(v));
+  const qs = params.toString();
+  return `/api/v1${path}${qs ? `?${qs}` : ''}`;
+}
+
+/** Encodes one path segment (a slug, a version like 1.0.0+build). */
+export const seg = encodeURIComponent;
+
+export async function request<T>(
+  method: string,
+  path: string,
+  options: { query?: Query; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers['x-pylee-csrf'] = csrfToken;
+  let res: Response;
+  try {
+    res = await fetch(url(path, options.query), {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      credentials: 'same-origin',
+    });
+  } catch {
+    throw new ApiError(0, 'network-error', 'Pylee did not answer; check that it is running and reload.');
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let body: unknown = undefined;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON; reported below
+  }
+  if (!res.ok) {
+    const problem = (body ?? {}) as { code?: string; detail?: string };
+    if (res.status === 401 && !path.startsWith('/session')) onUnauthorized?.();
+    throw new ApiError(
+      res.status,
+      problem.code ?? 'http-error',
+      problem.detail ?? `${res.status} ${res.statusText}`,
+    );
+  }
+  return body as T;
+}
+
+const get = <T>(path: string, query?: Query) => request<T>('GET', path, { query });
+const post = <T>(path: string, body?: unknown) => request<T>('POST', path, { body: body ?? {} });
+
+export const session = {
+  async current(): Promise<Session> {
+    const s = await get<Session>('/session');
+    csrfToken = s.csrfToken;
+    return s;
+  },
+  async signIn(token: string): Promise<Session> {
+    const s = await request<Session>('POST', '/session', {
+      headers: { authorization: `Bearer ${token.trim()}` },
+    });
+    csrfToken = s.csrfToken;
+    return s;
+  },
+  async signOut(): Promise<void> {
+    await request('DELETE', '/session').catch(() => undefined);
+    csrfToken = null;
+  },
+};
+
+export interface ListPage<T> {
+  items: T[];
+  nextCursor?: string | null;
+}
+
+/** Lists come either as an array or as `{ items }`; the UI takes both. */
+export function itemsOf<T>(value: T[] | { items?: T[] } | Record<string, unknown>): T[] {
+  if (Array.isArray(value)) return value;
+  const items = (value as { items?: T[] }).items;
+  if (Array.isArray(items)) return items;
+  for (const v of Object.values(value)) if (Array.isArray(v)) return v as T[];
+  return [];
+}
+
+export const api = {
+  servers: () => get<Server[] | ListPage<Server>>('/servers').then((r) => itemsOf<Server>(r)),
+  server: (s: string) => get<Server>(`/servers/${seg(s)}`),
+  versions: (s: string) =>
+    get<Version[] | ListPage<Version>>(`/servers/${seg(s)}/versions`).then((r) => itemsOf<Version>(r)),
+  version: (s: string, v: string) => get<Version>(`/servers/${seg(s)}/versions/${seg(v)}`),
+  metrics: (
+    s: string,
+    q: {
+      version?: string;
+      environment?: string;
+      window?: string;
+      from?: string;
+      to?: string;
+      step?: number;
+      operation?: string;
+    },
+  ) => get<Series>(`/servers/${seg(s)}/metrics`, q),
+  summary: (s: string, v: string, q: { environment?: string; window?: string }) =>
+    get<VersionStats & { operations: unknown[] }>(`/servers/${seg(s)}/versions/${seg(v)}/summary`, q),
+  compare: (
+    s: string,
+    q: {
+      candidate: string;
+      baseline?: string;
+      environment?: string;
+      window?: string;
+      from?: string;
+      to?: string;
+    },
+  ) => get<Comparison>(`/servers/${seg(s)}/compare`, q),
+  environments: (s: string) => get<unknown>(`/servers/${seg(s)}/environments`),
+  deployments: (s: string, q: { environment?: string; limit?: number } = {}) =>
+    get<unknown>(`/servers/${seg(s)}/deployments`, q).then((r) => itemsOf<Deployment>(r as never)),
+  deployment: (s: string, id: string) => get<Deployment>(`/servers/${seg(s)}/deployments/${seg(id)}`),
+  deploymentAction: (s: string, id: string, action: string, body: Record<string, unknown> = {}) =>
+    post<Deployment>(`/servers/${seg(s)}/deployments/${seg(id)}/${action}`, body),
+  rollback: (s: string, body: Record<string, unknown>) => post<unknown>(`/servers/${seg(s)}/rollback`, body),
+  analyses: (s: string, q: Query = {}) =>
+    get<unknown>(`/servers/${seg(s)}/analyses`, q).then((r) => itemsOf<Analysis>(r as never)),
+  analysis: (s: string, id: string) => get<Analysis>(`/servers/${seg(s)}/analyses/${seg(id)}`),
+  alerts: (q: Query = {}) => get<unknown>('/alerts', q).then((r) => itemsOf<Alert>(r as never)),
+  alertRules: () => get<unknown>('/alert-rules').then((r) => itemsOf<Record<string, unknown>>(r as never)),
+  silences: () => get<unknown>('/silences').then((r) => itemsOf<Record<string, unknown>>(r as never)),
+  expireSilence: (id: string) => request<unknown>('DELETE', `/silences/${seg(id)}`),
+  channels: () => get<unknown>('/channels').then((r) => itemsOf<Record<string, unknown>>(r as never)),
+  health: (s: string, q: Query = {}) => get<ServerHealth>(`/servers/${seg(s)}/health`, q),
+  checkResults: (s: string, id: string, q: Query = {}) =>
+    get<{ results: CheckResult[] }>(`/servers/${seg(s)}/health-checks/${seg(id)}/results`, q).then(
+      (r) => r.results,
+    ),
+  audit: (q: Query = {}) => get<{ events: AuditEvent[]; nextCursor: string | null }>('/audit', q),
+  tokens: () => get<unknown>('/tokens').then((r) => itemsOf<Record<string, unknown>>(r as never)),
+  createToken: (body: { name: string; permissions: Permission[]; servers?: string[] }) =>
+    post<{ token: string; id: string }>('/tokens', body),
+  revokeToken: (id: string) => request<unknown>('DELETE', `/tokens/${seg(id)}`),
+  ingestKeys: () => get<unknown>('/ingest-keys').then((r) => itemsOf<Record<string, unknown>>(r as never)),
+  createIngestKey: (body: { name: string; server?: string | null }) =>
+    post<{ key: string; id: string }>('/ingest-keys', body),
+  revokeIngestKey: (id: string) => request<unknown>('DELETE', `/ingest-keys/${seg(id)}`),
+};
+
+export interface Deployment {
+  id: string;
+  server?: string;
+  version: string;
+  environment: string;
+  strategy: string;
+  status: string;
+  steps?: { weight: number; pause?: string | { approval: boolean } | null; analyze?: boolean }[];
+  currentStep?: number | null;
+  weight?: number | null;
+  previousVersion?: string | null;
+  baselineVersion?: string | null;
+  createdAt?: string;
+  updatedAt?: string;
+  createdBy?: string | null;
+  reason?: string | null;
+  rollback?: boolean;
+  history?: { status: string; at?: string; time?: string; actor?: string | null; reason?: string | null }[];
+  [key: string]: unknown;
+}
+
+export interface Analysis {
+  id: string;
+  server?: string;
+  environment?: string | null;
+  baseline?: string;
+  candidate?: string;
+  baselineVersion?: string;
+  candidateVersion?: string;
+  deploymentId?: string | null;
+  status?: string;
+  verdict?: string | null;
+  score?: number | null;
+  reasons?: string[];
+  metrics?: Record<string, unknown>[];
+  createdAt?: string;
+  [key: string]: unknown;
+}
+
+export interface Alert {
+  id?: string;
+  fingerprint?: string;
+  ruleName?: string;
+  rule?: { name?: string } | string;
+  status?: string;
+  state?: string;
+  severity?: string;
+  server?: string | null;
+  environment?: string | null;
+  version?: string | null;
+  value?: number | null;
+  threshold?: number | null;
+  summary?: string | null;
+  annotations?: { summary?: string };
+  labels?: Record<string, string>;
+  startsAt?: string;
+  activeAt?: string;
+  endsAt?: string | null;
+  [key: string]: unknown;
+}
+
+export interface AuditEvent {
+  id: string;
+  seq: number;
+  at: string;
+  actor: { type: string; id: string | null; name: string };
+  action: string;
+  target: { type: string; id: string | null; name: string | null };
+  before?: unknown;
+  after?: unknown;
+  requestId?: string | null;
+  clientAddress?: string | null;
+  [key: string]: unknown;
+}
+
+export interface CheckResult {
+  runId: string;
+  time: string;
+  ok: boolean;
+  latencyMs: number;
+  statusCode: number;
+  error: string;
+  phase: string;
+  environment: string;
+  version: string;
+  toolCount: number;
+}
+
+export interface ServerHealth {
+  server: string;
+  status: 'up' | 'down' | 'unknown';
+  checks: {
+    id: string;
+    name: string;
+    kind: string;
+    phase: string;
+    environment: string | null;
+    enabled: boolean;
+    status: 'up' | 'down' | 'unknown';
+    reason?: string | null;
+    lastResult: CheckResult | null;
+    uptimePercent: number | null;
+    latency: { p50: number | null; p95: number | null };
+  }[];
+}

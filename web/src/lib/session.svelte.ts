@@ -1,0 +1,11 @@
+import type { Permission, Session } from './api';
+
+/** Who is signed in, for the whole app (set by the layout and the sign-in page). */
+export const auth = $state<{ session: Session | null }>({ session: null });
+
+export function can(permission: Permission): boolean {
+  const perms = auth.session?.permissions ?? [];
+  if (perms.includes('admin')) return true;
+  if (permission === 'read') return perms.length > 0;
+  return perms.includes(permission);
+}
