@@ -14,6 +14,8 @@ import { startAlertWorkers, type AlertWorkerDeps, type AlertWorkers } from './pr
 import { startNotifyWorker, type NotifyWorker, type NotifyWorkerDeps } from './processors/notify.ts';
 import { healthCheckProcessor } from './processors/health-check.ts';
 import { startRolloutWorker } from './processors/rollout-step.ts';
+import { startCanaryWorker, type CanaryWorker } from './processors/canary-analysis.ts';
+import type { StepAnalysisOptions } from '#core/canary/analysis.ts';
 
 export interface WorkerDeps {
   db: Db;
@@ -31,6 +33,8 @@ export interface WorkerDeps {
   secretBox?: SecretBox;
   /** Delivery settings (SSRF policy from PYLEE_ALLOW_PRIVATE_WEBHOOKS, links from PYLEE_PUBLIC_URL, retries). */
   notify?: Partial<Omit<NotifyWorkerDeps, 'db' | 'redis' | 'logger' | 'box'>>;
+  /** Canary analyses (run only with a warehouse): how often steps waiting for one are looked for, and step analysis settings. */
+  canary?: { sweepEveryMs?: number; step?: StepAnalysisOptions };
   /** Alert-rule evaluation settings; rules are evaluated only with a warehouse. */
   alerts?: Partial<
     Pick<AlertWorkerDeps, 'concurrency' | 'reconcileEveryMs' | 'dispatchTickMs' | 'publisher'>
@@ -38,7 +42,7 @@ export interface WorkerDeps {
 }
 
 export interface Workers {
-  queues: { maintenance: Queue; health?: Queue; alerts?: Queue };
+  queues: { maintenance: Queue; health?: Queue; alerts?: Queue; canary?: Queue };
   close(): Promise<void>;
 }
 
@@ -120,14 +124,28 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       ...deps.alerts,
     });
   }
+  // Canary analyses: evaluations of running analyses and the sweep that starts them for canary steps.
+  let canary: CanaryWorker | undefined;
+  if (deps.warehouse) {
+    canary = await startCanaryWorker({
+      db: deps.db,
+      redis: deps.redis,
+      warehouse: deps.warehouse,
+      logger: deps.logger,
+      sweepEveryMs: deps.canary?.sweepEveryMs,
+      step: deps.canary?.step,
+    });
+  }
   return {
     queues: {
       maintenance,
       ...(health ? { health: health.queue } : {}),
       ...(alerts ? { alerts: alerts.queue } : {}),
+      ...(canary ? { canary: canary.queue } : {}),
     },
     async close() {
       await alerts?.close();
+      await canary?.close();
       await rollout.close();
       await worker.close();
       await notify?.close();

@@ -11,11 +11,13 @@ import { installProblemHandlers } from '#core/http/problem.ts';
 import type { Logger } from '#core/logger.ts';
 import type { Stores } from '#core/stores.ts';
 import { openDeployDeps } from '#core/deploy/wiring.ts';
+import { openCanaryQueue } from '#core/canary/queue.ts';
 import { AccessLogWriter } from '#core/warehouse/access-log.ts';
 import { installAuth } from './plugins/auth.ts';
 import { installRateLimit } from './plugins/rate-limit.ts';
 import { accessLogRoutes } from './routes/access-log.ts';
 import { alertRoutes } from './routes/alerts.ts';
+import { analysisRoutes } from './routes/analyses.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { channelRoutes } from './routes/channels.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
@@ -24,6 +26,7 @@ import { healthCheckRoutes } from './routes/health-checks.ts';
 import { ingestKeyRoutes } from './routes/ingest-keys.ts';
 import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
+import { overviewRoutes } from './routes/overview.ts';
 import { registryRoutes } from './routes/registry.ts';
 import { SessionStore, sessionRoutes } from './routes/session.ts';
 import { serverRoutes } from './routes/servers.ts';
@@ -111,6 +114,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(registryRoutes(stores.db));
       await v1.register(ingestKeyRoutes(stores.db));
       await v1.register(telemetryRoutes(stores.db, stores.warehouse));
+      await v1.register(overviewRoutes(stores.db, stores.warehouse));
       await v1.register(
         channelRoutes({
           db: stores.db,
@@ -126,6 +130,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(deploymentRoutes(deploy.deps));
       await v1.register(healthCheckRoutes(stores.db, stores.warehouse, stores.redis));
       await v1.register(alertRoutes({ ...stores, logger: deps.logger }));
+      const canary = openCanaryQueue(stores.redis, deps.logger);
+      v1.addHook('onClose', () => canary.close());
+      await v1.register(
+        analysisRoutes({
+          db: stores.db,
+          warehouse: stores.warehouse,
+          publisher: deploy.deps.publisher,
+          scheduler: canary.scheduler,
+          logger: deps.logger,
+        }),
+      );
     },
     { prefix: API_PREFIX },
   );

@@ -385,6 +385,7 @@ async function storeLimit(warehouse: Warehouse, table: string, rows: object[], t
   let insertMs = 0;
   let inserted = 0;
   let offset = 0;
+  const cpu = cpuClock();
   while (inserted < total) {
     const size = Math.min(STORE_BATCH, total - inserted);
     const s0 = performance.now();
@@ -402,12 +403,31 @@ async function storeLimit(warehouse: Warehouse, table: string, rows: object[], t
     offset = (offset + size) % rows.length;
     inserted += size;
   }
+  const used = cpu();
   return {
+    ...used,
+    itemsPerCpuSecond: Math.round(inserted / used.cpuSeconds),
     rows: inserted,
     serializeMs: Math.round(serializeMs),
     insertMs: Math.round(insertMs),
     rate: (inserted / (serializeMs + insertMs)) * 1000,
     insertOnlyRate: (inserted / insertMs) * 1000,
+  };
+}
+
+/** Starts a CPU clock: the process's CPU seconds (all threads) and the main thread's, until called. */
+function cpuClock(): () => { cpuSeconds: number; mainThreadCpuSeconds: number | undefined } {
+  const threadUsage = (process as { threadCpuUsage?: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage })
+    .threadCpuUsage;
+  const process0 = process.cpuUsage();
+  const thread0 = threadUsage?.call(process);
+  return () => {
+    const p = process.cpuUsage(process0);
+    const t = thread0 && threadUsage?.call(process, thread0);
+    return {
+      cpuSeconds: round((p.user + p.system) / 1e6, 2),
+      mainThreadCpuSeconds: t ? round((t.user + t.system) / 1e6, 2) : undefined,
+    };
   };
 }
 
@@ -500,6 +520,7 @@ try {
     const url = await collector.listen({ host: '127.0.0.1', port: 0 });
     let maxSpoolFiles = 0;
     const sampler = setInterval(() => (maxSpoolFiles = Math.max(maxSpoolFiles, spoolFiles(stores.dir))), 100);
+    const cpu = cpuClock();
     const run = await drive(`${url}/v1/${signal}`, ingestKey, bodies, items);
     const posted = performance.now();
     const deadline = posted + 300_000;
@@ -508,6 +529,7 @@ try {
       await new Promise((r) => setTimeout(r, 25));
     }
     const done = performance.now();
+    const used = cpu();
     clearInterval(sampler);
     await collector.close();
     const stored = (await count(warehouse, table, orgId)) - before;
@@ -525,6 +547,9 @@ try {
       maxSpoolFiles,
       rate: (stored / wallMs) * 1000,
       acceptRate: (run.clients.accepted / run.clients.ms) * 1000,
+      ...used,
+      /** Rows stored per second of CPU the whole process (collector, chDB, client) used: less sensitive to other load. */
+      itemsPerCpuSecond: Math.round(stored / used.cpuSeconds),
     };
   };
   const collectorTraces = await collect('traces', 'requests', traces, spanCounts);
@@ -690,13 +715,13 @@ try {
   for (const r of rows) say(line(r));
   const runtimeS = round((performance.now() - started) / 1000, 1);
   say('');
-  for (const [signal, c] of [
-    ['traces', collectorTraces],
-    ['metrics', collectorMetrics],
+  for (const [signal, c, s] of [
+    ['traces', collectorTraces, storeTraces],
+    ['metrics', collectorMetrics, storeMetrics],
   ] as const) {
     const st = stages[signal];
     say(
-      `${signal}: collector event loop ${Math.round(c.serverEventLoopUtilization * 100)} % busy, process CPU ${Math.round(c.processCpuShareOfAllCores * 100)} % of all cores, post p50/p99 ${c.postLatencyMs.p50}/${c.postLatencyMs.p99} ms, last row ${fmt(c.drainMs)} ms after the last response, spool up to ${c.maxSpoolFiles} files; ` +
+      `${signal}: collector event loop ${Math.round(c.serverEventLoopUtilization * 100)} % busy, process CPU ${Math.round(c.processCpuShareOfAllCores * 100)} % of all cores, ${fmt(c.itemsPerCpuSecond)} rows stored per CPU-second of the process (store reference ${fmt(s.itemsPerCpuSecond)}; main thread ${c.mainThreadCpuSeconds ?? '?'} of ${c.cpuSeconds} CPU-s), post p50/p99 ${c.postLatencyMs.p50}/${c.postLatencyMs.p99} ms, last row ${fmt(c.drainMs)} ms after the last response, spool up to ${c.maxSpoolFiles} files; ` +
         `stages on one thread (CPU time), items/s: decode ${fmt(st.decode)} (protobufjs path ${fmt(st.decodeProtobufjs)}), map ${fmt(st.map)}, JSON rows ${fmt(st.json)}, all three ${fmt(st.all)}`,
     );
   }

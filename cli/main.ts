@@ -12,6 +12,7 @@ import {
   type FlagValue,
 } from './client.ts';
 import { alertCommands } from './commands/alerts.ts';
+import { canaryCommands } from './commands/canary.ts';
 import { channelCommands } from './commands/channels.ts';
 import { checkCommands } from './commands/checks.ts';
 import { deployCommands } from './commands/deploy.ts';
@@ -53,6 +54,7 @@ const COMMANDS: Command[] = [
   ...serverCommands,
   ...versionCommands,
   ...deployCommands,
+  ...canaryCommands,
   ...tokenCommands,
   ...orgCommands,
   ...alertCommands,

@@ -96,7 +96,10 @@ function mcpServer(): McpServer {
   const server = new McpServer({ name: 'weather-mcp', version });
   server.registerTool(
     'get_forecast',
-    { description: 'Forecast for a city', inputSchema: { city: z.string(), days: z.number().int().optional() } },
+    {
+      description: 'Forecast for a city',
+      inputSchema: { city: z.string(), days: z.number().int().optional() },
+    },
     instrumented('get_forecast', 40, (args) => `Sunny in ${String(args.city)}`),
   );
   server.registerTool(
@@ -129,7 +132,9 @@ const httpServer = http.createServer((req, res) => {
         void server.close();
       });
       await server.connect(transport);
-      const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
+      const body = chunks.length
+        ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown)
+        : undefined;
       await transport.handleRequest(req, res, body);
     })().catch((error: unknown) => {
       if (!res.headersSent) res.writeHead(500).end(String(error));

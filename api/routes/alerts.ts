@@ -53,7 +53,10 @@ const RuleFields = {
   factor: Nullable(Type.Number({ description: 'relative: candidate vs baseline × factor + offset' })),
   offset: Nullable(Type.Number({ description: 'relative: in the metric unit (error rate 0.01 = 1 point)' })),
   baseline: Nullable(
-    Type.String({ maxLength: 256, description: 'relative: default the newest stable with traffic' }),
+    Type.String({
+      maxLength: 256,
+      description: 'relative: default the stable version running in the environment',
+    }),
   ),
   minRequests: Type.Integer({ minimum: 1, description: 'Fewer requests in the window count as no data' }),
   check: Nullable(Type.String({ maxLength: 200, description: 'health: a check name or id; null: any' })),

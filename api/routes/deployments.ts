@@ -71,6 +71,9 @@ export const DeploymentView = Type.Object({
   rollbackOf: Nullable(Type.String()),
   policy: Type.Object({
     rollbackOnFailure: Type.Boolean(),
+    promotion: Type.Optional(
+      Type.String({ description: 'auto | approval: after a passing canary analysis' }),
+    ),
     verification: Type.Object({
       required: Type.Boolean(),
       passes: Type.Integer(),
@@ -122,6 +125,11 @@ const CreateDeployment = Type.Object(
     from: Type.Optional(Type.String({ maxLength: 64, description: 'Staged: first environment of the path' })),
     reason: Type.Optional(Type.String({ maxLength: 2000 })),
     rollbackOnFailure: Type.Optional(Type.Boolean()),
+    promotion: Type.Optional(
+      Type.Union([Type.Literal('auto'), Type.Literal('approval')], {
+        description: 'After a passing canary analysis: promote the step (auto, default) or wait for approval',
+      }),
+    ),
     verification: Type.Optional(
       Type.Object(
         {

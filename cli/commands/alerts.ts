@@ -33,7 +33,7 @@ const RULE_FLAGS: Record<string, FlagSpec> = {
   baseline: {
     type: 'string',
     value: 'V',
-    description: 'relative rules: baseline version (default newest stable)',
+    description: 'relative rules: baseline version (default: the stable version deployed there)',
   },
   check: { type: 'string', value: 'NAME', description: 'health rules: a check name or id (default any)' },
   interval: { type: 'string', value: 'D', description: 'evaluation interval, at least 1s (default 1m)' },
@@ -71,8 +71,11 @@ function number(ctx: CommandContext, name: string, value: unknown): number | und
   return n;
 }
 
-/** The rule body from `--file` and the flags (flags win). */
-function ruleBody(ctx: CommandContext): Record<string, unknown> {
+/**
+ * The rule body from `--file` and the flags (flags win). `current` (update): `--label` and the
+ * annotation flags add to the rule's labels and annotations instead of replacing them all.
+ */
+function ruleBody(ctx: CommandContext, current?: RuleView): Record<string, unknown> {
   const f = ctx.flags as Flags;
   let body: Record<string, unknown> = {};
   if (typeof f.file === 'string') {
@@ -113,7 +116,7 @@ function ruleBody(ctx: CommandContext): Record<string, unknown> {
   if (f.disabled === true) body.enabled = false;
   if (f.enabled === true) body.enabled = true;
   if (Array.isArray(f.label)) {
-    const labels = { ...((body.labels as Record<string, string>) ?? {}) };
+    const labels = { ...((body.labels ?? current?.labels ?? {}) as Record<string, string>) };
     for (const pair of f.label) {
       const at = pair.indexOf('=');
       if (at < 1) ctx.usage(`--label needs KEY=VALUE, got ${pair}`);
@@ -121,7 +124,7 @@ function ruleBody(ctx: CommandContext): Record<string, unknown> {
     }
     body.labels = labels;
   }
-  const annotations = { ...((body.annotations as Record<string, string>) ?? {}) };
+  const annotations = { ...((body.annotations ?? current?.annotations ?? {}) as Record<string, string>) };
   if (typeof f.summary === 'string') annotations.summary = f.summary;
   if (typeof f.description === 'string') annotations.description = f.description;
   if (typeof f['runbook-url'] === 'string') annotations.runbookUrl = f['runbook-url'];
@@ -375,16 +378,17 @@ export const alertCommands: Command[] = [
   {
     name: 'alert-rules update',
     args: ['<id>'],
-    summary: 'change an alert rule: only the fields given',
+    summary: 'change an alert rule: only the fields given (--label and annotations add to the ones it has)',
     flags: RULE_FLAGS,
     async run(ctx) {
       const [id] = ctx.positionals as [string];
-      const rule = await api<RuleView>(
-        ctx.client,
-        'PATCH',
-        `/alert-rules/${encodeURIComponent(id)}`,
-        ruleBody(ctx),
-      );
+      const f = ctx.flags as Flags;
+      const path = `/alert-rules/${encodeURIComponent(id)}`;
+      const adds =
+        Array.isArray(f.label) ||
+        ['summary', 'description', 'runbook-url'].some((k) => typeof f[k] === 'string');
+      const current = adds ? await api<RuleView>(ctx.client, 'GET', path) : undefined;
+      const rule = await api<RuleView>(ctx.client, 'PATCH', path, ruleBody(ctx, current));
       ctx.print(rule, `updated alert rule ${rule.name}\n${describeRule(rule)}`);
     },
   },

@@ -301,7 +301,7 @@ function varint32(end: number): number {
 /** A varint as an unsigned 64-bit bigint (what protobufjs's Long holds); over 10 bytes is left to protobufjs. */
 function varint64(end: number): bigint {
   let lo = 0;
-  let b = 0;
+  let b: number;
   for (let shift = 0; shift < 28; shift += 7) {
     if (pos >= end) bail('truncated varint');
     b = buf[pos++]!;
@@ -364,19 +364,31 @@ const hexSlice: (b: Buffer, start: number, end: number) => string =
  * Short strings repeat all the time (attribute keys, method and tool names, versions): a small
  * direct-mapped cache from their bytes to the decoded string saves decoding them again, and gives
  * the same string object each time (whose hash V8 has already computed, for the attribute Maps).
- * Before hashing, the string last seen at the same attribute position is tried: spans and points
- * of one request mostly carry the same keys, in the same order. Only ASCII strings are kept, so
- * comparing their char codes with the bytes is comparing the decoded text.
+ * Before hashing, the string last seen at the same position (the n-th attribute's key or value,
+ * a span's name...) is tried: spans and points of one request mostly carry the same keys, in the
+ * same order. A position whose values keep missing the cache (ids, addresses) is decoded directly,
+ * trying the cache again now and then. Only ASCII strings are kept, so comparing their char codes
+ * with the bytes is comparing the decoded text.
  */
 const CACHE_SLOTS = 4096;
 const CACHE_MAX_BYTES = 48;
 const cachedStrings: string[] = new Array<string>(CACHE_SLOTS).fill('');
 const seenHashes = new Int32Array(CACHE_SLOTS);
 const POSITIONS = 64;
+const NO_HINT = -1;
 const KEY_HINTS = 0;
 const VALUE_HINTS = POSITIONS;
-const NO_HINT = -1;
-const lastAtPosition: string[] = new Array<string>(2 * POSITIONS).fill('');
+const SPAN_NAME_HINT = 2 * POSITIONS;
+const METRIC_NAME_HINT = SPAN_NAME_HINT + 1;
+const UNIT_HINT = SPAN_NAME_HINT + 2;
+const SCOPE_NAME_HINT = SPAN_NAME_HINT + 3;
+const SCOPE_VERSION_HINT = SPAN_NAME_HINT + 4;
+const HINTS = SPAN_NAME_HINT + 5;
+const lastAtPosition: string[] = new Array<string>(HINTS).fill('');
+/** Consecutive cache misses at each position; from MISSES_TO_BYPASS on, the cache is mostly bypassed. */
+const missesAtPosition = new Uint8Array(HINTS);
+const MISSES_TO_BYPASS = 16;
+let bypasses = 0;
 
 function sameText(cached: string, start: number, length: number): boolean {
   if (cached.length !== length) return false;
@@ -391,6 +403,9 @@ function text(start: number, end: number, hint: number): string {
   if (hint !== NO_HINT) {
     const last = lastAtPosition[hint]!;
     if (sameText(last, start, length)) return last;
+    if (missesAtPosition[hint]! >= MISSES_TO_BYPASS && (++bypasses & 63) !== 0) {
+      return utf8Slice(buf, start, end);
+    }
   }
   let hash = 0x811c9dc5;
   let high = 0;
@@ -402,13 +417,18 @@ function text(start: number, end: number, hint: number): string {
   if (high >= 0x80) return utf8Slice(buf, start, end);
   const slot = (hash ^ (hash >>> 15)) & (CACHE_SLOTS - 1);
   let value = cachedStrings[slot]!;
+  let missed = 0;
   if (!sameText(value, start, length)) {
     value = utf8Slice(buf, start, end);
+    missed = 1;
     // Admitted the second time its slot sees it, so one-off values (ids, addresses) do not evict.
     if (seenHashes[slot] === hash) cachedStrings[slot] = value;
     else seenHashes[slot] = hash;
   }
-  if (hint !== NO_HINT) lastAtPosition[hint] = value;
+  if (hint !== NO_HINT) {
+    lastAtPosition[hint] = value;
+    missesAtPosition[hint] = missed === 0 ? 0 : Math.min(255, missesAtPosition[hint]! + 1);
+  }
   return value;
 }
 
@@ -685,8 +705,8 @@ function scope(end: number, depth: number): InstrumentationScope {
   const attributes: Attributes = new Map();
   while (pos < end) {
     const tag = varint32(end);
-    if (tag === T.scopeName) name = string(end);
-    else if (tag === T.scopeVersion) version = string(end);
+    if (tag === T.scopeName) name = string(end, SCOPE_NAME_HINT);
+    else if (tag === T.scopeVersion) version = string(end, SCOPE_VERSION_HINT);
     else if (tag === T.scopeAttributes) keyValue(messageEnd(end, depth + 1), depth + 1, attributes, 0);
     else skipField(S.scope, tag, end, depth);
   }
@@ -736,7 +756,7 @@ function span(end: number, depth: number): Span {
     else if (tag === T.spanTraceId) traceId = hex(end);
     else if (tag === T.spanSpanId) spanId = hex(end);
     else if (tag === T.spanParentSpanId) parentSpanId = hex(end);
-    else if (tag === T.spanName) name = string(end);
+    else if (tag === T.spanName) name = string(end, SPAN_NAME_HINT);
     else if (tag === T.spanKind) kind = varint32(end) | 0;
     else if (tag === T.spanStart) startTimeUnixNano = fixed64(end);
     else if (tag === T.spanEnd) endTimeUnixNano = fixed64(end);
@@ -805,7 +825,7 @@ function metric(end: number, depth: number): Metric {
   let summary: MetricData | undefined;
   while (pos < end) {
     const tag = varint32(end);
-    if (tag === T.metricName) name = string(end);
+    if (tag === T.metricName) name = string(end, METRIC_NAME_HINT);
     else if (tag === T.metricHistogram) histogram = histogramData(messageEnd(end, depth + 1), depth + 1);
     else if (tag === T.metricSum) sum = sumData(messageEnd(end, depth + 1), depth + 1);
     else if (tag === T.metricGauge) gauge = gaugeData(messageEnd(end, depth + 1), depth + 1);
@@ -813,7 +833,7 @@ function metric(end: number, depth: number): Metric {
       exponential = exponentialData(messageEnd(end, depth + 1), depth + 1);
     else if (tag === T.metricSummary) summary = summaryData(messageEnd(end, depth + 1), depth + 1);
     else if (tag === T.metricDescription) description = string(end);
-    else if (tag === T.metricUnit) unit = string(end);
+    else if (tag === T.metricUnit) unit = string(end, UNIT_HINT);
     else skipField(S.metric, tag, end, depth);
   }
   // Several members set: the first in decode.ts's order wins.

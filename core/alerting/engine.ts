@@ -100,6 +100,7 @@ function readings(
   existing: InstanceRow[],
   samples: Sample[] | null,
   error: string | null,
+  idle = false,
 ): Reading[] {
   const out = new Map<string, Reading>();
   const active = existing.filter((i) => ACTIVE.includes(i.state));
@@ -128,7 +129,8 @@ function readings(
     blanket('error', rule.execErrState !== 'KeepLast');
     return [...out.values()];
   }
-  if (!samples || samples.length === 0) {
+  // Idle (a `canary` rule between rollouts): no series by design, so active alerts end below.
+  if (!samples || (samples.length === 0 && !idle)) {
     blanket('nodata', rule.noDataState === 'NoData' || rule.noDataState === 'Alerting');
     return [...out.values()];
   }
@@ -184,8 +186,9 @@ export async function evaluateRule(
 
   const started = performance.now();
   let samples: Sample[] | null = null;
+  let idle = false;
   try {
-    samples = await evaluateSamples(deps, rule, now);
+    ({ samples, idle } = await evaluateSamples(deps, rule, now));
     summary.series = samples.length;
   } catch (error) {
     summary.error = (error as Error).message || String(error);
@@ -208,7 +211,7 @@ export async function evaluateRule(
     ]);
     const byFingerprint = new Map(existing.map((r) => [r.fingerprint, r]));
     const changes: GroupChange[] = [];
-    for (const reading of readings(locked, existing, samples, summary.error)) {
+    for (const reading of readings(locked, existing, samples, summary.error, idle)) {
       const fingerprint = fingerprintOf(ruleId, reading.key);
       const row = byFingerprint.get(fingerprint);
       const prev = stateOf(row);

@@ -103,7 +103,7 @@ export interface Condition {
   /** Relative rules: candidate compared with baseline × factor + offset. */
   factor: number | null;
   offset: number | null;
-  /** Relative rules: a version, or null for the newest stable version with traffic. */
+  /** Relative rules: a version, or null for the stable version running in the environment. */
   baseline: string | null;
   /** Series with fewer requests in the window count as no data. */
   minRequests: number;

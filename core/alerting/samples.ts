@@ -1,6 +1,9 @@
 import semver from 'semver';
 import type { Queryable } from '../db/client.ts';
+import { environmentStatus } from '../deploy/service.ts';
+import { NotFoundError } from '../errors.ts';
 import { checkFailures } from '../health/results.ts';
+import { systemPrincipal } from '../orgs.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import { requestSeries, resourceSeries, type ResourceStats, type SeriesStats } from './queries.ts';
 import { RESOURCE_METRICS, versionMatches, type Metric, type Rule } from './rules.ts';
@@ -48,7 +51,7 @@ function metricValue(row: Row, metric: Metric): number | null {
   }
 }
 
-/** Registry statuses of the server's versions: `stable` baselines come from them. */
+/** Registry statuses of the server's versions: the fallback `stable` comes from them. */
 async function registryStatuses(db: Queryable, orgId: string, server: string): Promise<Map<string, string>> {
   const rows = await db.query<{ version: string; status: string }>(
     `SELECT v.version, v.status FROM versions v JOIN servers s ON s.id = v.server_id
@@ -59,25 +62,66 @@ async function registryStatuses(db: Queryable, orgId: string, server: string): P
 }
 
 /**
- * The stable version of an environment, as compare chooses its default baseline: the newest
- * version the registry calls stable that served traffic there in the window.
+ * Before any deployment in an environment: the newest version the registry calls stable that
+ * served traffic there in the window (the default baseline `compare` chooses).
  */
 function stableOf(versions: Iterable<string>, statuses: Map<string, string>): string | undefined {
   const stable = [...new Set(versions)].filter((v) => semver.valid(v) && statuses.get(v) === 'stable');
   return stable.sort((a, b) => semver.rcompare(a, b))[0];
 }
 
+/** What runs in an environment per the deployments: null when nothing is (stable) or rolling out (canary). */
+interface Deployed {
+  stable: string | null;
+  canary: string | null;
+}
+
+/**
+ * What runs where for the rule's server, per environment that has had a deployment (what
+ * `GET /servers/:server/environments` shows). A server the registry does not know has none.
+ */
+async function deployedVersions(db: Queryable, rule: Rule): Promise<Map<string, Deployed>> {
+  // Pylee reads on the org's behalf; the slug would only appear in a not-found message, caught here.
+  const principal = systemPrincipal({ id: rule.orgId, slug: rule.orgId });
+  let envs: Awaited<ReturnType<typeof environmentStatus>>;
+  try {
+    envs = await environmentStatus(db, principal, rule.server, { history: 1 });
+  } catch (error) {
+    if (error instanceof NotFoundError) return new Map();
+    throw error;
+  }
+  const out = new Map<string, Deployed>();
+  for (const env of envs) {
+    if (!env.stable && !env.canary && env.history.length === 0) continue;
+    out.set(env.environment, {
+      stable: env.stable?.version ?? null,
+      canary: env.canary && env.canary.weight > 0 ? env.canary.version : null,
+    });
+  }
+  return out;
+}
+
+/** A rule's samples, and whether an empty list is by design rather than missing data. */
+export interface Samples {
+  samples: Sample[];
+  /**
+   * The rule watches `stable` or `canary` and the deployments say no such version runs where there
+   * is data (no rollout in progress, say): nothing to watch, so its alerts end instead of going to no data.
+   */
+  idle: boolean;
+}
+
 /**
  * Reads what the rule watches and returns one sample per series: environment × version
- * (× operation). An empty list means the rule has no data at all. Throws when a store fails.
+ * (× operation). An empty list, unless idle, means the rule has no data at all. Throws when a store fails.
  */
 export async function evaluateSamples(
   deps: { db: Queryable; warehouse: Warehouse },
   rule: Rule,
   now: number,
-): Promise<Sample[]> {
+): Promise<Samples> {
   const c = rule.condition;
-  if (rule.kind === 'health') return healthSamples(deps.warehouse, rule, now);
+  if (rule.kind === 'health') return { samples: await healthSamples(deps.warehouse, rule, now), idle: false };
   const scope = {
     orgId: rule.orgId,
     server: rule.server,
@@ -101,41 +145,49 @@ export async function evaluateSamples(
   if (rule.kind === 'absence') {
     const matching = rows.filter((r) => versionMatches(rule.version, r.version));
     const requests = matching.reduce((sum, r) => sum + (r.requests ?? 0), 0);
-    return [
-      {
-        key: {
-          environment: rule.environment,
-          version: rule.version === '*' ? null : rule.version,
-          operation: c.operation === '*' ? null : c.operation,
-        },
-        value: requests,
-        threshold: c.minRequests,
-        baselineVersion: null,
-        holds: requests < c.minRequests,
-      },
-    ];
+    const key = {
+      environment: rule.environment,
+      version: rule.version === '*' ? null : rule.version,
+      operation: c.operation === '*' ? null : c.operation,
+    };
+    const sample = { key, value: requests, threshold: c.minRequests, baselineVersion: null };
+    return { samples: [{ ...sample, holds: requests < c.minRequests }], idle: false };
   }
 
   const metric = c.metric as Metric;
-  const needsRegistry = rule.kind === 'relative' || rule.version === 'stable' || rule.version === 'canary';
-  const statuses = needsRegistry ? await registryStatuses(deps.db, rule.orgId, rule.server) : new Map();
+  const byDeployment = rule.kind === 'relative' || rule.version === 'stable' || rule.version === 'canary';
+  const deployed = byDeployment ? await deployedVersions(deps.db, rule) : new Map<string, Deployed>();
+  let statuses: Map<string, string> | undefined;
   const present = rows.filter(enough);
   const byEnv = new Map<string, Row[]>();
   for (const row of present) byEnv.set(row.environment, [...(byEnv.get(row.environment) ?? []), row]);
 
   const samples: Sample[] = [];
+  let idle = false;
   for (const [environment, envRows] of byEnv) {
-    const stable = needsRegistry
-      ? stableOf(
-          envRows.map((r) => r.version),
-          statuses,
-        )
-      : undefined;
+    const running = deployed.get(environment);
+    let stable: string | undefined;
+    let isCanary: (version: string) => boolean;
+    if (running) {
+      stable = running.stable ?? undefined;
+      isCanary = (version) => version === running.canary;
+      if ((rule.version === 'stable' && !running.stable) || (rule.version === 'canary' && !running.canary))
+        idle = true;
+    } else {
+      // Never deployed here: versions are known only from traffic and the registry.
+      if (byDeployment) statuses ??= await registryStatuses(deps.db, rule.orgId, rule.server);
+      stable = byDeployment
+        ? stableOf(
+            envRows.map((r) => r.version),
+            statuses ?? new Map(),
+          )
+        : undefined;
+      isCanary = (version) =>
+        stable !== undefined && semver.valid(version) !== null && semver.gt(version, stable);
+    }
     const selected = (version: string) => {
       if (rule.version === 'stable') return version === stable;
-      if (rule.version === 'canary') {
-        return stable !== undefined && semver.valid(version) !== null && semver.gt(version, stable);
-      }
+      if (rule.version === 'canary') return isCanary(version);
       return versionMatches(rule.version, version);
     };
     const baselineVersion = rule.kind === 'relative' ? (c.baseline ?? stable ?? null) : null;
@@ -165,7 +217,7 @@ export async function evaluateSamples(
       });
     }
   }
-  return samples;
+  return { samples, idle: idle && samples.length === 0 };
 }
 
 /**

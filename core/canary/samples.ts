@@ -89,7 +89,11 @@ const num = (v: unknown): number | null => {
   return Number.isFinite(n) ? n : null;
 };
 
-function fill(side: Pick<SideValues, 'requests' | 'errorRate' | 'p50' | 'p95' | 'p99'>, i: number, row: RequestBucket) {
+function fill(
+  side: Pick<SideValues, 'requests' | 'errorRate' | 'p50' | 'p95' | 'p99'>,
+  i: number,
+  row: RequestBucket,
+) {
   const requests = Number(row.requests);
   side.requests[i] = requests;
   if (requests > 0) {
@@ -105,7 +109,8 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
   const step = scope.intervalSeconds;
   if (!Number.isInteger(step) || step < 1 || step > 3600)
     throw new BadRequestError('interval must be from 1s to 1h, e.g. 1m', 'invalid-interval');
-  if (!(scope.to > scope.from)) throw new BadRequestError('the window must end after it starts', 'invalid-window');
+  if (!(scope.to > scope.from))
+    throw new BadRequestError('the window must end after it starts', 'invalid-window');
   const res = resolution({ from: scope.from, to: scope.to }, { retention: scope.retention });
   if (res === 'hour')
     throw new BadRequestError(
@@ -143,7 +148,9 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
   const agg = raw
     ? 'count() AS requests, sum(error) AS errors, quantilesTDigest(0.5, 0.95, 0.99)(duration_ms) AS q'
     : 'countMerge(requests) AS requests, sumMerge(errors) AS errors, quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_ms) AS q';
-  const window = raw ? `time >= ${FROM} AND time < ${TO}` : `time >= toStartOfMinute(${FROM}) AND time < ${TO}`;
+  const window = raw
+    ? `time >= ${FROM} AND time < ${TO}`
+    : `time >= toStartOfMinute(${FROM}) AND time < ${TO}`;
   const resources = raw
     ? `SELECT version, ${BUCKET} AS bucket,
          avgIf(value, metric = 'process.cpu.utilization') AS cpu, avgIf(value, metric = 'process.memory.usage') AS memory
@@ -209,7 +216,11 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
   for (const row of perOperation) {
     const i = index.get(Number(row.bucket));
     const operation = row.operation ?? '';
-    if (i === undefined || operation === '' || (row.version !== scope.candidate && row.version !== scope.baseline))
+    if (
+      i === undefined ||
+      operation === '' ||
+      (row.version !== scope.candidate && row.version !== scope.baseline)
+    )
       continue;
     let op = ops.get(operation);
     if (!op) {
@@ -283,7 +294,10 @@ export interface MetricSelection {
 }
 
 /** The judge's input from the samples: the server metrics, then each operation's on its own traffic. */
-export function toJudgeSeries(samples: Samples, selection: MetricSelection = {}): { metrics: MetricSeries[]; traffic: Traffic } {
+export function toJudgeSeries(
+  samples: Samples,
+  selection: MetricSelection = {},
+): { metrics: MetricSeries[]; traffic: Traffic } {
   const server = mergeMetricConfigs(SERVER_METRICS, selection.metrics, KNOWN_METRICS, 'server');
   const metrics: MetricSeries[] = server.map((config) => {
     const key = SERVER_VALUES[config.name] as keyof SideValues;

@@ -59,6 +59,8 @@ export interface Policy {
   /** A failed verification or analysis ends as rolled-back (the version is marked bad there), not failed. */
   rollbackOnFailure: boolean;
   verification: { required: boolean; passes: number; timeoutMs: number };
+  /** A passing canary analysis promotes the step (auto, the default) or waits for a person (approval). */
+  promotion?: 'auto' | 'approval';
 }
 
 export interface VerificationState {
@@ -127,6 +129,7 @@ export interface DeploymentView {
   policy: {
     rollbackOnFailure: boolean;
     verification: { required: boolean; passes: number; timeoutMs: number };
+    promotion?: 'auto' | 'approval';
   };
   verification: VerificationState | null;
   reason: string | null;
@@ -689,6 +692,8 @@ export interface NewDeployment {
   from?: string | undefined;
   reason?: string | undefined;
   rollbackOnFailure?: boolean | undefined;
+  /** After a passing canary analysis: promote at once (auto) or wait for a person (approval). */
+  promotion?: 'auto' | 'approval' | undefined;
   verification?:
     { required?: boolean | undefined; passes?: number | undefined; timeout?: string | undefined } | undefined;
 }
@@ -731,7 +736,10 @@ function policyOf(
       'invalid-verification',
     );
   }
+  if (input.promotion !== undefined && input.promotion !== 'auto' && input.promotion !== 'approval')
+    throw new BadRequestError('promotion must be auto or approval', 'invalid-policy');
   return {
+    ...(input.promotion ? { promotion: input.promotion } : {}),
     rollbackOnFailure: input.rollbackOnFailure ?? false,
     verification: {
       required: v.required ?? required.required,

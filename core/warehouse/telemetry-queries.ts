@@ -551,3 +551,118 @@ function millis(window: TimeWindow): { from: number; to: number } {
     throw new RangeError('the window needs valid from and to times');
   return { from, to };
 }
+
+/** Totals and a short series of one server × environment × version: one group of {@link fleetStats}. */
+export interface FleetGroup extends VersionStats {
+  server: string;
+  environment: string;
+  /** One value per step of {@link FleetStats.times}; empty steps have zero requests and null latency. */
+  series: {
+    requests: number[];
+    errorRate: number[];
+    throughput: number[];
+    p50: (number | null)[];
+    p95: (number | null)[];
+  };
+}
+
+export interface FleetStats {
+  resolution: Resolution;
+  stepSeconds: number;
+  /** Start of each step, RFC 3339, shared by every group's series. */
+  times: string[];
+  groups: FleetGroup[];
+}
+
+/**
+ * {@link versionStats} and a {@link series} of request health for every server × environment ×
+ * version with traffic in the window, across many servers in ONE query: `GROUPING SETS` returns the
+ * whole-window group (bucket 0, which no real step starts at) and the per-step groups together, so
+ * an overview of the fleet costs one ClickHouse round trip whatever the number of servers.
+ */
+export async function fleetStats(
+  warehouse: Warehouse,
+  scope: TimeWindow & {
+    orgId: string;
+    servers: readonly string[];
+    environments?: readonly string[] | undefined;
+    /** Steps the window is cut into (the step is widened to whole buckets, so maybe fewer). */
+    points: number;
+    resolution?: Resolution | undefined;
+    retention?: RetentionDays | undefined;
+  },
+): Promise<FleetStats> {
+  const res = scope.resolution ?? resolution(scope, { retention: scope.retention });
+  const source = SOURCES[res];
+  const { from, to } = millis(scope);
+  if (!(to > from)) throw new RangeError('the window must end after it starts');
+  const bucket = bucketSeconds(res);
+  const asked = Math.ceil((to - from) / 1000 / Math.max(1, Math.floor(scope.points)));
+  const step = Math.ceil(Math.max(asked, bucket) / bucket) * bucket;
+  const times: string[] = [];
+  const starts: number[] = [];
+  for (let start = Math.floor(from / 1000 / step) * step; start * 1000 < to; start += step) {
+    starts.push(start);
+    times.push(new Date(start * 1000).toISOString());
+  }
+  if (scope.servers.length === 0 || scope.environments?.length === 0) {
+    return { resolution: res, stepSeconds: step, times, groups: [] };
+  }
+
+  const conditions = ['org_id = {org:String}', 'server IN {servers:Array(String)}', source.window];
+  const params: Params = { org: scope.orgId, servers: [...scope.servers], from, to, step };
+  if (scope.environments !== undefined) {
+    conditions.push('environment IN {environments:Array(String)}');
+    params.environments = [...scope.environments];
+  }
+  const rows = await select<
+    HealthRow & { server: string; environment: string; version: string; bucket: number }
+  >(
+    warehouse,
+    `SELECT server, environment, version,
+            toUnixTimestamp(toStartOfInterval(time, INTERVAL {step:UInt32} SECOND)) AS bucket,
+            ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
+     FROM ${source.requests} WHERE ${conditions.join(' AND ')}
+     GROUP BY GROUPING SETS ((server, environment, version), (server, environment, version, bucket))
+     SETTINGS group_by_use_nulls = 0`,
+    params,
+  );
+
+  const key = (r: { server: string; environment: string; version: string }) =>
+    `${r.server}\u0000${r.environment}\u0000${r.version}`;
+  const totals = new Map<string, (typeof rows)[number]>();
+  const steps = new Map<string, Map<number, (typeof rows)[number]>>();
+  for (const row of rows) {
+    const k = key(row);
+    if (Number(row.bucket) === 0) totals.set(k, row);
+    else {
+      let byStep = steps.get(k);
+      if (!byStep) steps.set(k, (byStep = new Map()));
+      byStep.set(Number(row.bucket), row);
+    }
+  }
+  const seconds = (to - from) / 1000;
+  const groups: FleetGroup[] = [];
+  for (const [k, total] of totals) {
+    const byStep = steps.get(k) ?? new Map();
+    const series: FleetGroup['series'] = { requests: [], errorRate: [], throughput: [], p50: [], p95: [] };
+    for (const start of starts) {
+      const covered = (Math.min((start + step) * 1000, to) - Math.max(start * 1000, from)) / 1000;
+      const h = health(byStep.get(start), covered);
+      series.requests.push(h.requests);
+      series.errorRate.push(h.errorRate);
+      series.throughput.push(h.throughput);
+      series.p50.push(h.latency.p50);
+      series.p95.push(h.latency.p95);
+    }
+    groups.push({
+      server: total.server,
+      environment: total.environment,
+      version: total.version,
+      ...health(total, seconds),
+      series,
+    });
+  }
+  groups.sort((a, b) => key(a).localeCompare(key(b)));
+  return { resolution: res, stepSeconds: step, times, groups };
+}

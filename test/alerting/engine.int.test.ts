@@ -6,6 +6,8 @@ import type { AlertGroupData } from '#core/notify/events.ts';
 import type { Context } from '#core/auth/principal.ts';
 import type { Db } from '#core/db/client.ts';
 import { migrateDb } from '#core/db/migrate.ts';
+import { noScheduler } from '#core/deploy/scheduler.ts';
+import { createDeployment, environmentStatus, rollback } from '#core/deploy/service.ts';
 import { bootstrap, systemPrincipal } from '#core/orgs.ts';
 import { writeResults, type HealthResult } from '#core/health/results.ts';
 import { createServer } from '#core/registry/servers.ts';
@@ -318,6 +320,122 @@ describe.each(DB_DRIVERS)('alert rule evaluation on $name', (driver) => {
     await traffic(lonely, T0 - 60 * S, T0, { version: '2.0.0' });
     await evaluateRule(deps(), noBaseline.id, { now: T0 });
     expect(await states(noBaseline.id)).toEqual(['nodata']);
+  });
+
+  it('takes stable and canary from what runs where once an environment has deployments', async () => {
+    const srv = server();
+    await createServer(db, ctx, { slug: srv });
+    // The registry's statuses alone would make 1.2.0 the stable version and 1.1.0 no canary.
+    await createVersion(db, ctx, srv, { version: '1.0.0', status: 'stable' });
+    await createVersion(db, ctx, srv, { version: '1.1.0' });
+    await createVersion(db, ctx, srv, { version: '1.2.0', status: 'stable' });
+    const deployDeps = { db, publisher: recordingPublisher(), scheduler: noScheduler };
+    await createDeployment(deployDeps, ctx, srv, { version: '1.0.0', environment: 'production' });
+    await createDeployment(deployDeps, ctx, srv, {
+      version: '1.1.0',
+      environment: 'production',
+      strategy: 'canary',
+    });
+    const [production] = (await environmentStatus(db, ctx.principal, srv)).filter(
+      (e) => e.environment === 'production',
+    );
+    expect(production).toMatchObject({
+      stable: { version: '1.0.0' },
+      canary: { version: '1.1.0', weight: 10 },
+    });
+
+    const slower = await rule({
+      server: srv,
+      kind: 'relative',
+      metric: 'latencyP95',
+      threshold: undefined,
+      factor: 1.2,
+      version: 'canary',
+      environment: 'production',
+    });
+    const onStable = await rule({ server: srv, version: 'stable', metric: 'latencyP95', threshold: 150 });
+    const baseline = await rule({
+      server: srv,
+      kind: 'relative',
+      metric: 'errorRate',
+      threshold: undefined,
+      offset: 0.01,
+    });
+    const window = async (from: number) => {
+      await traffic(srv, from, from + 60 * S, { version: '1.0.0', latencyMs: 100 });
+      await traffic(srv, from, from + 60 * S, { version: '1.1.0', latencyMs: 130, errorRate: 0.05 });
+      await traffic(srv, from, from + 60 * S, { version: '1.2.0', latencyMs: 200 });
+    };
+    await window(T0 - 60 * S);
+    // Canary 1.1.0 against stable 1.0.0 (100 ms × 1.2), not against the registry's newest stable 1.2.0.
+    expect((await evaluateRule(deps(), slower.id, { now: T0 })).transitions).toMatchObject([
+      {
+        from: 'inactive',
+        to: 'firing',
+        labels: { version: '1.1.0', environment: 'production' },
+        threshold: 120,
+        value: 130,
+      },
+    ]);
+    const [notice] = await notify(T0, srv).then((events) =>
+      events.flatMap((e) => (e.data as AlertGroupData).alerts).filter((a) => a.ruleId === slower.id),
+    );
+    expect(notice).toMatchObject({
+      baselineVersion: '1.0.0',
+      comparePath: expect.stringContaining('baseline=1.0.0'),
+    });
+    // `stable` is 1.0.0 (p95 100 ms), so the 150 ms threshold holds nowhere; 1.2.0 (200 ms) is not watched.
+    expect((await evaluateRule(deps(), onStable.id, { now: T0 })).transitions).toEqual([]);
+    // The default baseline is the deployed stable version: 1.1.0 and 1.2.0 are compared with 1.0.0.
+    const against = await evaluateRule(deps(), baseline.id, { now: T0 });
+    expect(against.transitions).toMatchObject([{ to: 'firing', labels: { version: '1.1.0' } }]);
+    expect(against.transitions[0]?.threshold).toBeCloseTo(0.01, 5);
+
+    // Rolled back: no rollout, no canary. 1.1.0 still has traffic in the window, but its alert ends
+    // (the series is gone) rather than turning to no data.
+    const back = await rollback(deployDeps, ctx, srv, { mode: 'immediate', environment: 'production' });
+    expect(back.environments[0]).toMatchObject({ from: '1.1.0', to: '1.0.0' });
+    const [after] = (await environmentStatus(db, ctx.principal, srv)).filter(
+      (e) => e.environment === 'production',
+    );
+    expect(after).toMatchObject({ stable: { version: '1.0.0' }, canary: null });
+    await window(T0);
+    const resolved = await evaluateRule(deps(), slower.id, { now: T0 + 30 * S });
+    expect(resolved.series).toBe(0);
+    expect(resolved.transitions).toMatchObject([
+      { from: 'firing', to: 'resolved', labels: { version: '1.1.0' } },
+    ]);
+    expect(await states(slower.id)).toEqual(['resolved']);
+    // Between rollouts the canary rule is idle, not in no data.
+    expect((await evaluateRule(deps(), slower.id, { now: T0 + 40 * S })).transitions).toEqual([]);
+    expect(await states(slower.id)).toEqual(['resolved']);
+  });
+
+  it('falls back to traffic and registry status in an environment that never had a deployment', async () => {
+    const srv = server();
+    await createServer(db, ctx, { slug: srv });
+    await createVersion(db, ctx, srv, { version: '1.0.0', status: 'stable' });
+    await createVersion(db, ctx, srv, { version: '1.1.0' });
+    const deployDeps = { db, publisher: recordingPublisher(), scheduler: noScheduler };
+    // Staging has deployments (1.1.0 stable there, no rollout); production never had one.
+    await createDeployment(deployDeps, ctx, srv, { version: '1.1.0', environment: 'staging' });
+    const r = await rule({
+      server: srv,
+      kind: 'relative',
+      metric: 'latencyP95',
+      threshold: undefined,
+      factor: 1.2,
+      version: 'canary',
+    });
+    for (const environment of ['production', 'staging']) {
+      await traffic(srv, T0 - 60 * S, T0, { environment, version: '1.0.0', latencyMs: 100 });
+      await traffic(srv, T0 - 60 * S, T0, { environment, version: '1.1.0', latencyMs: 130 });
+    }
+    const summary = await evaluateRule(deps(), r.id, { now: T0 });
+    expect(summary.series).toBe(1);
+    expect(summary.transitions).toMatchObject([
+      { to: 'firing', labels: { version: '1.1.0', environment: 'production' }, threshold: 120 },
+    ]);
   });
 
   it('raises one alert per operation, and per version inside a range', async () => {

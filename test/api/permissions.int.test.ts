@@ -319,8 +319,46 @@ const notifyRoutes: RouteCase[] = [
   },
 ];
 
+/** A server with 1.0.0 and 1.1.0 and no telemetry: an analysis of them runs and is inconclusive. */
+const freshAnalysisServer = async () => {
+  const server = await freshServer();
+  for (const version of ['1.0.0', '1.1.0'])
+    await asAdmin('POST', `/api/v1/servers/${server}/versions`, { version, status: 'stable' });
+  return server;
+};
+const analysisBody = { candidate: '1.1.0', baseline: '1.0.0', environment: 'staging', window: '30m' };
+
+const analysisRoutes: RouteCase[] = [
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/analyses',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/analyses?environment=staging' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/analyses',
+    needs: 'deploy',
+    request: async () => ({
+      url: `/api/v1/servers/${await freshAnalysisServer()}/analyses`,
+      body: analysisBody,
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/analyses/:id',
+    needs: 'read',
+    request: async () => {
+      const server = await freshAnalysisServer();
+      const a = await asAdmin('POST', `/api/v1/servers/${server}/analyses`, analysisBody);
+      return { url: `/api/v1/servers/${server}/analyses/${a.id as string}?format=markdown` };
+    },
+  },
+];
+
 const ROUTES: RouteCase[] = [
   ...variableRoutes,
+  ...analysisRoutes,
   ...deploymentRoutes,
   ...notifyRoutes,
   {
@@ -455,6 +493,12 @@ const ROUTES: RouteCase[] = [
     route: '/api/v1/servers/:server/compare',
     needs: 'read',
     request: async () => ({ url: '/api/v1/servers/matrix/compare?baseline=1.0.0&candidate=1.1.0-rc.1' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/overview',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/overview?window=1h' }),
   },
   {
     method: 'GET',

@@ -54,6 +54,8 @@ describe('loadConfig', () => {
       PYLEE_RATE_LIMIT_MAX: '10',
       PYLEE_RATE_LIMIT_WINDOW: '30s',
       PYLEE_SHUTDOWN_TIMEOUT: '500ms',
+      PYLEE_ALLOW_PRIVATE_WEBHOOKS: 'true',
+      PYLEE_PUBLIC_URL: 'https://pylee.example.com/',
     });
     expect(config).toEqual({
       role: 'collector',
@@ -72,7 +74,18 @@ describe('loadConfig', () => {
       retention: { rawDays: 2, minuteDays: 30, hourDays: 365 },
       rateLimit: { max: 10, windowMs: 30_000 },
       shutdownTimeoutMs: 500,
+      allowPrivateWebhooks: true,
+      publicUrl: 'https://pylee.example.com',
     });
+  });
+
+  it('refuses webhooks to private addresses unless told, and checks the public URL', () => {
+    expect(loadConfig({})).toMatchObject({ allowPrivateWebhooks: false, publicUrl: undefined });
+    expect(loadConfig({ PYLEE_ALLOW_PRIVATE_WEBHOOKS: 'no' }).allowPrivateWebhooks).toBe(false);
+    expect(() => loadConfig({ PYLEE_ALLOW_PRIVATE_WEBHOOKS: 'maybe' })).toThrow(
+      /PYLEE_ALLOW_PRIVATE_WEBHOOKS/,
+    );
+    expect(() => loadConfig({ PYLEE_PUBLIC_URL: 'ftp://x' })).toThrow(/PYLEE_PUBLIC_URL/);
   });
 
   it('accepts a secret key as base64 as well as hex', () => {

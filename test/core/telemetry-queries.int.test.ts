@@ -507,7 +507,8 @@ describe('applyRetention', () => {
   async function ttls(): Promise<Record<string, string>> {
     const result = await warehouse.client.query({
       query: `SELECT name, extract(engine_full, 'toIntervalDay\\\\((\\\\d+)') AS days FROM system.tables
-              WHERE database = currentDatabase() AND engine_full LIKE '%TTL%' AND name != 'access_log' ORDER BY name`,
+              WHERE database = currentDatabase() AND engine_full LIKE '%TTL%'
+                AND name NOT IN ('access_log', 'health_results') ORDER BY name`,
       format: 'JSONEachRow',
     });
     return Object.fromEntries(

@@ -240,6 +240,9 @@ export const api = {
     },
   ) => get<Comparison>(`/servers/${seg(s)}/compare`, q),
   environments: (s: string) => get<unknown>(`/servers/${seg(s)}/environments`),
+  /** The on-call dashboard in one request: every server × environment with figures and the rollback flag. */
+  overview: (q: { environment?: string; server?: string; window?: string; points?: number } = {}) =>
+    get<Overview>('/overview', q),
   deployments: (s: string, q: { environment?: string; limit?: number } = {}) =>
     get<unknown>(`/servers/${seg(s)}/deployments`, q).then((r) => itemsOf<Deployment>(r as never)),
   deployment: (s: string, id: string) => get<Deployment>(`/servers/${seg(s)}/deployments/${seg(id)}`),
@@ -374,4 +377,56 @@ export interface ServerHealth {
     uptimePercent: number | null;
     latency: { p50: number | null; p95: number | null };
   }[];
+}
+
+/** Totals and a sparkline series (one value per step of `Overview.times`) of one version. */
+export interface OverviewFigures extends VersionStats {
+  series: {
+    requests: number[];
+    errorRate: number[];
+    throughput: number[];
+    p50: (number | null)[];
+    p95: (number | null)[];
+  };
+}
+
+export interface OverviewEnvironment {
+  environment: string;
+  position: number;
+  stable: { version: string; since: string; by: string; deploymentId: string } | null;
+  rollout: {
+    id: string;
+    version: string;
+    weight: number;
+    status: string;
+    strategy: string;
+    since: string;
+    by: string;
+  } | null;
+  current: string | null;
+  previous: string | null;
+  health: 'up' | 'down' | 'unknown' | null;
+  alerts: {
+    firing: number;
+    critical: number;
+    items: {
+      id: string;
+      ruleName: string;
+      severity: string;
+      version: string | null;
+      summary: string | null;
+    }[];
+  };
+  canaryVerdict: { id: string; verdict: string; at: string } | null;
+  metrics: { current: OverviewFigures | null; previous: OverviewFigures | null };
+  deltas: { errorRate: number | null; p95: number | null };
+  rollbackRecommended: boolean;
+  reasons: { code: string; message: string }[];
+}
+
+export interface Overview {
+  window: { from: string; to: string };
+  stepSeconds: number;
+  times: string[];
+  servers: { slug: string; name: string; description: string; environments: OverviewEnvironment[] }[];
 }

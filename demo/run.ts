@@ -1,0 +1,283 @@
+/**
+ * `npm run demo`: the whole story on one machine in about two minutes. Starts Pylee (embedded stores),
+ * two versions of a real MCP server instrumented with OpenTelemetry, MCP clients as users, a
+ * Slack-shaped sink and a signed-webhook sink; registers the server, rolls 1.0.0 out, then starts a
+ * canary of 1.1.0 whose `get_forecast` tool is slower and fails more. Pylee's alert reaches "Slack",
+ * the canary analysis fails and the rollout rolls back on its own. Everything stays up (Ctrl-C stops
+ * it) so the UI at the printed URL can be explored.
+ *
+ *   DEMO_API_PORT (8080), DEMO_OTLP_PORT (4318), DEMO_DATA_DIR (./demo-data, wiped at start),
+ *   DEMO_EXIT=1 to stop once the story is told (exit code 0 only if every step happened).
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startSinks } from './sinks.ts';
+import { startTraffic, type Traffic } from './traffic.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+const apiPort = Number(process.env.DEMO_API_PORT ?? 8080);
+const otlpPort = Number(process.env.DEMO_OTLP_PORT ?? 4318);
+const dataDir = path.resolve(process.env.DEMO_DATA_DIR ?? path.join(root, 'demo-data'));
+const exitWhenDone = process.env.DEMO_EXIT === '1';
+const TOKEN = 'pyl_demo-admin-token-not-for-production';
+const SERVER = 'weather-mcp';
+const ENV = 'production';
+const api = `http://127.0.0.1:${apiPort}`;
+const started = Date.now();
+
+const children: ChildProcess[] = [];
+let traffic: Traffic | undefined;
+
+const say = (line: string) => {
+  const seconds = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
+  process.stdout.write(`[${seconds}s] ${line}\n`);
+};
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${api}/api/v1${url}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${url} → ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : {}) as T;
+}
+
+async function startPlatform(): Promise<void> {
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.mkdirSync(dataDir, { recursive: true });
+  const log = fs.openSync(path.join(dataDir, 'pylee.log'), 'a');
+  const child = spawn(process.execPath, [path.join(root, 'cli/main.ts'), 'start'], {
+    cwd: root,
+    env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('PYLEE_'))),
+      PYLEE_DATA_DIR: dataDir,
+      PYLEE_API_PORT: String(apiPort),
+      PYLEE_OTLP_PORT: String(otlpPort),
+      PYLEE_BOOTSTRAP_TOKEN: TOKEN,
+      PYLEE_ALLOW_PRIVATE_WEBHOOKS: 'true',
+      PYLEE_PUBLIC_URL: api,
+    },
+    stdio: ['ignore', log, log],
+  });
+  children.push(child);
+  child.on('exit', (code) => {
+    if (!stopping) {
+      say(`Pylee stopped unexpectedly (exit ${code}); see ${path.join(dataDir, 'pylee.log')}`);
+      void shutdown(1);
+    }
+  });
+  for (let i = 0; i < 240; i++) {
+    const ready = await fetch(`${api}/readyz`).then(
+      (res) => res.ok,
+      () => false,
+    );
+    if (ready) return;
+    await sleep(500);
+  }
+  throw new Error(`Pylee did not become ready; see ${path.join(dataDir, 'pylee.log')}`);
+}
+
+async function startMcpServer(version: string, ingestKey: string, regression: boolean): Promise<string> {
+  const child = fork(path.join(import.meta.dirname, 'mcp-server.ts'), {
+    env: {
+      ...process.env,
+      DEMO_PORT: '0',
+      DEMO_VERSION: version,
+      DEMO_ENVIRONMENT: ENV,
+      DEMO_OTLP_URL: `http://127.0.0.1:${otlpPort}`,
+      DEMO_INGEST_KEY: ingestKey,
+      ...(regression ? { DEMO_SLOW_TOOL: 'get_forecast', DEMO_SLOW_MS: '180', DEMO_ERROR_RATE: '0.35' } : {}),
+    },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.once('message', (message: { url: string }) => resolve(message.url));
+    child.once('exit', (code) => reject(new Error(`MCP server ${version} exited with ${code}`)));
+  });
+}
+
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  stopping = true;
+  await traffic?.stop().catch(() => undefined);
+  for (const child of children.reverse()) child.kill('SIGTERM');
+  await sleep(1500);
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+interface Environments {
+  environments: { name: string; desired: { version: string; weight: number }[] }[];
+}
+
+/** Plays the gateway: applies the desired traffic weights Pylee holds for production. */
+async function followWeights(urls: Record<string, string>): Promise<string> {
+  const { environments } = await call<Environments>('GET', `/servers/${SERVER}/environments`);
+  const desired = environments.find((env) => env.name === ENV)?.desired ?? [];
+  const weights: Record<string, number> = {};
+  for (const { version, weight } of desired) if (urls[version]) weights[urls[version]] = weight;
+  if (Object.keys(weights).length) traffic?.setWeights(weights);
+  return desired.map(({ version, weight }) => `${version} ${weight} %`).join(', ');
+}
+
+async function main(): Promise<void> {
+  say(`Starting Pylee (embedded PGlite, chDB, redis-server) in ${path.relative(process.cwd(), dataDir)}/ …`);
+  await startPlatform();
+  say(`Pylee is up: API and UI on ${api}, OTLP on http://127.0.0.1:${otlpPort}`);
+  const sinks = await startSinks(say);
+
+  await call('POST', '/servers', {
+    slug: SERVER,
+    name: 'Weather MCP',
+    description: 'Forecasts and alerts over MCP',
+  });
+  await call('POST', `/servers/${SERVER}/versions`, {
+    version: '1.0.0',
+    releaseNotes: '## 1.0.0\n\nForecasts, alerts and city search.',
+  });
+  await call('PATCH', `/servers/${SERVER}/versions/1.0.0`, { status: 'stable', reason: 'in production' });
+  await call('POST', `/servers/${SERVER}/versions`, {
+    version: '1.1.0',
+    releaseNotes: '## 1.1.0\n\n`get_forecast` now asks a second weather provider.',
+  });
+  await call('PATCH', `/servers/${SERVER}/versions/1.1.0`, {
+    status: 'release-candidate',
+    reason: 'canary in production',
+  });
+  const { key: ingestKey } = await call<{ key: string }>('POST', '/ingest-keys', {
+    name: 'demo',
+    server: SERVER,
+  });
+  await call('POST', '/channels', {
+    name: 'on-call (Slack)',
+    kind: 'slack',
+    url: sinks.slackUrl,
+    events: ['alert.*', 'canary.verdict', 'deployment.status'],
+  });
+  const webhook = await call<{ secret: string }>('POST', '/channels', {
+    name: 'traffic router',
+    kind: 'webhook',
+    url: sinks.webhookUrl,
+    events: ['deployment.*'],
+  });
+  sinks.setWebhookSecret(webhook.secret);
+  await call('POST', '/alert-rules', {
+    name: 'Canary errors above stable',
+    server: SERVER,
+    environment: ENV,
+    version: 'canary',
+    kind: 'relative',
+    metric: 'errorRate',
+    offset: 0.05,
+    window: '1m',
+    interval: '5s',
+    for: '10s',
+    severity: 'critical',
+    groupWait: '0s',
+    annotations: {
+      summary: 'Canary error rate {{ $value }} vs stable {{ $threshold }}',
+      runbookUrl: 'https://runbooks.example.com/weather-mcp',
+    },
+  });
+  say(
+    `Registered ${SERVER} 1.0.0 (stable) and 1.1.0, an ingest key, Slack + webhook channels, an alert rule`,
+  );
+
+  const urls: Record<string, string> = {
+    '1.0.0': await startMcpServer('1.0.0', ingestKey, false),
+    '1.1.0': await startMcpServer('1.1.0', ingestKey, true),
+  };
+  for (const [version, url] of Object.entries(urls)) {
+    await call('POST', `/servers/${SERVER}/health-checks`, {
+      name: `mcp ${version}`,
+      kind: 'mcp',
+      url,
+      environment: ENV,
+      versionSelector: version,
+      interval: '10s',
+      timeout: '5s',
+    });
+  }
+  say(`MCP servers 1.0.0 and 1.1.0 are running (OpenTelemetry → Pylee), with MCP health checks`);
+
+  await call('POST', `/servers/${SERVER}/deployments`, {
+    version: '1.0.0',
+    environment: ENV,
+    strategy: 'immediate',
+    reason: 'initial release',
+  });
+  traffic = await startTraffic(Object.values(urls), 25);
+  await followWeights(urls);
+  say('1.0.0 serves all production traffic; MCP clients call its tools 25 times a second');
+  say('Collecting a baseline for 30 s …');
+  await sleep(30_000);
+
+  const canary = await call<{ id: string }>('POST', `/servers/${SERVER}/deployments`, {
+    version: '1.1.0',
+    environment: ENV,
+    strategy: 'canary',
+    steps: [
+      { weight: 30, pause: '5m', analyze: true },
+      { weight: 60, pause: '5m', analyze: true },
+      { weight: 100 },
+    ],
+    rollbackOnFailure: true,
+    reason: 'second weather provider',
+    ...DEMO_ANALYSIS,
+  });
+  say(`Canary rollout of 1.1.0 started (30 % → 60 % → 100 %, analysed at each step); open ${api}/`);
+
+  const story = { alert: false, verdict: false, rolledBack: false };
+  let lastWeights = '';
+  for (let i = 0; i < 600 && !(story.alert && story.verdict && story.rolledBack); i++) {
+    await sleep(1000);
+    const weights = await followWeights(urls);
+    if (weights !== lastWeights) say(`Traffic in production: ${weights}`);
+    lastWeights = weights;
+    if (!story.alert && sinks.slackMessages().some((m) => /firing/i.test(m.text))) story.alert = true;
+    if (!story.verdict) {
+      const { analyses } = await call<{ analyses: { verdict: string | null; status: string }[] }>(
+        'GET',
+        `/servers/${SERVER}/analyses?deployment=${canary.id}`,
+      );
+      const judged = analyses.find((analysis) => analysis.verdict === 'fail');
+      if (judged) {
+        story.verdict = true;
+        say(`Canary analysis verdict: FAIL`);
+      }
+    }
+    const deployment = await call<{ status: string }>('GET', `/servers/${SERVER}/deployments/${canary.id}`);
+    if (!story.rolledBack && deployment.status === 'rolled-back') {
+      story.rolledBack = true;
+      say('Pylee rolled 1.1.0 back: production is on 1.0.0 again');
+    }
+  }
+
+  const told = story.alert && story.verdict && story.rolledBack;
+  say(
+    told
+      ? `Done in ${((Date.now() - started) / 1000).toFixed(0)} s: alert in Slack, canary failed, rollback performed.`
+      : `Not everything happened in time: ${JSON.stringify(story)}; see ${path.join(dataDir, 'pylee.log')}`,
+  );
+  say(`Open ${api}/ and sign in with the token ${TOKEN}`);
+  say(`  Overview → weather-mcp: the rollback; Compare: 1.0.0 vs 1.1.0; Alerts; Audit log.`);
+  if (exitWhenDone) await shutdown(told ? 0 : 1);
+  say('Still running so you can look around; Ctrl-C stops everything.');
+}
+
+/** How the canary steps are analysed: short intervals so the story fits in about two minutes. */
+const DEMO_ANALYSIS = {};
+
+main().catch((error: unknown) => {
+  say(`Demo failed: ${(error as Error).message}`);
+  void shutdown(1);
+});
