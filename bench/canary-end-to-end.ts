@@ -13,21 +13,11 @@ import { createServer } from '../core/registry/servers.ts';
 import { createVersion } from '../core/registry/versions.ts';
 import { openWarehouse } from '../core/warehouse/client.ts';
 import { migrateWarehouse } from '../core/warehouse/migrate.ts';
+import { seededRandom as rng } from '#test/helpers/random.ts';
 
 const MINUTES = 60;
 const PER_MINUTE = 600;
 const TOOLS = ['search', 'fetch', 'summarize', 'translate', 'weather', 'calendar', 'email', 'files'];
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface EndToEndRow {
   case: string;

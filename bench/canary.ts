@@ -15,20 +15,10 @@ import type { MetricSeries } from '../core/canary/judge.ts';
 import { judge } from '../core/canary/judge.ts';
 import { endToEnd } from './canary-end-to-end.ts';
 import { pairwiseDifferences } from '../core/stats/hodges-lehmann.ts';
+import { seededRandom as rng } from '#test/helpers/random.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 50);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** 100 latency-like metrics (log-normal per interval); every tenth regressed by 30%. */
 function dataset(metrics: number, intervals: number) {

@@ -234,15 +234,43 @@ function operationOf(a: Attributes, max: number): string {
   const method = stringAttr(a, ATTR_MCP_METHOD_NAME, max);
   if (method) {
     const target = stringAttr(a, ATTR_GEN_AI_TOOL_NAME, max) || stringAttr(a, ATTR_GEN_AI_PROMPT_NAME, max);
-    return truncate(target ? `${method} ${target}` : method, max);
+    return target ? joined(method, target, max) : method;
   }
   const route = stringAttr(a, ATTR_HTTP_ROUTE, max);
   if (route) {
     const httpMethod =
       stringAttr(a, ATTR_HTTP_REQUEST_METHOD, max) || stringAttr(a, ATTR_HTTP_METHOD_OLD, max);
-    return truncate(httpMethod ? `${httpMethod} ${route}` : route, max);
+    return httpMethod ? joined(httpMethod, route, max) : route;
   }
   return '';
+}
+
+/**
+ * `${first} ${second}`, truncated. The same few operations recur in every row, so the joined
+ * strings are kept (a bounded memo): rows then share one string instead of each holding a copy.
+ */
+const joinedMemo = new Map<string, Map<string, string>>();
+let joinedCount = 0;
+const MAX_JOINED = 10_000;
+
+function joined(first: string, second: string, max: number): string {
+  if (first.length + 1 + second.length > max) return truncate(`${first} ${second}`, max);
+  let bySecond = joinedMemo.get(first);
+  let value = bySecond?.get(second);
+  if (value !== undefined) return value;
+  if (joinedCount >= MAX_JOINED) {
+    joinedMemo.clear();
+    joinedCount = 0;
+    bySecond = undefined;
+  }
+  if (bySecond === undefined) {
+    bySecond = new Map();
+    joinedMemo.set(first, bySecond);
+  }
+  value = `${first} ${second}`;
+  bySecond.set(second, value);
+  joinedCount++;
+  return value;
 }
 
 function spanProblem(traceId: string, spanId: string, start: bigint, end: bigint): string | undefined {
@@ -296,6 +324,7 @@ class MetricMapper {
   private readonly batch: DeltaBatch;
   private readonly max: number;
   private readonly unit: string;
+  private lastBounds: number[] = [];
 
   constructor(
     ctx: MappingContext,
@@ -349,6 +378,15 @@ class MetricMapper {
       metric: this.metric.name,
       attributes,
     });
+  }
+
+  /**
+   * The points of a histogram metric mostly share their bounds: their rows share one copy of them
+   * (rows are never changed once made) instead of each holding its own.
+   */
+  private sharedBounds(bounds: readonly number[]): number[] {
+    if (!sameNumbers(this.lastBounds, bounds)) this.lastBounds = [...bounds];
+    return this.lastBounds;
   }
 
   /** Checks the times common to every point; a string is the reason to reject it. */
@@ -449,7 +487,7 @@ class MetricMapper {
         count,
         sum,
         0,
-        bounds,
+        this.sharedBounds(bounds),
         bucketCounts,
       );
     }
@@ -473,7 +511,7 @@ class MetricMapper {
       d.count,
       d.sum,
       0,
-      [...d.bounds],
+      this.sharedBounds(d.bounds),
       [...d.bucketCounts],
     );
   }
@@ -574,6 +612,8 @@ const MAX_CACHED_MS = 253_402_300_800_000;
 const SECOND_SLOTS = 16;
 const cachedSeconds = new Float64Array(SECOND_SLOTS).fill(-1);
 const cachedPrefixes: string[] = new Array<string>(SECOND_SLOTS).fill('');
+const cachedMillis = new Float64Array(SECOND_SLOTS).fill(-1);
+const cachedTimes: string[] = new Array<string>(SECOND_SLOTS).fill('');
 
 /**
  * Nanoseconds since the epoch → RFC 3339 with milliseconds (UTC), exactly as `toISOString` writes
@@ -585,11 +625,16 @@ export function isoTime(nanos: bigint): string {
   if (!(ms >= 0 && ms < MAX_CACHED_MS)) return new Date(ms).toISOString();
   const second = Math.floor(ms / 1000);
   const slot = second & (SECOND_SLOTS - 1);
+  if (cachedMillis[slot] === ms) return cachedTimes[slot]!;
   if (cachedSeconds[slot] !== second) {
     cachedSeconds[slot] = second;
     cachedPrefixes[slot] = new Date(second * 1000).toISOString().slice(0, 20);
   }
-  return cachedPrefixes[slot]! + MILLIS_Z[ms - second * 1000]!;
+  const time = cachedPrefixes[slot]! + MILLIS_Z[ms - second * 1000]!;
+  // Points of one request often share their times: they then share one string.
+  cachedMillis[slot] = ms;
+  cachedTimes[slot] = time;
+  return time;
 }
 
 /** Cuts a value to `max` UTF-16 code units without splitting a surrogate pair. */
@@ -617,4 +662,10 @@ function intAttr(a: Attributes, key: string): number | undefined {
   if (typeof v === 'number') return Number.isInteger(v) ? v : undefined;
   if (typeof v === 'string' && /^\d{1,15}$/.test(v)) return Number(v);
   return undefined;
+}
+
+function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
 }

@@ -24,6 +24,8 @@ const TOKEN = 'pyl_demo-admin-token-not-for-production';
 const SERVER = 'weather-mcp';
 const ENV = 'production';
 const api = `http://127.0.0.1:${apiPort}`;
+/** How the canary steps are analysed: 10 s samples so the story fits in about two minutes. */
+const DEMO_ANALYSIS = { analysis: { interval: '10s', lifetime: '3m' } };
 const started = Date.now();
 
 const children: ChildProcess[] = [];
@@ -116,13 +118,13 @@ process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
 interface Environments {
-  environments: { name: string; desired: { version: string; weight: number }[] }[];
+  environments: { environment: string; desired: { version: string; weight: number }[] }[];
 }
 
 /** Plays the gateway: applies the desired traffic weights Pylee holds for production. */
 async function followWeights(urls: Record<string, string>): Promise<string> {
   const { environments } = await call<Environments>('GET', `/servers/${SERVER}/environments`);
-  const desired = environments.find((env) => env.name === ENV)?.desired ?? [];
+  const desired = environments.find((env) => env.environment === ENV)?.desired ?? [];
   const weights: Record<string, number> = {};
   for (const { version, weight } of desired) if (urls[version]) weights[urls[version]] = weight;
   if (Object.keys(weights).length) traffic?.setWeights(weights);
@@ -226,8 +228,8 @@ async function main(): Promise<void> {
     environment: ENV,
     strategy: 'canary',
     steps: [
-      { weight: 30, pause: '5m', analyze: true },
-      { weight: 60, pause: '5m', analyze: true },
+      { weight: 30, analyze: true },
+      { weight: 60, analyze: true },
       { weight: 100 },
     ],
     rollbackOnFailure: true,
@@ -273,9 +275,6 @@ async function main(): Promise<void> {
   if (exitWhenDone) await shutdown(told ? 0 : 1);
   say('Still running so you can look around; Ctrl-C stops everything.');
 }
-
-/** How the canary steps are analysed: short intervals so the story fits in about two minutes. */
-const DEMO_ANALYSIS = {};
 
 main().catch((error: unknown) => {
   say(`Demo failed: ${(error as Error).message}`);

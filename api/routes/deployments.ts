@@ -74,6 +74,12 @@ export const DeploymentView = Type.Object({
     promotion: Type.Optional(
       Type.String({ description: 'auto | approval: after a passing canary analysis' }),
     ),
+    analysis: Type.Optional(
+      Type.Object({
+        intervalSeconds: Type.Optional(Type.Integer()),
+        lifetimeMs: Type.Optional(Type.Integer()),
+      }),
+    ),
     verification: Type.Object({
       required: Type.Boolean(),
       passes: Type.Integer(),
@@ -129,6 +135,22 @@ const CreateDeployment = Type.Object(
       Type.Union([Type.Literal('auto'), Type.Literal('approval')], {
         description: 'After a passing canary analysis: promote the step (auto, default) or wait for approval',
       }),
+    ),
+    analysis: Type.Optional(
+      Type.Object(
+        {
+          interval: Type.Optional(
+            Type.String({ maxLength: 16, description: 'Sample interval (default 1m)' }),
+          ),
+          lifetime: Type.Optional(
+            Type.String({
+              maxLength: 16,
+              description: 'How long each analyze step is watched (default 10m)',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
     ),
     verification: Type.Optional(
       Type.Object(

@@ -110,11 +110,16 @@ function planField(field: protobuf.Field): FieldPlan {
 /** A message type from the definitions, with a plan for every field it declares. */
 class Schema {
   readonly type: protobuf.Type;
-  readonly plans = new Map<number, FieldPlan>();
+  /** By field number; the definitions use small numbers, so a dense array. */
+  readonly plans: (FieldPlan | undefined)[];
 
   constructor(name: string) {
     this.type = root.lookupType(name);
-    for (const field of this.type.fieldsArray) this.plans.set(field.id, planField(field));
+    const fields = this.type.fieldsArray;
+    this.plans = new Array<FieldPlan | undefined>(Math.max(0, ...fields.map((f) => f.id)) + 1).fill(
+      undefined,
+    );
+    for (const field of fields) this.plans[field.id] = planField(field);
   }
 
   /**
@@ -141,7 +146,7 @@ class Schema {
         `opentelemetry-proto: ${this.type.fullName}.${name} is ${field.repeated ? 'repeated ' : ''}${actual}, not ${options.repeated ? 'repeated ' : ''}${want}`,
       );
     }
-    const plan = this.plans.get(field.id)!;
+    const plan = this.plans[field.id]!;
     return field.id * 8 + (options.packed ? WIRE_LEN : plan.wire);
   }
 }
@@ -515,7 +520,8 @@ function varint64s(into: bigint[], tag: number, packedTag: number, end: number):
  */
 function skipField(schema: Schema, tag: number, end: number, depth: number): void {
   const wire = tag & 7;
-  const plan = schema.plans.get(tag >>> 3);
+  const id = tag >>> 3;
+  const plan = id < schema.plans.length ? schema.plans[id] : undefined;
   if (plan === undefined) {
     skipUnknown(wire, end);
     return;

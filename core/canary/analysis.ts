@@ -17,7 +17,7 @@ import type { Context, Principal } from '../auth/principal.ts';
 import type { Db, Queryable } from '../db/client.ts';
 import { parseDuration } from '../deploy/duration.ts';
 import { findEnvironment } from '../deploy/environments.ts';
-import { applySystemEvent, type DeployDeps } from '../deploy/service.ts';
+import { applySystemEvent, type DeployDeps, type StepAnalysisPolicy } from '../deploy/service.ts';
 import { reportAnalysisResult } from '../deploy/verification.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { diffTools, type ContractDiff } from './contract-diff.ts';
@@ -809,8 +809,9 @@ export async function startStepAnalyses(
     previous_version: string | null;
     current_step: number;
     entered_at: Date | null;
+    policy: { analysis?: StepAnalysisPolicy };
   }>(
-    `SELECT d.id, d.org_id, o.slug AS org_slug, d.server_id, s.slug AS server, d.current_environment_id AS environment_id,
+    `SELECT d.id, d.org_id, d.policy, o.slug AS org_slug, d.server_id, s.slug AS server, d.current_environment_id AS environment_id,
        e.name AS environment, d.version, d.previous_version, d.current_step,
        (SELECT min(ev.at) FROM deployment_events ev WHERE ev.deployment_id = d.id AND ev.step = d.current_step) AS entered_at
      FROM deployments d JOIN servers s ON s.id = d.server_id JOIN orgs o ON o.id = d.org_id
@@ -820,10 +821,15 @@ export async function startStepAnalyses(
          AND (a.status = 'running' OR a.finished_at >= d.updated_at))`,
   );
   const started: string[] = [];
-  const intervalSeconds = options.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS;
-  const everyMs = options.everyMs ?? intervalSeconds * 1000 * DEFAULT_EVERY_INTERVALS;
-  const lifetimeMs = options.lifetimeMs ?? DEFAULT_STEP_LIFETIME_MS;
   for (const d of due) {
+    // The deployment's own analysis policy wins over the worker's defaults.
+    const intervalSeconds =
+      d.policy.analysis?.intervalSeconds ?? options.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS;
+    const everyMs =
+      d.policy.analysis?.intervalSeconds !== undefined || options.everyMs === undefined
+        ? intervalSeconds * 1000 * DEFAULT_EVERY_INTERVALS
+        : options.everyMs;
+    const lifetimeMs = d.policy.analysis?.lifetimeMs ?? options.lifetimeMs ?? DEFAULT_STEP_LIFETIME_MS;
     const principal = systemPrincipal({ id: d.org_id, slug: d.org_slug });
     const from =
       options.lookbackMs !== undefined ? now - options.lookbackMs : (d.entered_at?.getTime() ?? now);

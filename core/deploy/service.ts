@@ -61,6 +61,13 @@ export interface Policy {
   verification: { required: boolean; passes: number; timeoutMs: number };
   /** A passing canary analysis promotes the step (auto, the default) or waits for a person (approval). */
   promotion?: 'auto' | 'approval';
+  /** How `analyze` steps are judged, when not the analysis worker's defaults (1 m samples for 10 m). */
+  analysis?: StepAnalysisPolicy;
+}
+
+export interface StepAnalysisPolicy {
+  intervalSeconds?: number;
+  lifetimeMs?: number;
 }
 
 export interface VerificationState {
@@ -130,6 +137,7 @@ export interface DeploymentView {
     rollbackOnFailure: boolean;
     verification: { required: boolean; passes: number; timeoutMs: number };
     promotion?: 'auto' | 'approval';
+    analysis?: StepAnalysisPolicy;
   };
   verification: VerificationState | null;
   reason: string | null;
@@ -694,6 +702,8 @@ export interface NewDeployment {
   rollbackOnFailure?: boolean | undefined;
   /** After a passing canary analysis: promote at once (auto) or wait for a person (approval). */
   promotion?: 'auto' | 'approval' | undefined;
+  /** `analyze` steps: sample interval (whole seconds) and how long each step's analysis watches. */
+  analysis?: { interval?: string | undefined; lifetime?: string | undefined } | undefined;
   verification?:
     { required?: boolean | undefined; passes?: number | undefined; timeout?: string | undefined } | undefined;
 }
@@ -724,6 +734,23 @@ function checkStrategyInput(input: NewDeployment): { strategy: Strategy; steps: 
   return { strategy, steps: undefined };
 }
 
+function analysisPolicyOf(input: NonNullable<NewDeployment['analysis']>): StepAnalysisPolicy {
+  const policy: StepAnalysisPolicy = {};
+  if (input.interval !== undefined) {
+    const ms = parseDuration('analysis.interval', input.interval, { minMs: 1000, maxMs: 3_600_000 });
+    if (ms % 1000 !== 0)
+      throw new BadRequestError('analysis.interval must be whole seconds, e.g. 1m', 'invalid-policy');
+    policy.intervalSeconds = ms / 1000;
+  }
+  if (input.lifetime !== undefined) {
+    policy.lifetimeMs = parseDuration('analysis.lifetime', input.lifetime, {
+      minMs: (policy.intervalSeconds ?? 1) * 1000,
+      maxMs: 86_400_000,
+    });
+  }
+  return policy;
+}
+
 function policyOf(
   input: NewDeployment,
   required: { required: boolean; passes?: number; timeoutMs?: number },
@@ -740,6 +767,7 @@ function policyOf(
     throw new BadRequestError('promotion must be auto or approval', 'invalid-policy');
   return {
     ...(input.promotion ? { promotion: input.promotion } : {}),
+    ...(input.analysis ? { analysis: analysisPolicyOf(input.analysis) } : {}),
     rollbackOnFailure: input.rollbackOnFailure ?? false,
     verification: {
       required: v.required ?? required.required,

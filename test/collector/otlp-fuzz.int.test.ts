@@ -14,6 +14,7 @@ import {
   type JsonObject,
 } from './fixtures/otlp.ts';
 import { buildOtlpApp, INGEST_KEY, type MemorySink } from './helpers.ts';
+import { seededRandom as mulberry32 } from '#test/helpers/random.ts';
 
 /**
  * Feeds the receiver random and mutated protobuf and JSON bodies. Every answer must be one the
@@ -27,17 +28,6 @@ const ALLOWED = new Set([200, 400, 413, 415]);
 const TIMEOUT_MS = 10_000;
 const SEED = Number(process.env.PYLEE_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const MAX_BODY = 256 * 1024;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = mulberry32(SEED);
 const int = (n: number) => Math.floor(random() * n);

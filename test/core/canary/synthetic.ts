@@ -3,18 +3,9 @@
 import type { JudgeInput, MetricConfig, MetricSeries } from '#core/canary/judge.ts';
 import { SERVER_METRICS } from '#core/canary/metric-presets.ts';
 import { quantileSorted } from '#core/stats/describe.ts';
+import { seededRandom } from '#test/helpers/random.ts';
 
-/** mulberry32: a small, fast, seedable PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 export function normal(rand: () => number): number {
   const u = 1 - rand();
