@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // Integration tests each open their own embedded stores; chDB binds one data directory per
@@ -5,6 +6,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     pool: 'forks',
+    // Integration files spend much of their time waiting on child processes and stores, so one
+    // file per core (vitest's default leaves one core idle) halves the suite on a 2-core machine.
+    maxWorkers: os.availableParallelism(),
     globalSetup: ['test/helpers/global-setup.ts'],
     projects: [
       {

@@ -7,6 +7,7 @@ import { DeltaTracker } from '../delta.ts';
 import { mapMetrics, mapSpans, type MappingContext } from '../mapping.ts';
 import { decodeMetrics, decodeTraces, encodingOf, type OtlpEncoding } from './decode.ts';
 import { ExportMetricsServiceResponse, ExportTraceServiceResponse, RpcStatus } from './protobuf.ts';
+import { recordOtlpItemsRejected } from '#core/telemetry/metrics.ts';
 
 /**
  * The OTLP/HTTP receiver: `POST /v1/traces` and `POST /v1/metrics`, as the OTLP specification
@@ -179,6 +180,7 @@ export function otlpRoutes(options: OtlpRoutesOptions): FastifyPluginAsync {
       const body = await readBody(req, maxBodyBytes);
       const mapped = mapSpans(decodeTraces(body, contentType), context(req));
       if (mapped.rows.length > 0) await store(req, () => options.sink.writeRequests(mapped.rows));
+      if (mapped.rejected > 0) recordOtlpItemsRejected('traces', mapped.rejected);
       const partialSuccess =
         mapped.rejected > 0 || mapped.errorMessage
           ? { rejectedSpans: String(mapped.rejected), errorMessage: mapped.errorMessage ?? '' }
@@ -199,6 +201,7 @@ export function otlpRoutes(options: OtlpRoutesOptions): FastifyPluginAsync {
           throw error;
         }
       }
+      if (mapped.rejected > 0) recordOtlpItemsRejected('metrics', mapped.rejected);
       const partialSuccess =
         mapped.rejected > 0 || mapped.errorMessage
           ? { rejectedDataPoints: String(mapped.rejected), errorMessage: mapped.errorMessage ?? '' }

@@ -8,6 +8,7 @@ interface Instruments {
   storeDuration: Histogram;
   httpDuration: Histogram;
   otlpRefused: Counter;
+  otlpItemsRejected: Counter;
 }
 
 let instruments: Instruments | undefined;
@@ -29,6 +30,10 @@ function get(): Instruments {
     otlpRefused: meter.createCounter('pylee.collector.requests.rejected', {
       description: 'OTLP export requests refused whole (nothing of them stored), by signal and status',
       unit: '{request}',
+    }),
+    otlpItemsRejected: meter.createCounter('pylee.collector.items.rejected', {
+      description: 'Spans and data points refused inside accepted requests (the OTLP partial success)',
+      unit: '{item}',
     }),
   };
   return instruments;
@@ -76,4 +81,9 @@ export function recordHttpRequest(
 /** Records an OTLP export request the collector refused whole: bad body, key, type or size, or overload. */
 export function recordOtlpRefused(signal: 'traces' | 'metrics', status: number): void {
   get().otlpRefused.add(1, { 'pylee.signal': signal, 'http.response.status_code': status });
+}
+
+/** Records spans or data points refused inside an accepted request (reported as partial success). */
+export function recordOtlpItemsRejected(signal: 'traces' | 'metrics', count: number): void {
+  get().otlpItemsRejected.add(count, { 'pylee.signal': signal });
 }

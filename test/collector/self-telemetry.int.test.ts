@@ -137,6 +137,7 @@ const INSERTED = 'pylee_collector_rows_inserted_total';
 const SPOOLED = 'pylee_collector_rows_spooled_total';
 const REJECTED_ROWS = 'pylee_collector_rows_rejected_total';
 const REJECTED_REQUESTS = 'pylee_collector_requests_rejected_total';
+const REJECTED_ITEMS = 'pylee_collector_items_rejected_total';
 const BATCH = 'pylee_collector_batch_size';
 const INSERT = 'pylee_collector_insert_duration';
 const QUEUE = 'pylee_collector_queue_depth';
@@ -347,6 +348,28 @@ describe('collector self-telemetry on /metrics', () => {
     expect(next(ACCEPTED, REQUESTS)).toBe(1);
     expect(next(INSERTED, REQUESTS)).toBe(1);
     expect(next(REJECTED_REQUESTS)).toBe(8);
+  });
+
+  it('counts spans refused inside an accepted request (partial success) and stores the rest', async () => {
+    const before = await scrape();
+    const start = BigInt(Date.now() - 60_000) * 1_000_000n;
+    const body = traceProtobuf(
+      traces(
+        [
+          span({ traceId: 'c'.repeat(32), spanId: '1'.repeat(16), start }),
+          // An all-zero span id is invalid: that span is refused, the request is not.
+          span({ traceId: 'c'.repeat(32), spanId: '0'.repeat(16), start }),
+        ],
+        resource({ 'service.name': SERVER, 'service.version': '1.0.0' }),
+      ),
+    );
+
+    expect((await post('traces', body)).status).toBe(200);
+    await until(async () => (await scrape()).value(QUEUE) === 0);
+    const by = moved(before, await scrape());
+    expect(by(REJECTED_ITEMS, { pylee_signal: 'traces' })).toBe(1);
+    expect(by(ACCEPTED, REQUESTS)).toBe(1);
+    expect(by(REJECTED_REQUESTS)).toBe(0);
   });
 
   it('reports queue depth, spool size and refused rows through a ClickHouse outage, and back to zero after it', async () => {

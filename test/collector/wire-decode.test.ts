@@ -20,6 +20,7 @@ import { decodeMetrics, decodeTraces, MAX_VALUE_DEPTH } from '#collector/otlp/de
 import { root } from '#collector/otlp/protobuf.ts';
 import { decodeMetricsWire, decodeTracesWire, WireFallback } from '#collector/otlp/wire.ts';
 import { AppError } from '#core/errors.ts';
+import { seededRandom } from '#test/helpers/random.ts';
 import {
   kv,
   metrics,
@@ -641,17 +642,6 @@ const FIXTURE_METRICS = metricsProtobuf(
 
 // --- Mutations ---------------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function mutate(body: Buffer, others: Buffer[], random: () => number): Buffer {
   const int = (n: number) => Math.floor(random() * n);
   const out = Buffer.from(body);
@@ -791,7 +781,7 @@ describe('the wire decoder', () => {
   });
 
   it(`answers ${MUTATIONS_PER_BODY} mutations of every body exactly as the full path does`, () => {
-    const random = mulberry32(SEED);
+    const random = seededRandom(SEED);
     const traceBases = [...SDK_TRACES, FIXTURE_TRACES, ...HAND_TRACES.map(([, b]) => b)];
     const metricBases = [
       ...SDK_METRICS.cumulative,
