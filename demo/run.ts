@@ -227,11 +227,7 @@ async function main(): Promise<void> {
     version: '1.1.0',
     environment: ENV,
     strategy: 'canary',
-    steps: [
-      { weight: 30, analyze: true },
-      { weight: 60, analyze: true },
-      { weight: 100 },
-    ],
+    steps: [{ weight: 30, analyze: true }, { weight: 60, analyze: true }, { weight: 100 }],
     rollbackOnFailure: true,
     reason: 'second weather provider',
     ...DEMO_ANALYSIS,
