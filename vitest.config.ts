@@ -6,8 +6,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     pool: 'forks',
-    // Integration files spend much of their time waiting on child processes and stores, so one
-    // file per core (vitest's default leaves one core idle) halves the suite on a 2-core machine.
+    // Integration files spend much of their time waiting on child processes and stores: one file per
+    // core, where vitest's default (cores - 1) would run them one at a time on a 2-core machine.
     maxWorkers: os.availableParallelism(),
     globalSetup: ['test/helpers/global-setup.ts'],
     projects: [
