@@ -236,7 +236,7 @@ async function main(): Promise<void> {
 
   const story = { alert: false, verdict: false, rolledBack: false };
   let lastWeights = '';
-  for (let i = 0; i < 600 && !(story.alert && story.verdict && story.rolledBack); i++) {
+  for (let i = 0; i < 240 && !(story.alert && story.verdict && story.rolledBack); i++) {
     await sleep(1000);
     const weights = await followWeights(urls);
     if (weights !== lastWeights) say(`Traffic in production: ${weights}`);
