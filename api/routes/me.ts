@@ -8,6 +8,9 @@ const Me = Type.Object({
   token: Type.Object({ id: Nullable(Type.String()), name: Type.String() }),
   permissions: Type.Array(Permission),
   servers: Nullable(Type.Array(Type.String())),
+  environments: Nullable(
+    Type.Array(Type.String(), { description: 'Environments the token may deploy to; null: every one' }),
+  ),
 });
 
 /** Who the token is: any valid token may ask. */
@@ -28,6 +31,7 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
         token: { id: principal.tokenId, name: principal.tokenName },
         permissions: principal.permissions,
         servers: principal.servers,
+        environments: principal.environments ?? null,
       };
     },
   );

@@ -28,6 +28,19 @@ const countEvents = async () =>
   (await stores.db.query<{ n: number }>('SELECT count(*) AS n FROM audit_events'))[0]?.n ?? 0;
 
 describe('tokens', () => {
+  it('shows a token limited to environments what it may deploy to on /me', async () => {
+    const res = await inject({
+      method: 'POST',
+      url: '/api/v1/tokens',
+      headers: admin,
+      payload: { name: 'prod-deployer', permissions: ['deploy'], environments: ['production'] },
+    });
+    expect(res.statusCode).toBe(201);
+
+    const me = await inject({ method: 'GET', url: '/api/v1/me', headers: bearer(res.json().token) });
+    expect(me.json()).toMatchObject({ permissions: ['deploy'], servers: null, environments: ['production'] });
+  });
+
   it('creates a token shown once, usable at once, stored only as a hash, and audited', async () => {
     const before = await countEvents();
     const res = await inject({
@@ -52,6 +65,7 @@ describe('tokens', () => {
       org: { slug: 'default' },
       token: { name: 'ci' },
       servers: ['search', 'weather'],
+      environments: null,
     });
 
     const get = await inject({ method: 'GET', url: `/api/v1/tokens/${created.id}`, headers: admin });
