@@ -14,6 +14,7 @@ interface Me {
   token: { id: string | null; name: string };
   permissions: string[];
   servers: string[] | null;
+  environments: string[] | null;
 }
 
 /** The first line of a piped stdin, trimmed; empty at once on end of input. */
@@ -29,7 +30,13 @@ async function firstLine(input: NodeJS.ReadStream): Promise<string> {
 }
 
 const describeMe = (me: Me) =>
-  `@${me.org.slug} · token ${me.token.name} · ${me.permissions.join(', ')}${me.servers ? ` · servers ${me.servers.join(', ')}` : ''}`;
+  [
+    `@${me.org.slug}`,
+    `token ${me.token.name}`,
+    me.permissions.join(', '),
+    ...(me.servers ? [`servers ${me.servers.join(', ')}`] : []),
+    ...(me.environments ? [`environments ${me.environments.join(', ')}`] : []),
+  ].join(' · ');
 
 export const loginCommands: Command[] = [
   {

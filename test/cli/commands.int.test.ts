@@ -79,6 +79,22 @@ describe('pylee client commands', () => {
     });
   });
 
+  it('me shows the servers and environments a token is limited to', async () => {
+    const created = json<TokenJson>(
+      await pylee(
+        'tokens create --name limited --permission deploy --server weather --environment production --json'.split(
+          ' ',
+        ),
+      ),
+    );
+
+    const me = await pylee(['me'], { token: created.token });
+    expect(me.code, me.stderr).toBe(0);
+    expect(me.stdout.trim()).toBe(
+      '@default · token limited · deploy · servers weather · environments production',
+    );
+  });
+
   it('tokens create, list and revoke manage a token, and a revoked token is refused', async () => {
     const created = json<TokenJson>(
       await pylee('tokens create --name ci --permission read --permission deploy --json'.split(' ')),
