@@ -88,6 +88,12 @@ export interface PyleeProcess {
   readonly exited: Promise<Exit>;
   /** Sends `signal` (SIGTERM by default) and resolves with the exit code once the process is gone. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Sends `signal` to the whole process group (Pylee, redis-server and any other child), as a
+   * supervisor or the OOM killer's cgroup does, and resolves once Pylee has exited. Needs
+   * `processGroup: true` at start.
+   */
+  killGroup(signal?: NodeJS.Signals): Promise<Exit>;
 }
 
 function collectLines(stream: NodeJS.ReadableStream | null, into: string[]): void {
@@ -117,8 +123,14 @@ function parseLogs(lines: string[]): LogLine[] {
   return logs;
 }
 
-function spawnPylee(args: string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(NODE, ['cli/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnPylee(args: string[], env: NodeJS.ProcessEnv, processGroup = false) {
+  const child = spawn(NODE, ['cli/main.ts', ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a test can signal Pylee and its redis-server together.
+    detached: processGroup,
+  });
   children.add(child);
   if (env.PYLEE_DATA_DIR) dataDirs.add(env.PYLEE_DATA_DIR);
   const exited = new Promise<Exit>((resolve) => {
@@ -138,8 +150,10 @@ export async function startPylee(options: {
   env: NodeJS.ProcessEnv;
   args?: string[];
   timeoutMs?: number;
+  /** Start it as the leader of a new process group (for {@link PyleeProcess.killGroup}). */
+  processGroup?: boolean;
 }): Promise<PyleeProcess> {
-  const { child, exited } = spawnPylee(['start', ...(options.args ?? [])], options.env);
+  const { child, exited } = spawnPylee(['start', ...(options.args ?? [])], options.env, options.processGroup);
   const lines: string[] = [];
   const stderr: string[] = [];
   collectLines(child.stdout, lines);
@@ -186,6 +200,15 @@ export async function startPylee(options: {
         throw new Error(`pylee did not exit within 30 s of ${signal}\n${output()}`);
       }
       return result.code;
+    },
+    async killGroup(signal: NodeJS.Signals = 'SIGKILL') {
+      if (!options.processGroup) throw new Error('killGroup needs startPylee({ processGroup: true })');
+      try {
+        process.kill(-(child.pid as number), signal);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+      return exited;
     },
   };
 }
