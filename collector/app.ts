@@ -39,8 +39,10 @@ function writerSink(writer: TelemetryWriter): OtlpSink {
     }
   };
   return {
-    writeRequests: (rows: RequestRow[]) => guarded(() => writer.writeRequests(rows)),
-    writeMetricPoints: (rows: MetricPointRow[]) => guarded(() => writer.writeMetricPoints(rows)),
+    writeRequests: (rows: RequestRow[], requestId: string) =>
+      guarded(() => writer.writeRequests(rows, requestId)),
+    writeMetricPoints: (rows: MetricPointRow[], requestId: string) =>
+      guarded(() => writer.writeMetricPoints(rows, requestId)),
   };
 }
 

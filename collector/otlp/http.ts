@@ -21,8 +21,9 @@ import { recordOtlpItemsRejected } from '#core/telemetry/metrics.ts';
 
 /** Where mapped rows go. A {@link BackpressureError} asks the exporter to retry later. */
 export interface OtlpSink {
-  writeRequests(rows: RequestRow[]): Promise<void>;
-  writeMetricPoints(rows: MetricPointRow[]): Promise<void>;
+  /** `requestId` names the request the rows came in, should the store refuse one of them. */
+  writeRequests(rows: RequestRow[], requestId: string): Promise<void>;
+  writeMetricPoints(rows: MetricPointRow[], requestId: string): Promise<void>;
 }
 
 /** Whom a request is from: the org, and the server its ingest key is bound to, if any. */
@@ -179,7 +180,7 @@ export function otlpRoutes(options: OtlpRoutesOptions): FastifyPluginAsync {
       const encoding = encodingOf(contentType)!;
       const body = await readBody(req, maxBodyBytes);
       const mapped = mapSpans(decodeTraces(body, contentType), context(req));
-      if (mapped.rows.length > 0) await store(req, () => options.sink.writeRequests(mapped.rows));
+      if (mapped.rows.length > 0) await store(req, () => options.sink.writeRequests(mapped.rows, req.id));
       if (mapped.rejected > 0) recordOtlpItemsRejected('traces', mapped.rejected);
       const partialSuccess =
         mapped.rejected > 0 || mapped.errorMessage
@@ -195,7 +196,7 @@ export function otlpRoutes(options: OtlpRoutesOptions): FastifyPluginAsync {
       const mapped = mapMetrics(decodeMetrics(body, contentType), context(req), delta);
       if (mapped.rows.length > 0) {
         try {
-          await store(req, () => options.sink.writeMetricPoints(mapped.rows));
+          await store(req, () => options.sink.writeMetricPoints(mapped.rows, req.id));
         } catch (error) {
           mapped.rollback();
           throw error;

@@ -6,6 +6,12 @@ import path from 'node:path';
 export const TELEMETRY_TABLES = ['requests', 'metric_points'] as const;
 export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
 
+/** Consecutive rows that came in one request: who to name when ClickHouse refuses one of them. */
+export interface Origin {
+  requestId: string;
+  rows: number;
+}
+
 /** One insert: its rows as JSONEachRow text and the deduplication token every attempt reuses. */
 export interface Batch {
   table: TelemetryTable;
@@ -14,6 +20,8 @@ export interface Batch {
   rows: number;
   /** JSONEachRow: one JSON object per line, each line ending with `\n`. */
   body: string;
+  /** The requests the rows came in, in row order (run lengths summing to `rows`); unknown if absent. */
+  origins?: Origin[] | undefined;
 }
 
 /** A batch file in the spool directory, oldest first by name (the token is time-ordered). */
@@ -99,12 +107,15 @@ export class Spool {
     return this.#entries[0];
   }
 
-  /** Writes `batch` durably; it is in the spool once this resolves. */
-  async write(batch: Batch): Promise<void> {
+  /**
+   * Writes `batch` durably; it is in the spool once this resolves. `force` ignores the size bound,
+   * for rows that were already acknowledged (recovered from the write-ahead log).
+   */
+  async write(batch: Batch, options: { force?: boolean } = {}): Promise<void> {
     const name = `${batch.token}.${batch.table}${SUFFIX}`;
-    const text = `${JSON.stringify({ format: FORMAT, table: batch.table, token: batch.token, rows: batch.rows })}\n${batch.body}`;
+    const text = `${headerOf(batch)}\n${batch.body}`;
     const size = Buffer.byteLength(text);
-    if (this.#bytes + this.#reserved + size > this.maxBytes) {
+    if (!options.force && this.#bytes + this.#reserved + size > this.maxBytes) {
       throw new SpoolFullError(this.#bytes + this.#reserved, this.maxBytes);
     }
     this.#reserved += size;
@@ -121,13 +132,13 @@ export class Spool {
   async read(entry: SpoolEntry): Promise<Batch> {
     const text = await fsp.readFile(path.join(this.dir, entry.name), 'utf8');
     const newline = text.indexOf('\n');
-    let header: { format?: unknown; table?: unknown; token?: unknown; rows?: unknown };
+    let header: { format?: unknown; table?: unknown; token?: unknown; rows?: unknown; origins?: unknown };
     try {
       header = JSON.parse(newline < 0 ? text : text.slice(0, newline)) as typeof header;
     } catch {
       throw new SpoolFileError(entry.name, 'has no header line');
     }
-    const { format, table, token, rows } = header;
+    const { format, table, token, rows, origins } = header;
     if (format !== FORMAT) throw new SpoolFileError(entry.name, `is not in format ${FORMAT}`);
     if (!TELEMETRY_TABLES.includes(table as TelemetryTable)) {
       throw new SpoolFileError(
@@ -142,7 +153,7 @@ export class Spool {
     if (typeof rows !== 'number' || rows !== lines || (body.length > 0 && !body.endsWith('\n'))) {
       throw new SpoolFileError(entry.name, `should hold ${String(rows)} rows but holds ${lines}`);
     }
-    return { table: table as TelemetryTable, token, rows, body };
+    return { table: table as TelemetryTable, token, rows, body, origins: originsOf(origins, rows) };
   }
 
   /** Deletes a batch file whose insert succeeded. */
@@ -159,18 +170,21 @@ export class Spool {
     this.#forget(entry);
   }
 
-  /** Writes a batch that was never spooled straight to `rejected/`. */
-  async writeRejected(batch: Batch, reason: string): Promise<void> {
+  /**
+   * Keeps rows ClickHouse refused, out of batch `token`, in `rejected/<token>.<table>.rows.jsonl`:
+   * one JSON line per row with the org and request it came from, ClickHouse's reason, and the row.
+   */
+  async writeRejectedRows(
+    table: TelemetryTable,
+    token: string,
+    rows: readonly { orgId: string; requestId: string; reason: string; line: string }[],
+  ): Promise<void> {
     await fsp.mkdir(this.rejectedDir, { recursive: true });
-    const name = `${batch.token}.${batch.table}${SUFFIX}`;
-    const header = JSON.stringify({
-      format: FORMAT,
-      table: batch.table,
-      token: batch.token,
-      rows: batch.rows,
-    });
-    await writeDurably(this.rejectedDir, name, `${header}\n${batch.body}`);
-    await fsp.writeFile(path.join(this.rejectedDir, `${name}.reason.txt`), `${reason}\n`);
+    let text = '';
+    for (const { orgId, requestId, reason, line } of rows) {
+      text += `{"table":${JSON.stringify(table)},"orgId":${JSON.stringify(orgId)},"requestId":${JSON.stringify(requestId)},"reason":${JSON.stringify(reason)},"row":${line.trimEnd()}}\n`;
+    }
+    await writeDurably(this.rejectedDir, `${token}.${table}.rows${SUFFIX}`, text);
   }
 
   #insertEntry(entry: SpoolEntry): void {
@@ -185,6 +199,22 @@ export class Spool {
     this.#entries.splice(i, 1);
     this.#bytes -= entry.bytes;
   }
+}
+
+function headerOf(batch: Batch): string {
+  const { table, token, rows, origins } = batch;
+  return JSON.stringify(origins ? { format: FORMAT, table, token, rows, origins } : { format: FORMAT, table, token, rows });
+}
+
+/** Origins from a spool header, when they are well formed and account for every row. */
+function originsOf(value: unknown, rows: number): Origin[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  let total = 0;
+  for (const o of value as { requestId?: unknown; rows?: unknown }[]) {
+    if (typeof o?.requestId !== 'string' || !Number.isInteger(o.rows)) return undefined;
+    total += o.rows as number;
+  }
+  return total === rows ? (value as Origin[]) : undefined;
 }
 
 /** Write to a temporary name, fsync, rename, fsync the directory: the file is whole or absent. */

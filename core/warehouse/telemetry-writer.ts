@@ -1,20 +1,29 @@
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
-import { metrics, type Counter, type Histogram, type MeterProvider } from '@opentelemetry/api';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
-import { isClickHouseError, type Warehouse } from './client.ts';
+import { insertIsolating, type RefusedRow } from './batch-insert.ts';
+import type { Warehouse } from './client.ts';
 import type { MetricPointRow, RequestRow } from './rows.ts';
-import { Spool, SpoolFileError, SpoolFullError, type Batch, type TelemetryTable } from './spool.ts';
+import { sanitizeMetricPointRow, sanitizeRequestRow } from './sanitize.ts';
+import {
+  Spool,
+  SpoolFileError,
+  SpoolFullError,
+  type Batch,
+  type Origin,
+  type TelemetryTable,
+} from './spool.ts';
+import { WalFullError, WriteAheadLog, type WalRange } from './wal.ts';
+import { countRows, forgetWriter, instruments, watchWriter } from './writer-metrics.ts';
 
 export { TELEMETRY_TABLES, type TelemetryTable } from './spool.ts';
 
 /**
  * The writer cannot take more rows now: the caller answers with `status` and a `Retry-After` of
- * `retryAfterSeconds`, as the OTLP specification asks. 503 when ClickHouse is failing, 429 when
- * it answers but the writer is behind. Nothing of the refused call was kept.
+ * `retryAfterSeconds`, as the OTLP specification asks. 503 when ClickHouse is failing or the
+ * write-ahead log cannot take more, 429 when ClickHouse answers but the writer is behind. Nothing
+ * of the refused call was kept.
  */
 export class WriterOverloadedError extends AppError {
   declare readonly status: 429 | 503;
@@ -34,10 +43,15 @@ export class WriterOverloadedError extends AppError {
 }
 
 export interface TelemetryWriterOptions {
-  /** Spool directory is `<dataDir>/spool` unless {@link spoolDir} is given. */
+  /** Spool directory is `<dataDir>/spool` and the write-ahead log `<dataDir>/wal` unless given. */
   dataDir: string;
   /** @defaultValue `<dataDir>/spool` */
   spoolDir?: string;
+  /**
+   * The write-ahead log: `false` answers once rows are in memory (a crash loses what is not yet
+   * inserted or spooled). @defaultValue `{ dir: <dataDir>/wal }`
+   */
+  wal?: false | { dir?: string; maxBytes?: number; segmentBytes?: number };
   logger?: Logger;
   /** Rows per insert; a table's buffer reaching it is flushed at once. @defaultValue 10000 */
   batchSize?: number;
@@ -59,49 +73,60 @@ export interface TelemetryWriterStats {
   bufferedRows: number;
   spoolFiles: number;
   spoolBytes: number;
+  /** Size of the write-ahead log (0 without one). */
+  walBytes: number;
   /** False after a failed insert, until one succeeds. */
   storeUp: boolean;
 }
 
-/** ClickHouse codes that say the rows themselves are wrong: retrying the same batch cannot succeed. */
-const DATA_ERROR_CODES = new Set([
-  '6', // CANNOT_PARSE_TEXT
-  '26', // CANNOT_PARSE_QUOTED_STRING
-  '27', // CANNOT_PARSE_INPUT_ASSERTION_FAILED
-  '38', // CANNOT_PARSE_DATE
-  '41', // CANNOT_PARSE_DATETIME
-  '53', // TYPE_MISMATCH
-  '69', // ARGUMENT_OUT_OF_BOUND
-  '70', // CANNOT_CONVERT_TYPE
-  '72', // CANNOT_PARSE_NUMBER
-  '117', // INCORRECT_DATA
-  '130', // CANNOT_READ_ARRAY_FROM_TEXT
-]);
+/** A batch formed in memory: its rows as lines, their origins, and where they are in the log. */
+interface MemoryBatch {
+  table: TelemetryTable;
+  token: string;
+  lines: string[];
+  origins: Origin[];
+  range: WalRange | undefined;
+  /** Resolves once the batch's formation is in the write-ahead log (before any insert or spool). */
+  logged: Promise<void> | undefined;
+}
+
+/** Rows not yet in a batch: `lines[i]` is at position `start + i` of the table's log sequence. */
+interface OpenRows {
+  start: number;
+  lines: string[];
+  origins: Origin[];
+}
 
 /** Retry-After when ClickHouse answers but the writer is behind. */
 const BEHIND_RETRY_AFTER_SECONDS = 5;
 const MAX_RETRY_AFTER_SECONDS = 60;
+const SANITIZE = { requests: sanitizeRequestRow, metric_points: sanitizeMetricPointRow } as const;
 
 /**
  * Buffers request rows and metric points and inserts them into ClickHouse in batches, by size or
- * after {@link TelemetryWriterOptions.flushIntervalMs}. `write*` resolves once the rows are
- * accepted, in memory or durably spooled; after that they are stored exactly once:
+ * after {@link TelemetryWriterOptions.flushIntervalMs}. `write*` resolves once the rows are on disk
+ * in the write-ahead log (or durably spooled); after that they are stored exactly once:
  *
+ * - every value is made valid for its column first (`sanitize.ts`), so one client's bad data
+ *   cannot make ClickHouse refuse a batch that holds other clients' rows; if ClickHouse still
+ *   refuses a batch for its data, it is split until the refused rows are alone, and only those go
+ *   to `<spool>/rejected/` (with the org and request they came from);
  * - every batch gets a UUIDv7 `insert_deduplication_token` when it is formed and keeps it through
- *   every retry and the spool, and the tables keep a deduplication window, so an insert that
- *   succeeded but whose answer was lost is not counted twice on retry;
+ *   every retry, the spool and a restart (its formation is logged in the write-ahead log before
+ *   use), and the tables keep a deduplication window, so nothing is counted twice;
  * - memory is bounded: past `maxBufferedRows` the oldest formed batches are written to
- *   `<dataDir>/spool/` (one file per batch: token, table and JSONEachRow rows, fsynced);
- * - past `maxSpoolBytes`, or when the spool cannot be written, `write*` throws
+ *   `<dataDir>/spool/` while ClickHouse is down, and `write*` answers 429 while it is merely behind;
+ * - past `maxSpoolBytes` or the log's bound, or when either cannot be written, `write*` throws
  *   {@link WriterOverloadedError} and keeps nothing of that call;
  * - a background loop inserts spool files oldest first with exponential backoff while ClickHouse
- *   fails, deleting each after its insert; files left by an earlier process are replayed at start;
+ *   fails; files and log segments left by an earlier process are replayed at start;
  * - `close()` inserts (or spools) everything in memory.
  */
 export class TelemetryWriter {
   readonly #warehouse: Warehouse;
   readonly #logger: Logger | undefined;
   readonly #spool: Spool;
+  readonly #wal: WriteAheadLog | undefined;
   readonly #batchSize: number;
   readonly #flushIntervalMs: number;
   readonly #maxBufferedRows: number;
@@ -109,11 +134,13 @@ export class TelemetryWriter {
   readonly #maxRetryDelayMs: number;
   readonly #timer: NodeJS.Timeout;
 
-  /** Rows not yet in a batch, per table. */
-  readonly #open: Record<TelemetryTable, object[]> = { requests: [], metric_points: [] };
+  readonly #open: Record<TelemetryTable, OpenRows> = {
+    requests: { start: 0, lines: [], origins: [] },
+    metric_points: { start: 0, lines: [], origins: [] },
+  };
   /** Formed batches waiting for their insert, oldest first (the one being inserted is not here). */
-  readonly #pending: Batch[] = [];
-  /** Rows in memory, wherever they are; the bound applies to this. */
+  readonly #pending: MemoryBatch[] = [];
+  /** Rows in memory, wherever they are, and rows whose log write is in flight; the bound applies to this. */
   #memoryRows = 0;
 
   #storeUp = true;
@@ -125,6 +152,10 @@ export class TelemetryWriter {
   #pumpAgain = false;
   /** Serializes the slow path of `write*` (moving batches to the spool to make room). */
   #roomLock: Promise<void> = Promise.resolve();
+  /** Moving what an earlier process left in the log to the spool. */
+  readonly #recovering: Promise<void>;
+  /** Log writes of accepted rows in flight: close waits for them. */
+  readonly #appending = new Set<Promise<void>>();
   #closing = false;
   #closed: Promise<void> | undefined;
 
@@ -139,35 +170,44 @@ export class TelemetryWriter {
     this.#spool = new Spool(options.spoolDir ?? path.join(options.dataDir, 'spool'), {
       maxBytes: positive('maxSpoolBytes', options.maxSpoolBytes ?? 1024 ** 3),
     });
+    if (options.wal !== false) {
+      const wal = options.wal ?? {};
+      this.#wal = WriteAheadLog.open(wal.dir ?? path.join(options.dataDir, 'wal'), {
+        logger: options.logger,
+        maxBytes: wal.maxBytes,
+        segmentBytes: wal.segmentBytes,
+        batchSize: this.#batchSize,
+      });
+    }
     this.#timer = setInterval(() => {
       // While ClickHouse fails, rows gather into full batches: fewer, larger spool files and inserts.
       this.#formBatches(this.#storeUp);
       this.#kick();
     }, this.#flushIntervalMs);
     this.#timer.unref();
-    live.add(this);
-    instruments();
+    watchWriter(this);
+    this.#recovering = this.#spoolRecovered();
     if (this.#spool.files > 0) {
       this.#logger?.info(
         { files: this.#spool.files, bytes: this.#spool.bytes, dir: this.#spool.dir },
         'telemetry spool holds batches from an earlier run; replaying them',
       );
-      this.#kick();
     }
   }
 
   /**
-   * Accepts request rows: resolves once they are buffered or spooled, not necessarily inserted.
-   * The rows are kept by reference until their batch is formed: do not change them afterwards.
-   * Throws {@link WriterOverloadedError} (and keeps none of them) when they cannot be accepted.
+   * Accepts request rows: resolves once they are in the write-ahead log (or spooled), not
+   * necessarily inserted. Values are repaired in place to fit their columns. `origin` (the request
+   * id) is kept with the rows to name it should ClickHouse refuse one. Throws
+   * {@link WriterOverloadedError} (and keeps none of them) when they cannot be accepted.
    */
-  writeRequests(rows: readonly RequestRow[]): Promise<void> {
-    return this.#accept('requests', rows);
+  writeRequests(rows: readonly RequestRow[], origin = ''): Promise<void> {
+    return this.#accept('requests', rows, origin);
   }
 
   /** Accepts metric points, as {@link writeRequests} accepts request rows. */
-  writeMetricPoints(rows: readonly MetricPointRow[]): Promise<void> {
-    return this.#accept('metric_points', rows);
+  writeMetricPoints(rows: readonly MetricPointRow[], origin = ''): Promise<void> {
+    return this.#accept('metric_points', rows, origin);
   }
 
   /**
@@ -175,6 +215,8 @@ export class TelemetryWriter {
    * Resolves when there is nothing left or an insert failed (the rows stay queued).
    */
   async flush(): Promise<void> {
+    await this.#recovering;
+    await Promise.allSettled(this.#appending);
     this.#formBatches(true);
     this.#nextAttemptAt = 0;
     this.#kick();
@@ -182,18 +224,24 @@ export class TelemetryWriter {
   }
 
   stats(): TelemetryWriterStats {
+    return { ...this.gauges(), storeUp: this.#storeUp };
+  }
+
+  /** @internal for the self-telemetry gauges */
+  gauges() {
     return {
       bufferedRows: this.#memoryRows,
       spoolFiles: this.#spool.files,
       spoolBytes: this.#spool.bytes,
-      storeUp: this.#storeUp,
+      walBytes: this.#wal?.bytes ?? 0,
     };
   }
 
   /**
    * Stops accepting rows (later `write*` calls throw a 503 {@link WriterOverloadedError}) and
    * inserts what memory holds, or spools it when ClickHouse fails. Spool files stay for the next
-   * start. Rejects only when some rows could be neither inserted nor spooled.
+   * start; so does the log if anything could be neither inserted nor spooled. Without a log that
+   * case rejects.
    */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -204,6 +252,8 @@ export class TelemetryWriter {
     this.#closing = true;
     clearInterval(this.#timer);
     clearTimeout(this.#retryTimer);
+    await this.#recovering;
+    await Promise.allSettled(this.#appending);
     while (this.#pumping) await this.#pumping;
     await this.#roomLock;
     this.#formBatches(true);
@@ -214,24 +264,28 @@ export class TelemetryWriter {
       try {
         await this.#spoolBatch(batch, true);
       } catch (error) {
-        lost += batch.rows;
+        lost += batch.lines.length;
         lastError = error;
-        this.#memoryRows -= batch.rows;
+        this.#memoryRows -= batch.lines.length;
       }
     }
-    live.delete(this);
+    forgetWriter(this);
+    await this.#wal?.close(lost === 0);
     if (lost > 0) {
+      const kept = this.#wal ? `; they stay in the write-ahead log ${this.#wal.dir} for the next start` : '';
       this.#logger?.error(
         { err: lastError, rows: lost },
-        'telemetry rows could be neither inserted nor spooled at shutdown',
+        `telemetry rows could be neither inserted nor spooled at shutdown${kept}`,
       );
-      throw new Error(`${lost} telemetry rows could be neither inserted nor spooled`, { cause: lastError });
+      if (!this.#wal) {
+        throw new Error(`${lost} telemetry rows could be neither inserted nor spooled`, { cause: lastError });
+      }
     }
   }
 
-  async #accept(table: TelemetryTable, rows: readonly object[]): Promise<void> {
+  async #accept(table: TelemetryTable, rows: readonly object[], origin: string): Promise<void> {
     if (this.#closing) {
-      this.#count('rejected', table, rows.length, 503);
+      countRows('rejected', table, rows.length, 503);
       throw new WriterOverloadedError(
         503,
         1,
@@ -239,42 +293,95 @@ export class TelemetryWriter {
       );
     }
     if (rows.length === 0) return;
-    if (this.#memoryRows + rows.length <= this.#maxBufferedRows) {
-      this.#buffer(table, rows);
-    } else if (this.#storeUp) {
-      // ClickHouse answers but is behind: push back rather than grow the spool, which is for outages.
-      this.#count('rejected', table, rows.length, 429);
-      throw new WriterOverloadedError(
-        429,
-        BEHIND_RETRY_AFTER_SECONDS,
-        `the collector is behind ClickHouse (${this.#memoryRows} rows waiting to be inserted); retry later`,
-      );
-    } else {
-      try {
-        await this.#withRoomLock(() => this.#makeRoomFor(table, rows));
-      } catch (error) {
-        const overload = error instanceof WriterOverloadedError ? error : this.#overloaded(error);
-        this.#count('rejected', table, rows.length, overload.status);
-        throw overload;
+    const lines = this.#encode(table, rows);
+    try {
+      if (this.#memoryRows + lines.length <= this.#maxBufferedRows) {
+        await this.#log(table, lines, origin, (range) => this.#buffer(table, lines, origin, range));
+      } else if (this.#storeUp) {
+        // ClickHouse answers but is behind: push back rather than grow the spool, which is for outages.
+        throw new WriterOverloadedError(
+          429,
+          BEHIND_RETRY_AFTER_SECONDS,
+          `the collector is behind ClickHouse (${this.#memoryRows} rows waiting to be inserted); retry later`,
+        );
+      } else {
+        await this.#withRoomLock(() => this.#makeRoomFor(table, lines, origin));
       }
+    } catch (error) {
+      const overload = error instanceof WriterOverloadedError ? error : this.#overloaded(error);
+      countRows('rejected', table, rows.length, overload.status);
+      throw overload;
     }
-    this.#count('accepted', table, rows.length);
+    countRows('accepted', table, rows.length);
   }
 
-  #buffer(table: TelemetryTable, rows: readonly object[]): void {
+  /** Repairs each row for its columns and turns it into a JSONEachRow line. */
+  #encode(table: TelemetryTable, rows: readonly object[]): string[] {
+    const sanitize = SANITIZE[table] as (row: object) => number;
+    const lines = new Array<string>(rows.length);
+    let repaired = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as object;
+      repaired += sanitize(row);
+      lines[i] = `${JSON.stringify(row)}\n`;
+    }
+    if (repaired > 0) instruments().repaired.add(repaired, { 'pylee.table': table });
+    return lines;
+  }
+
+  /**
+   * Puts rows in the log and runs `use` once they are durable (at once without a log). The rows
+   * count against the memory bound from now on; `use` takes them over.
+   */
+  async #log(
+    table: TelemetryTable,
+    lines: string[],
+    origin: string,
+    use: (range: WalRange | undefined) => void,
+  ): Promise<void> {
+    if (!this.#wal) {
+      this.#memoryRows += lines.length;
+      use(undefined);
+      return;
+    }
+    this.#memoryRows += lines.length;
+    let durable: Promise<void>;
+    try {
+      durable = this.#wal.appendRows(table, lines, origin, use);
+    } catch (error) {
+      this.#memoryRows -= lines.length;
+      throw error;
+    }
+    this.#appending.add(durable);
+    try {
+      await durable;
+    } catch (error) {
+      this.#memoryRows -= lines.length;
+      throw error;
+    } finally {
+      this.#appending.delete(durable);
+    }
+  }
+
+  #buffer(table: TelemetryTable, lines: string[], origin: string, range: WalRange | undefined): void {
     const open = this.#open[table];
-    for (const row of rows) open.push(row);
-    this.#memoryRows += rows.length;
-    if (open.length >= this.#batchSize) {
+    // A batch never spans a gap in the log's positions (left by a failed log write).
+    if (range && open.lines.length > 0 && range.from !== open.start + open.lines.length) {
+      this.#formTable(table, true);
+    }
+    if (open.lines.length === 0) open.start = range?.from ?? 0;
+    for (const line of lines) open.lines.push(line);
+    addOrigin(open.origins, origin, lines.length);
+    if (open.lines.length >= this.#batchSize) {
       this.#formBatches(false);
       this.#kick();
     }
   }
 
-  /** Moves the oldest waiting batches to the spool until `rows` fit in memory, then buffers them. */
-  async #makeRoomFor(table: TelemetryTable, rows: readonly object[]): Promise<void> {
+  /** Moves the oldest waiting batches to the spool until `lines` fit in memory, then buffers them. */
+  async #makeRoomFor(table: TelemetryTable, lines: string[], origin: string): Promise<void> {
     if (this.#closing) throw new WriterOverloadedError(503, 1, 'the collector is shutting down');
-    while (this.#memoryRows + rows.length > this.#maxBufferedRows) {
+    while (this.#memoryRows + lines.length > this.#maxBufferedRows) {
       if (this.#pending.length === 0) this.#formBatches(true);
       const batch = this.#pending.shift();
       if (!batch) break; // only the batch being inserted is left in memory
@@ -282,20 +389,21 @@ export class TelemetryWriter {
         await this.#spoolBatch(batch, true);
       } catch (error) {
         this.#pending.unshift(batch);
-        throw this.#overloaded(error);
+        throw error;
       }
     }
-    if (this.#memoryRows + rows.length <= this.#maxBufferedRows) {
-      this.#buffer(table, rows);
+    if (this.#memoryRows + lines.length <= this.#maxBufferedRows) {
+      await this.#log(table, lines, origin, (range) => this.#buffer(table, lines, origin, range));
       this.#kick(); // replays the spool once memory is drained, if ClickHouse answers
       return;
     }
     // More rows than memory can hold next to the insert in flight: they go to the spool as one batch.
-    try {
-      await this.#spoolBatch(this.#newBatch(table, rows), false);
-    } catch (error) {
-      throw this.#overloaded(error);
-    }
+    let batch: MemoryBatch | undefined;
+    await this.#log(table, lines, origin, (range) => {
+      this.#formTable(table, true); // the rows logged before these form their own batches
+      batch = this.#newBatch(table, lines, [{ requestId: origin, rows: lines.length }], range);
+    });
+    await this.#spoolBatch(batch as MemoryBatch, true);
     this.#kick();
   }
 
@@ -312,41 +420,110 @@ export class TelemetryWriter {
   }
 
   /** Writes a batch to the spool; `inMemory` says its rows were counted in memory until now. */
-  async #spoolBatch(batch: Batch, inMemory: boolean): Promise<void> {
-    await this.#spool.write(batch);
-    if (inMemory) this.#memoryRows -= batch.rows;
-    this.#count('spooled', batch.table, batch.rows);
+  async #spoolBatch(batch: MemoryBatch, inMemory: boolean): Promise<void> {
+    await this.#ensureLogged(batch);
+    await this.#spool.write(toBatch(batch));
+    if (inMemory) this.#memoryRows -= batch.lines.length;
+    this.#release(batch);
+    countRows('spooled', batch.table, batch.lines.length);
+  }
+
+  /** Moves batches an earlier process left in the log to the spool, then forgets them there. */
+  async #spoolRecovered(): Promise<void> {
+    const wal = this.#wal;
+    if (wal && wal.recovered.length > 0) {
+      try {
+        for (const recovered of wal.recovered) {
+          const { table, token, lines, origins } = recovered;
+          await this.#spool.write(toBatch({ table, token, lines, origins }), { force: true });
+        }
+        wal.discardRecovered();
+      } catch (error) {
+        this.#logger?.error(
+          { err: error, dir: wal.dir },
+          'telemetry from an earlier run could not be moved from the write-ahead log to the spool; it stays in the log for the next start',
+        );
+      }
+    }
+    this.#kick();
   }
 
   #overloaded(cause: unknown): WriterOverloadedError {
+    if (cause instanceof WalFullError) {
+      return new WriterOverloadedError(
+        503,
+        this.#storeUp ? BEHIND_RETRY_AFTER_SECONDS : this.#retryAfter(),
+        `the collector's write-ahead log is full (${cause.message}); retry later`,
+        { cause },
+      );
+    }
     const status = this.#storeUp ? 429 : 503;
-    const retryAfter = this.#storeUp
-      ? BEHIND_RETRY_AFTER_SECONDS
-      : clamp(Math.ceil((this.#nextAttemptAt - Date.now()) / 1000), 1, MAX_RETRY_AFTER_SECONDS);
+    const retryAfter = this.#storeUp ? BEHIND_RETRY_AFTER_SECONDS : this.#retryAfter();
     const why =
       cause instanceof SpoolFullError
         ? `the telemetry spool is full (${cause.message})`
-        : `the telemetry spool cannot be written (${(cause as Error).message})`;
+        : `the collector cannot write to disk (${(cause as Error).message})`;
     const detail = this.#storeUp
       ? `the collector is behind ClickHouse and ${why}; retry later`
       : `ClickHouse is not accepting inserts and ${why}; retry later`;
-    return new WriterOverloadedError(status, retryAfter, detail, { cause });
+    // A disk that cannot be written is an outage whatever ClickHouse does.
+    const diskFailed = !(cause instanceof SpoolFullError);
+    return new WriterOverloadedError(diskFailed ? 503 : status, retryAfter, detail, { cause });
+  }
+
+  #retryAfter(): number {
+    return clamp(Math.ceil((this.#nextAttemptAt - Date.now()) / 1000), 1, MAX_RETRY_AFTER_SECONDS);
   }
 
   /** Cuts buffered rows into batches of at most `batchSize`; only full ones unless `all`. */
   #formBatches(all: boolean): void {
-    for (const table of ['requests', 'metric_points'] as const) {
-      const open = this.#open[table];
-      while (open.length > 0 && (all || open.length >= this.#batchSize)) {
-        this.#pending.push(this.#newBatch(table, open.splice(0, this.#batchSize)));
-      }
+    this.#formTable('requests', all);
+    this.#formTable('metric_points', all);
+  }
+
+  #formTable(table: TelemetryTable, all: boolean): void {
+    const open = this.#open[table];
+    while (open.lines.length > 0 && (all || open.lines.length >= this.#batchSize)) {
+      const lines = open.lines.splice(0, this.#batchSize);
+      const range = this.#wal ? { from: open.start, to: open.start + lines.length } : undefined;
+      open.start += lines.length;
+      this.#pending.push(this.#newBatch(table, lines, takeOrigins(open.origins, lines.length), range));
     }
   }
 
-  #newBatch(table: TelemetryTable, rows: readonly object[]): Batch {
-    let body = '';
-    for (const row of rows) body += `${JSON.stringify(row)}\n`;
-    return { table, token: newId(), rows: rows.length, body };
+  #newBatch(
+    table: TelemetryTable,
+    lines: string[],
+    origins: Origin[],
+    range: WalRange | undefined,
+  ): MemoryBatch {
+    const token = newId();
+    const batch: MemoryBatch = { table, token, lines, origins, range, logged: undefined };
+    if (this.#wal && range) batch.logged = this.#logBatch(batch, range);
+    return batch;
+  }
+
+  /** Logs a batch's formation (token and rows); the batch is used only once that is on disk. */
+  #logBatch(batch: MemoryBatch, range: WalRange): Promise<void> {
+    const wal = this.#wal as WriteAheadLog;
+    const logged = (async () => wal.appendBatch(batch.table, batch.token, range))();
+    logged.catch(() => {}); // awaited where the batch is used
+    return logged;
+  }
+
+  /** Waits for the batch's formation to be logged; a failed log write is tried again next time. */
+  async #ensureLogged(batch: MemoryBatch): Promise<void> {
+    if (!batch.logged || !batch.range) return;
+    try {
+      await batch.logged;
+    } catch (error) {
+      batch.logged = this.#logBatch(batch, batch.range);
+      throw error;
+    }
+  }
+
+  #release(batch: MemoryBatch): void {
+    if (batch.range) this.#wal?.release(batch.table, batch.token, batch.range);
   }
 
   /** Runs the insert loop unless it is running (then it runs once more when done). */
@@ -382,21 +559,20 @@ export class TelemetryWriter {
     }
   }
 
-  /** One insert of a batch from memory; false when ClickHouse failed and the batch is still to store. */
-  async #insertFromMemory(batch: Batch): Promise<boolean> {
+  /** One insert of a batch from memory; false when it failed and the batch is still to store. */
+  async #insertFromMemory(batch: MemoryBatch): Promise<boolean> {
     try {
-      await this.#insert(batch);
-      this.#memoryRows -= batch.rows;
-      return true;
+      await this.#ensureLogged(batch);
+      const { table, token, lines } = batch;
+      const refused = await this.#insert(table, token, lines.length, lines.join(''), () => lines);
+      if (refused.length > 0) await this.#keepRefused(toBatch(batch), refused);
     } catch (error) {
-      if (isRefusedData(error)) {
-        this.#memoryRows -= batch.rows;
-        await this.#park(batch, error);
-        return true;
-      }
       this.#failed(error);
       return false;
     }
+    this.#memoryRows -= batch.lines.length;
+    this.#release(batch);
+    return true;
   }
 
   async #replay(entry: { name: string; bytes: number }): Promise<boolean> {
@@ -420,64 +596,81 @@ export class TelemetryWriter {
       return true;
     }
     try {
-      await this.#insert(batch);
+      const { table, token, rows, body } = batch;
+      const refused = await this.#insert(table, token, rows, body, () => linesOf(body));
+      if (refused.length > 0) await this.#keepRefused(batch, refused);
     } catch (error) {
-      if (!isRefusedData(error)) {
-        this.#failed(error);
-        return false;
-      }
-      this.#logger?.error(
-        { err: error, file: entry.name, rows: batch.rows },
-        'ClickHouse refused a spooled telemetry batch; moved to rejected/',
-      );
-      await this.#spool.reject(entry, (error as Error).message);
-      return true;
+      this.#failed(error);
+      return false;
     }
     // Deleting can fail after the insert succeeded: the file is then replayed and deduplicated.
     await this.#spool.remove(entry);
     return true;
   }
 
-  /** Keeps a batch ClickHouse refused for its content in the spool's rejected/ directory. */
-  async #park(batch: Batch, error: unknown): Promise<void> {
+  /**
+   * Keeps rows ClickHouse refused in the spool's rejected/ directory, each with its org, request
+   * and reason, and counts them. Not being able to keep them is logged; they are dropped then.
+   */
+  async #keepRefused(batch: Batch, refused: RefusedRow[]): Promise<void> {
+    const requestIds = requestIdsOf(batch.origins, batch.rows);
+    const rows = refused.map((r) => ({
+      orgId: orgOf(r.line),
+      requestId: requestIds?.[r.index] ?? '',
+      reason: r.reason,
+      line: r.line,
+    }));
+    const counter = instruments().invalid;
+    for (const row of rows) counter.add(1, { 'pylee.table': batch.table, 'pylee.org': row.orgId });
+    this.#logger?.error(
+      {
+        table: batch.table,
+        token: batch.token,
+        rows: rows.length,
+        of: batch.rows,
+        orgs: [...new Set(rows.map((r) => r.orgId))],
+        requests: [...new Set(rows.map((r) => r.requestId))].slice(0, 20),
+        reason: rows[0]?.reason,
+        dir: this.#spool.rejectedDir,
+      },
+      'ClickHouse refused telemetry rows for their values; kept them in the spool rejected/ directory and stored the rest of the batch',
+    );
     try {
-      await this.#spool.writeRejected(batch, (error as Error).message);
+      await this.#spool.writeRejectedRows(batch.table, batch.token, rows);
+    } catch (error) {
       this.#logger?.error(
-        {
-          err: error,
-          rows: batch.rows,
-          table: batch.table,
-          token: batch.token,
-          dir: this.#spool.rejectedDir,
-        },
-        'ClickHouse refused a telemetry batch; kept in the spool rejected/ directory',
-      );
-    } catch (writeError) {
-      this.#logger?.error(
-        { err: error, writeError, rows: batch.rows, table: batch.table },
-        'ClickHouse refused a telemetry batch and it could not be kept on disk; dropped',
+        { err: error, rows: rows.length, table: batch.table },
+        'refused telemetry rows could not be kept on disk; dropped',
       );
     }
   }
 
-  async #insert(batch: Batch): Promise<void> {
+  /** Inserts a batch (isolating rows ClickHouse refuses) and records the outcome. */
+  async #insert(
+    table: TelemetryTable,
+    token: string,
+    rows: number,
+    body: string,
+    lines: () => readonly string[],
+  ): Promise<RefusedRow[]> {
     const started = performance.now();
     let outcome = 'ok';
     try {
-      await insertBatch(this.#warehouse, batch);
-      this.#count('inserted', batch.table, batch.rows);
-      instruments().batchSize.record(batch.rows, { 'pylee.table': batch.table });
+      const refused = await insertIsolating(this.#warehouse, table, token, body, lines);
+      countRows('inserted', table, rows - refused.length);
+      instruments().batchSize.record(rows, { 'pylee.table': table });
       if (!this.#storeUp) {
         this.#logger?.info({ failures: this.#failures }, 'ClickHouse accepts telemetry inserts again');
       }
       this.#storeUp = true;
       this.#failures = 0;
+      return refused;
     } catch (error) {
       outcome = 'error';
       throw error;
     } finally {
       instruments().insertDuration.record((performance.now() - started) / 1000, {
-        'pylee.table': batch.table,
+        'pylee.table': table,
         'pylee.outcome': outcome,
       });
     }
@@ -499,51 +692,58 @@ export class TelemetryWriter {
     this.#retryTimer = setTimeout(() => this.#kick(), delay);
     this.#retryTimer.unref();
   }
+}
 
-  #count(
-    what: 'accepted' | 'rejected' | 'spooled' | 'inserted',
-    table: TelemetryTable,
-    rows: number,
-    status?: number,
-  ) {
-    const i = instruments();
-    const attributes = { 'pylee.table': table };
-    if (what === 'accepted') i.accepted.add(rows, attributes);
-    else if (what === 'spooled') i.spooled.add(rows, attributes);
-    else if (what === 'inserted') i.inserted.add(rows, attributes);
-    else i.rejected.add(rows, { ...attributes, 'http.response.status_code': status ?? 503 });
+function toBatch(batch: Pick<MemoryBatch, 'table' | 'token' | 'lines' | 'origins'>): Batch {
+  const { table, token, lines, origins } = batch;
+  return { table, token, rows: lines.length, body: lines.join(''), origins };
+}
+
+function addOrigin(origins: Origin[], requestId: string, rows: number): void {
+  const last = origins[origins.length - 1];
+  if (last?.requestId === requestId) last.rows += rows;
+  else origins.push({ requestId, rows });
+}
+
+/** Removes the first `rows` rows' origins from `origins` and returns them. */
+function takeOrigins(origins: Origin[], rows: number): Origin[] {
+  const taken: Origin[] = [];
+  let left = rows;
+  while (left > 0 && origins.length > 0) {
+    const first = origins[0] as Origin;
+    if (first.rows <= left) {
+      taken.push(origins.shift() as Origin);
+      left -= first.rows;
+    } else {
+      taken.push({ requestId: first.requestId, rows: left });
+      first.rows -= left;
+      left = 0;
+    }
+  }
+  return taken;
+}
+
+/** The request id of each row, when the origins account for every one. */
+function requestIdsOf(origins: Origin[] | undefined, rows: number): string[] | undefined {
+  if (!origins) return undefined;
+  const ids: string[] = [];
+  for (const origin of origins) for (let i = 0; i < origin.rows; i++) ids.push(origin.requestId);
+  return ids.length === rows ? ids : undefined;
+}
+
+function orgOf(line: string): string {
+  try {
+    const orgId = (JSON.parse(line) as { org_id?: unknown }).org_id;
+    return typeof orgId === 'string' ? orgId : '';
+  } catch {
+    return '';
   }
 }
 
-/**
- * One insert with its deduplication token. On a ClickHouse server the token goes in the request's
- * settings; on chDB in the statement's SETTINGS clause, because the chDB connection applies
- * `clickhouse_settings` with session-wide `SET`s, and a token left behind in the session would
- * deduplicate the next, unrelated insert.
- */
-async function insertBatch(warehouse: Warehouse, batch: Batch): Promise<void> {
-  const values = Readable.from([batch.body]);
-  const result =
-    warehouse.driver === 'chdb'
-      ? await warehouse.client.exec({
-          query: `INSERT INTO ${batch.table} SETTINGS insert_deduplication_token = {token:String}, date_time_input_format = 'best_effort' FORMAT JSONEachRow`,
-          query_params: { token: batch.token },
-          values,
-        })
-      : await warehouse.client.exec({
-          query: `INSERT INTO ${batch.table} FORMAT JSONEachRow`,
-          values,
-          clickhouse_settings: {
-            insert_deduplication_token: batch.token,
-            date_time_input_format: 'best_effort',
-          },
-        });
-  result.stream.resume();
-  await finished(result.stream);
-}
-
-function isRefusedData(error: unknown): boolean {
-  return isClickHouseError(error) && DATA_ERROR_CODES.has(String((error as { code?: unknown }).code));
+function linesOf(body: string): string[] {
+  const lines = body.split('\n');
+  lines.pop();
+  return lines.map((line) => `${line}\n`);
 }
 
 function positive(name: string, value: number): number {
@@ -554,81 +754,4 @@ function positive(name: string, value: number): number {
 
 function clamp(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, value));
-}
-
-// Self-telemetry. Instruments are made from the meter provider registered when they are first
-// needed, and again when another one is registered (self-telemetry starts after the writer, or
-// restarts in tests); the gauges report over every open writer.
-interface WriterInstruments {
-  provider: MeterProvider;
-  accepted: Counter;
-  rejected: Counter;
-  spooled: Counter;
-  inserted: Counter;
-  batchSize: Histogram;
-  insertDuration: Histogram;
-}
-
-const live = new Set<TelemetryWriter>();
-let current: WriterInstruments | undefined;
-
-function instruments(): WriterInstruments {
-  const provider = metrics.getMeterProvider();
-  if (current?.provider === provider) return current;
-  const meter = provider.getMeter('pylee');
-  const rows = (name: string, description: string) =>
-    meter.createCounter(name, { description, unit: '{row}' });
-  current = {
-    provider,
-    accepted: rows(
-      'pylee.collector.rows.accepted',
-      'Spans (request rows) and metric points the writer accepted',
-    ),
-    rejected: rows(
-      'pylee.collector.rows.rejected',
-      'Rows refused with 429 or 503 because the writer was overloaded',
-    ),
-    spooled: rows(
-      'pylee.collector.rows.spooled',
-      'Rows written to the on-disk spool while ClickHouse was slow or down',
-    ),
-    inserted: rows('pylee.collector.rows.inserted', 'Rows inserted into ClickHouse'),
-    batchSize: meter.createHistogram('pylee.collector.batch.size', {
-      description: 'Rows per ClickHouse insert',
-      unit: '{row}',
-      advice: {
-        explicitBucketBoundaries: [1, 10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000],
-      },
-    }),
-    insertDuration: meter.createHistogram('pylee.collector.insert.duration', {
-      description: 'Duration of ClickHouse inserts of telemetry batches',
-      unit: 's',
-      advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] },
-    }),
-  };
-  meter
-    .createObservableGauge('pylee.collector.queue.depth', {
-      description: 'Rows held in memory by the telemetry writer',
-      unit: '{row}',
-    })
-    .addCallback((result) => result.observe(sum((s) => s.bufferedRows)));
-  meter
-    .createObservableGauge('pylee.collector.spool.bytes', {
-      description: 'Size of the telemetry spool on disk',
-      unit: 'By',
-    })
-    .addCallback((result) => result.observe(sum((s) => s.spoolBytes)));
-  meter
-    .createObservableGauge('pylee.collector.spool.files', {
-      description: 'Batches waiting in the telemetry spool',
-      unit: '{file}',
-    })
-    .addCallback((result) => result.observe(sum((s) => s.spoolFiles)));
-  return current;
-}
-
-function sum(pick: (stats: TelemetryWriterStats) => number): number {
-  let total = 0;
-  for (const writer of live) total += pick(writer.stats());
-  return total;
 }

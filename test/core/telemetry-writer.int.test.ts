@@ -441,7 +441,7 @@ describe('TelemetryWriter when ClickHouse fails', () => {
     const spoolDir = path.join(tempDir('pylee-writer-restart'), 'spool');
     const first = writer({ spoolDir, batchSize: 40 });
     setStore('down');
-    await first.writeRequests(requests(org, 100));
+    await first.writeRequests(requests(org, 100), 'req-1');
 
     await first.close();
 
@@ -456,6 +456,7 @@ describe('TelemetryWriter when ClickHouse fails', () => {
       table: 'requests',
       token: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/),
       rows: 40,
+      origins: [{ requestId: 'req-1', rows: 40 }],
     });
     expect(lines).toHaveLength(40);
     expect(await stored(org)).toEqual({ rows: 0, spans: 0, rollup: 0 });
@@ -481,18 +482,83 @@ describe('TelemetryWriter when ClickHouse fails', () => {
     expect(fs.readdirSync(spoolDir)).toEqual([]);
   });
 
-  it('keeps a batch ClickHouse refuses for its content in rejected/ and goes on with the others', async () => {
+  it('repairs values that do not fit their columns before batching, so the batch is stored whole', async () => {
     const org = randomUUID();
-    const { writer: w, files } = spooledWriter({ batchSize: 5 });
+    const w = writer({ batchSize: 5 });
     const [bad] = requests(org, 1);
 
-    await w.writeRequests([{ ...(bad as RequestRow), time: 'not a time' }, ...requests(org, 4, 1)]);
-    await w.writeRequests(requests(org, 5, 5));
+    await w.writeRequests([
+      { ...(bad as RequestRow), time: 'not a time', http_status: -1, error_type: 'x\ud800y' },
+      ...requests(org, 9, 1),
+    ]);
     await w.flush();
 
-    expect((await stored(org)).rows).toBe(5);
+    expect((await stored(org)).rows).toBe(10);
     expect(w.stats()).toMatchObject({ bufferedRows: 0, storeUp: true });
-    expect(files('rejected')).toHaveLength(1);
+  });
+
+  it('splits a batch ClickHouse refuses for its data: only the refused rows go to rejected/, named by org and request', async () => {
+    const org = randomUUID();
+    const spoolDir = path.join(tempDir('pylee-writer-refused'), 'spool');
+    fs.mkdirSync(spoolDir, { recursive: true });
+    // A spool file (as an older Pylee, or a hand, may have left) holding two rows ClickHouse refuses.
+    const good = requests(org, 98).map((r) => `${JSON.stringify(r)}\n`);
+    const badTime = JSON.stringify({ ...requests(org, 1, 500)[0], time: 'not a time' });
+    const badStatus = JSON.stringify({ ...requests(org, 1, 501)[0], http_status: -1 });
+    const lines = [
+      ...good.slice(0, 30),
+      `${badTime}\n`,
+      ...good.slice(30, 77),
+      `${badStatus}\n`,
+      ...good.slice(77),
+    ];
+    const token = '01900000-0000-7000-8000-000000000001';
+    const spoolFile = `${JSON.stringify({
+      format: 'pylee-spool/1',
+      table: 'requests',
+      token,
+      rows: 100,
+      origins: [
+        { requestId: 'req-a', rows: 50 },
+        { requestId: 'req-b', rows: 50 },
+      ],
+    })}\n${lines.join('')}`;
+    fs.writeFileSync(path.join(spoolDir, `${token}.requests.jsonl`), spoolFile);
+
+    const w = writer({ spoolDir });
+    await w.flush();
+
+    expect(await stored(org)).toEqual({ rows: 98, spans: 98, rollup: 98 });
+    expect(w.stats()).toMatchObject({ spoolFiles: 0, storeUp: true });
+    const rejected = fs.readdirSync(path.join(spoolDir, 'rejected'));
+    expect(rejected).toEqual([`${token}.requests.rows.jsonl`]);
+    const kept = fs
+      .readFileSync(path.join(spoolDir, 'rejected', rejected[0] as string), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(kept).toEqual([
+      {
+        table: 'requests',
+        orgId: org,
+        requestId: 'req-a',
+        reason: expect.stringMatching(/^ClickHouse code \d+/),
+        row: JSON.parse(badTime),
+      },
+      {
+        table: 'requests',
+        orgId: org,
+        requestId: 'req-b',
+        reason: expect.stringMatching(/^ClickHouse code \d+/),
+        row: JSON.parse(badStatus),
+      },
+    ]);
+
+    // Replaying the same file again (a crash before it was deleted) stores nothing twice.
+    fs.writeFileSync(path.join(spoolDir, `${token}.requests.jsonl`), spoolFile);
+    const again = writer({ spoolDir });
+    await again.flush();
+    expect(await stored(org)).toEqual({ rows: 98, spans: 98, rollup: 98 });
   });
 
   it('moves a damaged spool file to rejected/ instead of blocking the ones behind it', async () => {

@@ -1,0 +1,125 @@
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { isClickHouseError, type Warehouse } from './client.ts';
+import type { TelemetryTable } from './spool.ts';
+
+/**
+ * ClickHouse codes that say the rows themselves are wrong: retrying the same rows cannot succeed,
+ * so the batch is split to find them. Any other failure is the store's, and the batch is retried.
+ */
+const DATA_ERROR_CODES = new Set([
+  '6', // CANNOT_PARSE_TEXT
+  '25', // CANNOT_PARSE_ESCAPE_SEQUENCE (a lone surrogate such as \ud800)
+  '26', // CANNOT_PARSE_QUOTED_STRING
+  '27', // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  '38', // CANNOT_PARSE_DATE
+  '41', // CANNOT_PARSE_DATETIME
+  '53', // TYPE_MISMATCH
+  '69', // ARGUMENT_OUT_OF_BOUND
+  '70', // CANNOT_CONVERT_TYPE
+  '72', // CANNOT_PARSE_NUMBER
+  '117', // INCORRECT_DATA
+  '130', // CANNOT_READ_ARRAY_FROM_TEXT
+  '131', // TOO_LARGE_STRING_SIZE
+  '190', // SIZES_OF_ARRAYS_DONT_MATCH
+  '321', // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+  '407', // DECIMAL_OVERFLOW
+]);
+
+/** Whether ClickHouse refused an insert for its data rather than failing itself. */
+export function isRefusedData(error: unknown): boolean {
+  return isClickHouseError(error) && DATA_ERROR_CODES.has(String((error as { code?: unknown }).code));
+}
+
+/** A row ClickHouse refused: its index in the batch, its JSONEachRow line and ClickHouse's reason. */
+export interface RefusedRow {
+  index: number;
+  line: string;
+  reason: string;
+}
+
+/**
+ * One insert with its deduplication token. On a ClickHouse server the token goes in the request's
+ * settings; on chDB in the statement's SETTINGS clause, because the chDB connection applies
+ * `clickhouse_settings` with session-wide `SET`s, and a token left behind in the session would
+ * deduplicate the next, unrelated insert.
+ */
+export async function insertRows(
+  warehouse: Warehouse,
+  table: TelemetryTable,
+  token: string,
+  body: string,
+): Promise<void> {
+  const values = Readable.from([body]);
+  const result =
+    warehouse.driver === 'chdb'
+      ? await warehouse.client.exec({
+          query: `INSERT INTO ${table} SETTINGS insert_deduplication_token = {token:String}, date_time_input_format = 'best_effort' FORMAT JSONEachRow`,
+          query_params: { token },
+          values,
+        })
+      : await warehouse.client.exec({
+          query: `INSERT INTO ${table} FORMAT JSONEachRow`,
+          values,
+          clickhouse_settings: { insert_deduplication_token: token, date_time_input_format: 'best_effort' },
+        });
+  result.stream.resume();
+  await finished(result.stream);
+}
+
+/**
+ * Inserts a batch; when ClickHouse refuses it for its data, halves it until the refused rows are
+ * alone, inserts every other row, and returns the refused ones (k bad rows in n cost about
+ * 2k·log₂n inserts). Each part's token derives from the batch's token and the part's place, so a
+ * retry after a crash or a store failure in the middle splits the same way and ClickHouse drops
+ * the parts it already has. A failure that is not about the data is thrown, to retry the batch.
+ */
+export async function insertIsolating(
+  warehouse: Warehouse,
+  table: TelemetryTable,
+  token: string,
+  body: string,
+  lines: () => readonly string[],
+): Promise<RefusedRow[]> {
+  try {
+    await insertRows(warehouse, table, token, body);
+    return [];
+  } catch (error) {
+    if (!isRefusedData(error)) throw error;
+    const all = lines();
+    if (all.length === 1) return [{ index: 0, line: all[0] as string, reason: reasonOf(error) }];
+    const refused: RefusedRow[] = [];
+    await split(warehouse, table, token, all, 0, all.length, refused);
+    return refused;
+  }
+}
+
+async function split(
+  warehouse: Warehouse,
+  table: TelemetryTable,
+  token: string,
+  lines: readonly string[],
+  from: number,
+  to: number,
+  refused: RefusedRow[],
+): Promise<void> {
+  const mid = from + Math.ceil((to - from) / 2);
+  for (const [a, b] of [
+    [from, mid],
+    [mid, to],
+  ] as const) {
+    if (a === b) continue;
+    try {
+      await insertRows(warehouse, table, `${token}/${a}+${b - a}`, lines.slice(a, b).join(''));
+    } catch (error) {
+      if (!isRefusedData(error)) throw error;
+      if (b - a === 1) refused.push({ index: a, line: lines[a] as string, reason: reasonOf(error) });
+      else await split(warehouse, table, token, lines, a, b, refused);
+    }
+  }
+}
+
+function reasonOf(error: unknown): string {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return `ClickHouse code ${String(code)}: ${String(message).slice(0, 500)}`;
+}
