@@ -532,9 +532,15 @@ try {
     table: string,
     bodies: Uint8Array[],
     items: number[],
+    wal: boolean,
   ) => {
     const before = await count(warehouse, table, orgId);
-    const collector = await buildCollector({ stores, logger: silentLogger, dataDir: stores.dir });
+    const collector = await buildCollector({
+      stores,
+      logger: silentLogger,
+      dataDir: stores.dir,
+      writer: wal ? {} : { wal: false },
+    });
     const url = await collector.listen({ host: '127.0.0.1', port: 0 });
     let maxSpoolFiles = 0;
     const sampler = setInterval(() => (maxSpoolFiles = Math.max(maxSpoolFiles, spoolFiles(stores.dir))), 100);
@@ -570,8 +576,12 @@ try {
       itemsPerCpuSecond: Math.round(stored / used.cpuSeconds),
     };
   };
-  const collectorTraces = await collect('traces', 'requests', traces, spanCounts);
-  const collectorMetrics = await collect('metrics', 'metric_points', metrics.bodies, metrics.points);
+  // With the write-ahead log (the default: answered once on disk) and without it (answered once in
+  // memory, as before it existed), the same bodies, one after the other.
+  const collectorTraces = await collect('traces', 'requests', traces, spanCounts, true);
+  const collectorMetrics = await collect('metrics', 'metric_points', metrics.bodies, metrics.points, true);
+  const memoryTraces = await collect('traces', 'requests', traces, spanCounts, false);
+  const memoryMetrics = await collect('metrics', 'metric_points', metrics.bodies, metrics.points, false);
 
   // (a) the store's limit: as many of the same rows straight into chDB.
   const storeTraces = await storeLimit(warehouse, 'requests', requestRows, collectorTraces.stored);
@@ -583,8 +593,13 @@ try {
   );
   results.oneThreadStages = stages;
   results.ingest = {
-    traces: { collector: collectorTraces, store: storeTraces, http: httpTraces },
-    metrics: { collector: collectorMetrics, store: storeMetrics, http: httpMetrics },
+    traces: { collector: collectorTraces, withoutWal: memoryTraces, store: storeTraces, http: httpTraces },
+    metrics: {
+      collector: collectorMetrics,
+      withoutWal: memoryMetrics,
+      store: storeMetrics,
+      http: httpMetrics,
+    },
   };
 
   // compare over COMPARE_ROWS raw rows: one server, two versions, 20 operations, spread over 5 hours.
@@ -656,11 +671,20 @@ try {
   const rows: Row[] = [];
   const ratio = (x: number, y: number) => (y > 0 ? (x / y).toFixed(2) : '–');
   const met = (ok: boolean) => (ok ? 'yes' : 'NO');
-  for (const [signal, unit, perCore, c, s, h] of [
-    ['traces', 'spans/s', 10_000, collectorTraces, storeTraces, httpTraces],
-    ['metrics', 'points/s', 20_000, collectorMetrics, storeMetrics, httpMetrics],
+  for (const [signal, unit, perCore, c, m, s, h] of [
+    ['traces', 'spans/s', 10_000, collectorTraces, memoryTraces, storeTraces, httpTraces],
+    ['metrics', 'points/s', 20_000, collectorMetrics, memoryMetrics, storeMetrics, httpMetrics],
   ] as const) {
     rows.push(
+      [
+        `${signal}: collector (write-ahead log) vs without it`,
+        fmt(c.rate),
+        unit,
+        `no log ${fmt(m.rate)}`,
+        ratio(c.rate, m.rate),
+        '≥ 0.80',
+        met(c.rate >= 0.8 * m.rate),
+      ],
       [
         `${signal}: collector, ${CONCURRENCY} clients`,
         fmt(c.rate),
@@ -766,7 +790,12 @@ try {
           compareRows: COMPARE_ROWS,
           storeBatch: STORE_BATCH,
         },
-        targets: { spansPerSecondPerCore: 10_000, pointsPerSecondPerCore: 20_000, shareOfStoreRate: 0.5 },
+        targets: {
+          spansPerSecondPerCore: 10_000,
+          pointsPerSecondPerCore: 20_000,
+          shareOfStoreRate: 0.5,
+          walShareOfMemoryRate: 0.8,
+        },
         runtimeSeconds: runtimeS,
         ...results,
         checks,

@@ -203,7 +203,9 @@ export class Spool {
 
 function headerOf(batch: Batch): string {
   const { table, token, rows, origins } = batch;
-  return JSON.stringify(origins ? { format: FORMAT, table, token, rows, origins } : { format: FORMAT, table, token, rows });
+  return JSON.stringify(
+    origins ? { format: FORMAT, table, token, rows, origins } : { format: FORMAT, table, token, rows },
+  );
 }
 
 /** Origins from a spool header, when they are well formed and account for every row. */

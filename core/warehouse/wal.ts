@@ -486,7 +486,7 @@ function rebuild(log: GenerationLog, batchSize: number, fresh: LoggedBatch[]): R
       out.push({ table, token, lines, origins });
     };
     for (const batch of log.batches) {
-      if (batch.table !== table) continue;
+      if (batch.table !== table || batch.to <= batch.from) continue;
       let present = true;
       for (let pos = batch.from; pos < batch.to && present; pos++) present = at.has(pos);
       if (!present) {

@@ -1,0 +1,204 @@
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openWarehouse } from '#core/warehouse/client.ts';
+import { killLeftovers, platformEnv, startPylee, type PyleeProcess } from '#test/helpers/pylee-process.ts';
+import { tempDir } from '#test/helpers/temp-dir.ts';
+import { kv, metrics, metricsProtobuf, resource, span, traceProtobuf, traces } from './fixtures/otlp.ts';
+
+// The real platform (`pylee start`, embedded PGlite, chDB and redis-server) fed OTLP/protobuf over
+// HTTP by four senders at once; the whole process group gets SIGKILL right after the Nth 200, while
+// other bodies are in flight. After the last round Pylee stops cleanly and this process opens the
+// same chDB data dir: every acknowledged span and point must be there exactly once.
+
+const TOKEN = 'pyl_kill_test_bootstrap_token_0123456789abcdef';
+const ROUNDS = 3;
+const BODIES = 60; // per round and signal
+const KILL_AFTER = 30; // acknowledged bodies (of both signals) before the kill
+const SPANS = 200; // per trace body
+const POINTS = 50; // per metrics body
+const SENDERS = 4;
+
+let dataDir: string;
+let pylee: PyleeProcess;
+let ingestKey: string;
+
+const env = () => platformEnv(dataDir, { PYLEE_BOOTSTRAP_TOKEN: TOKEN });
+
+beforeAll(async () => {
+  dataDir = tempDir('pylee-kill');
+  pylee = await startPylee({ env: env(), processGroup: true });
+  const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+  await fetch(`${pylee.apiUrl}/api/v1/servers`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ slug: 'weather' }),
+  });
+  const key = await fetch(`${pylee.apiUrl}/api/v1/ingest-keys`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ name: 'kill-test' }),
+  });
+  expect(key.status).toBe(201);
+  ingestKey = ((await key.json()) as { key: string }).key;
+});
+
+afterAll(async () => {
+  await killLeftovers();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+const NOW = BigInt(Date.now() - 60_000) * 1_000_000n;
+const spanId = (round: number, body: number, i: number) =>
+  ((round * 1000 + body) * 1000 + i).toString(16).padStart(16, '0');
+const version = (round: number, body: number) => `${round}.${body}.0`;
+
+function traceBody(round: number, body: number): Buffer {
+  const spans = Array.from({ length: SPANS }, (_, i) =>
+    span({
+      spanId: spanId(round, body, i),
+      name: 'tools/call forecast',
+      start: NOW + BigInt(i) * 1_000_000n,
+      attributes: [kv('mcp.method.name', 'tools/call'), kv('gen_ai.tool.name', 'forecast')],
+    }),
+  );
+  return traceProtobuf(
+    traces(
+      spans,
+      resource({
+        'service.name': 'weather',
+        'service.version': version(round, body),
+        'deployment.environment.name': 'production',
+      }),
+    ),
+  );
+}
+
+function metricsBody(round: number, body: number): Buffer {
+  const dataPoints = Array.from({ length: POINTS }, (_, i) => ({
+    timeUnixNano: (NOW + BigInt(i) * 1_000_000_000n).toString(),
+    asDouble: 1000 + i,
+  }));
+  return metricsProtobuf(
+    metrics(
+      [{ name: 'process.memory.usage', unit: 'By', gauge: { dataPoints } }],
+      resource({
+        'service.name': 'weather',
+        'service.version': version(round, body),
+        'deployment.environment.name': 'production',
+      }),
+    ),
+  );
+}
+
+async function gauge(name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${pylee.otlpUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? undefined : Number(line.split(' ').pop());
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+interface Sent {
+  traces: Set<string>;
+  metrics: Set<string>;
+}
+
+/**
+ * Sends the round's bodies with {@link SENDERS} in flight; after {@link KILL_AFTER} 200s the
+ * process group is killed. Resolves with the versions (one per body) that were answered 200.
+ */
+async function ingestAndKill(round: number): Promise<{ acked: Sent; answered: number }> {
+  const acked: Sent = { traces: new Set(), metrics: new Set() };
+  const work = Array.from({ length: BODIES }, (_, body) => [
+    { signal: 'traces' as const, body },
+    { signal: 'metrics' as const, body },
+  ]).flat();
+  let killed: Promise<unknown> | undefined;
+  let next = 0;
+  const sender = async () => {
+    while (next < work.length && !killed) {
+      const { signal, body } = work[next++] as (typeof work)[number];
+      const payload = signal === 'traces' ? traceBody(round, body) : metricsBody(round, body);
+      const response = await fetch(`${pylee.otlpUrl}/v1/${signal}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-protobuf', authorization: `Bearer ${ingestKey}` },
+        body: new Uint8Array(payload),
+      }).catch(() => undefined); // the kill cuts connections
+      if (response?.status !== 200) continue;
+      await response.arrayBuffer();
+      acked[signal].add(version(round, body));
+      if (acked.traces.size + acked.metrics.size === KILL_AFTER) killed = pylee.killGroup('SIGKILL');
+    }
+  };
+  await Promise.all(Array.from({ length: SENDERS }, sender));
+  const exit = (await killed) as { signal: string | null };
+  expect(exit.signal).toBe('SIGKILL');
+  return { acked, answered: acked.traces.size + acked.metrics.size };
+}
+
+describe('collector under kill -9 of the whole process group', () => {
+  it('stores every span and point it answered 200 exactly once after each restart', async () => {
+    const acked: Sent = { traces: new Set(), metrics: new Set() };
+    const rounds: { answered: number }[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const result = await ingestAndKill(round);
+      for (const v of result.acked.traces) acked.traces.add(v);
+      for (const v of result.acked.metrics) acked.metrics.add(v);
+      rounds.push({ answered: result.answered });
+      // Restarted at once, on the same data dir: the killed process may not even be reaped yet.
+      pylee = await startPylee({ env: env(), processGroup: true });
+    }
+    // What the restarts recovered goes through the spool; a clean stop leaves the spool for the
+    // next start, so wait until it is replayed.
+    await until(async () => (await gauge('pylee_collector_spool_files')) === 0);
+    expect(await pylee.stop('SIGTERM')).toBe(0);
+
+    const warehouse = await openWarehouse({ dataDir });
+    try {
+      const spans = await warehouse.client.query({
+        query: `SELECT version, count() AS rows, uniqExact(span_id) AS spans FROM requests GROUP BY version`,
+        format: 'JSONEachRow',
+      });
+      const perVersion = new Map(
+        (await spans.json<{ version: string; rows: string; spans: string }>()).map((r) => [
+          r.version,
+          { rows: Number(r.rows), spans: Number(r.spans) },
+        ]),
+      );
+      const points = await warehouse.client.query({
+        query: `SELECT version, count() AS rows, uniqExact(time) AS points FROM metric_points GROUP BY version`,
+        format: 'JSONEachRow',
+      });
+      const pointsPerVersion = new Map(
+        (await points.json<{ version: string; rows: string; points: string }>()).map((r) => [
+          r.version,
+          { rows: Number(r.rows), points: Number(r.points) },
+        ]),
+      );
+      if (process.env.KILL_DEBUG)
+        process.stderr.write(
+          `${JSON.stringify({ traces: [...acked.traces], metrics: [...acked.metrics], points: [...pointsPerVersion.keys()] })}\n`,
+        );
+      // Acknowledged: all there, once. Not acknowledged (in flight at the kill): whole or absent, once.
+      for (const v of acked.traces) expect(perVersion.get(v), v).toEqual({ rows: SPANS, spans: SPANS });
+      for (const [v, stored] of perVersion) expect(stored, v).toEqual({ rows: SPANS, spans: SPANS });
+      for (const v of acked.metrics)
+        expect(pointsPerVersion.get(v), v).toEqual({ rows: POINTS, points: POINTS });
+      for (const [v, stored] of pointsPerVersion) expect(stored, v).toEqual({ rows: POINTS, points: POINTS });
+
+      const storedSpans = [...perVersion.values()].reduce((n, s) => n + s.rows, 0);
+      const storedPoints = [...pointsPerVersion.values()].reduce((n, s) => n + s.rows, 0);
+      process.stderr.write(
+        `kill test: ${ROUNDS} rounds; acknowledged ${acked.traces.size * SPANS} spans / ${acked.metrics.size * POINTS} points; stored ${storedSpans} spans / ${storedPoints} points (the rest were in flight at the kill, never acknowledged); per round ${rounds.map((r) => r.answered).join(', ')} bodies answered 200\n`,
+      );
+    } finally {
+      await warehouse.close();
+    }
+  });
+});
