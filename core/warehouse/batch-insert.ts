@@ -26,9 +26,18 @@ const DATA_ERROR_CODES = new Set([
   '407', // DECIMAL_OVERFLOW
 ]);
 
+/**
+ * TOO_MANY_PARTS (252) is about the rows when one block holds more partitions (days) than
+ * `max_partitions_per_insert_block`: halves of it fit. The same code for "merges are behind" is the
+ * store's.
+ */
+const TOO_MANY_PARTITIONS = /partitions for (a )?single insert block/i;
+
 /** Whether ClickHouse refused an insert for its data rather than failing itself. */
 export function isRefusedData(error: unknown): boolean {
-  return isClickHouseError(error) && DATA_ERROR_CODES.has(String((error as { code?: unknown }).code));
+  if (!isClickHouseError(error)) return false;
+  const code = String((error as { code?: unknown }).code);
+  return DATA_ERROR_CODES.has(code) || (code === '252' && TOO_MANY_PARTITIONS.test(error.message));
 }
 
 /** A row ClickHouse refused: its index in the batch, its JSONEachRow line and ClickHouse's reason. */

@@ -5,7 +5,7 @@ import type { Logger } from '../logger.ts';
 import { insertIsolating, type RefusedRow } from './batch-insert.ts';
 import type { Warehouse } from './client.ts';
 import type { MetricPointRow, RequestRow } from './rows.ts';
-import { sanitizeMetricPointRow, sanitizeRequestRow } from './sanitize.ts';
+import { sanitizeRow } from './sanitize.ts';
 import {
   Spool,
   SpoolFileError,
@@ -100,7 +100,6 @@ interface OpenRows {
 /** Retry-After when ClickHouse answers but the writer is behind. */
 const BEHIND_RETRY_AFTER_SECONDS = 5;
 const MAX_RETRY_AFTER_SECONDS = 60;
-const SANITIZE = { requests: sanitizeRequestRow, metric_points: sanitizeMetricPointRow } as const;
 
 /**
  * Buffers request rows and metric points and inserts them into ClickHouse in batches, by size or
@@ -317,12 +316,11 @@ export class TelemetryWriter {
 
   /** Repairs each row for its columns and turns it into a JSONEachRow line. */
   #encode(table: TelemetryTable, rows: readonly object[]): string[] {
-    const sanitize = SANITIZE[table] as (row: object) => number;
     const lines = new Array<string>(rows.length);
     let repaired = 0;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as object;
-      repaired += sanitize(row);
+      repaired += sanitizeRow(table, row);
       lines[i] = `${JSON.stringify(row)}\n`;
     }
     if (repaired > 0) instruments().repaired.add(repaired, { 'pylee.table': table });

@@ -497,6 +497,23 @@ describe('TelemetryWriter when ClickHouse fails', () => {
     expect(w.stats()).toMatchObject({ bufferedRows: 0, storeUp: true });
   });
 
+  it('stores a batch whose rows span more days than one insert may hold partitions, in parts', async () => {
+    const org = randomUUID();
+    const w = writer();
+    const day = 86_400_000;
+    // 150 days ahead (the raw TTL would drop days in the past): 150 partitions, ClickHouse takes 100.
+    const rows = requests(org, 150).map((r, i) => ({
+      ...r,
+      time: new Date(Date.now() + i * day).toISOString(),
+    }));
+
+    await w.writeRequests(rows);
+    await w.flush();
+
+    expect((await stored(org)).rows).toBe(150);
+    expect(w.stats()).toMatchObject({ bufferedRows: 0, storeUp: true });
+  });
+
   it('splits a batch ClickHouse refuses for its data: only the refused rows go to rejected/, named by org and request', async () => {
     const org = randomUUID();
     const spoolDir = path.join(tempDir('pylee-writer-refused'), 'spool');
