@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { lockDataDir, type DataDirLock } from '../data-dir.ts';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
@@ -126,6 +127,8 @@ export class TelemetryWriter {
   readonly #logger: Logger | undefined;
   readonly #spool: Spool;
   readonly #wal: WriteAheadLog | undefined;
+  /** The log belongs to one process: a second writer on it would replay and truncate the first's rows. */
+  readonly #walLock: DataDirLock | undefined;
   readonly #batchSize: number;
   readonly #flushIntervalMs: number;
   readonly #maxBufferedRows: number;
@@ -171,12 +174,19 @@ export class TelemetryWriter {
     });
     if (options.wal !== false) {
       const wal = options.wal ?? {};
-      this.#wal = WriteAheadLog.open(wal.dir ?? path.join(options.dataDir, 'wal'), {
-        logger: options.logger,
-        maxBytes: wal.maxBytes,
-        segmentBytes: wal.segmentBytes,
-        batchSize: this.#batchSize,
-      });
+      const dir = wal.dir ?? path.join(options.dataDir, 'wal');
+      this.#walLock = lockDataDir(dir);
+      try {
+        this.#wal = WriteAheadLog.open(dir, {
+          logger: options.logger,
+          maxBytes: wal.maxBytes,
+          segmentBytes: wal.segmentBytes,
+          batchSize: this.#batchSize,
+        });
+      } catch (error) {
+        this.#walLock.release();
+        throw error;
+      }
     }
     this.#timer = setInterval(() => {
       // While ClickHouse fails, rows gather into full batches: fewer, larger spool files and inserts.
@@ -270,6 +280,7 @@ export class TelemetryWriter {
     }
     forgetWriter(this);
     await this.#wal?.close(lost === 0);
+    this.#walLock?.release();
     if (lost > 0) {
       const kept = this.#wal ? `; they stay in the write-ahead log ${this.#wal.dir} for the next start` : '';
       this.#logger?.error(

@@ -281,6 +281,19 @@ describe('TelemetryWriter batching', () => {
     expect((await stored(org)).rows).toBe(5);
   });
 
+  it('refuses a write-ahead log another live process holds, and takes over one a dead process left', () => {
+    const dataDir = tempDir('pylee-writer-wal-lock');
+    const walDir = path.join(dataDir, 'wal');
+    fs.mkdirSync(walDir, { recursive: true });
+    // The parent of this test process is alive: a lock naming it (with its real start time) is held.
+    const startTime = fs.readFileSync(`/proc/${process.ppid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19];
+    fs.writeFileSync(path.join(walDir, 'pylee.pid'), `${process.ppid}\nstart-time ${startTime}\n`);
+    expect(() => writer({ dataDir })).toThrow(`is in use by another Pylee process (pid ${process.ppid})`);
+
+    fs.writeFileSync(path.join(walDir, 'pylee.pid'), '2147483646\n');
+    expect(writer({ dataDir }).stats().walBytes).toBeGreaterThan(0);
+  });
+
   it('flushes what is buffered on close and then refuses writes with a 503', async () => {
     const org = randomUUID();
     const w = writer();
