@@ -15,6 +15,7 @@ import { openCanaryQueue } from '#core/canary/queue.ts';
 import { AccessLogWriter } from '#core/warehouse/access-log.ts';
 import { installAuth } from './plugins/auth.ts';
 import { installRateLimit } from './plugins/rate-limit.ts';
+import { installStrictBodies } from './plugins/strict-body.ts';
 import { accessLogRoutes } from './routes/access-log.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { analysisRoutes } from './routes/analyses.ts';
@@ -55,6 +56,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     fastifyOptions(deps.logger, config.apiBodyLimit),
   ).withTypeProvider<TypeBoxTypeProvider>();
   installProblemHandlers(app, config.apiBodyLimit);
+  // Before any route: every route without a body schema gets the strict empty one.
+  installStrictBodies(app);
   app.addSchema(Problem);
 
   await app.register(swagger, {

@@ -26,8 +26,13 @@ export const Permission = Type.Union([
   Type.Literal('admin'),
 ]);
 export const Timestamp = Type.String({ format: 'date-time' });
-// Null first: with type coercion on, ajv would otherwise turn a JSON null into "" through the string branch.
-export const Nullable = <T extends TSchema>(schema: T) => Type.Union([Type.Null(), schema]);
+/**
+ * JSON null, matched by value: with type coercion on, ajv's `{ type: 'null' }` also accepts 0, false
+ * and "" and turns them into null (a `threshold: 0` arrived as no threshold).
+ */
+const JsonNull = Type.Unsafe<null>({ const: null });
+// Null first: with type coercion on, ajv would otherwise turn a JSON null into "" or 0 through the other branch.
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([JsonNull, schema]);
 export const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
 
 export const TokenView = Type.Object({

@@ -14,6 +14,7 @@ import {
   type CheckTarget,
   type HealthCheck,
 } from './model.ts';
+import { assertTargetAddressesAllowed } from './target-guard.ts';
 
 /**
  * Keeps each periodic check's job scheduler in step with the table. Called inside the transaction
@@ -88,7 +89,7 @@ const auditView = (spec: CheckSpec) => ({
   enabled: spec.enabled,
 });
 
-export function createCheck(
+export async function createCheck(
   db: Db,
   scheduler: CheckScheduler,
   ctx: Context,
@@ -96,6 +97,7 @@ export function createCheck(
   input: CheckInput,
 ): Promise<HealthCheck> {
   const spec = checkSpec(input);
+  await assertTargetAddressesAllowed(spec.target.url);
   return db.transaction(async (tx) => {
     const serverRow = await findServer(tx, ctx.principal, server);
     await assertEnvironment(tx, ctx.principal, spec.environment);
@@ -192,7 +194,7 @@ export async function getCheck(
   return toCheck(row);
 }
 
-export function updateCheck(
+export async function updateCheck(
   db: Db,
   scheduler: CheckScheduler,
   ctx: Context,
@@ -200,6 +202,8 @@ export function updateCheck(
   id: string,
   input: CheckInput,
 ): Promise<HealthCheck> {
+  // Before the transaction, so a slow resolver holds no row lock; the rest of the URL is checked inside.
+  if (input.url !== undefined) await assertTargetAddressesAllowed(input.url);
   return db.transaction(async (tx) => {
     const before = await getCheck(tx, ctx.principal, server, id, { forUpdate: true });
     const spec = checkSpec(input, before);

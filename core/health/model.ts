@@ -1,6 +1,7 @@
 import semver from 'semver';
 import { duration } from '../config.ts';
 import { BadRequestError, ConfigError } from '../errors.ts';
+import { canonicalHost, hostRefusal, TargetRefused, type SsrfPolicy } from '../net/ssrf.ts';
 import { SLUG_PATTERN } from '../orgs.ts';
 
 export const CHECK_KINDS = ['http', 'mcp', 'dependency'] as const;
@@ -249,8 +250,26 @@ function checkTarget(kind: CheckKind, input: CheckInput, existing: CheckTarget |
 
 /**
  * Health checks target services the user owns, often on private networks, so private and loopback
- * addresses are allowed; only the scheme is restricted (http, https, and tcp for dependencies).
+ * addresses are allowed. Link-local addresses (where cloud metadata services answer), metadata
+ * names and addresses, 0.0.0.0 and the other special-purpose ranges are not: the same guard as
+ * webhooks' (`core/net/ssrf.ts`), checked when a check is saved and again by every run.
  */
+export const CHECK_TARGET_POLICY: SsrfPolicy = { allowPrivate: true };
+
+/** A health-check target the SSRF guard refuses, at save (400) or when a run connects. */
+export class CheckTargetRefused extends TargetRefused {
+  constructor(detail: string) {
+    super(detail, 'health-check-target-refused');
+  }
+}
+
+/** The sentence a refused target is reported with when a check is saved. */
+export const refusedTarget = (url: string, why: string) =>
+  new CheckTargetRefused(
+    `url ${JSON.stringify(url)} is refused: ${why}; health checks may target public, private and loopback addresses, not link-local, cloud metadata or other special-purpose ones`,
+  );
+
+/** Scheme, port and host checks; the addresses a host name resolves to are checked in `target-guard.ts`. */
 function checkUrl(kind: CheckKind, url: string): void {
   let parsed: URL | undefined;
   try {
@@ -277,6 +296,15 @@ function checkUrl(kind: CheckKind, url: string): void {
       'invalid-url',
     );
   }
+  const host = canonicalHost(parsed);
+  if (host === undefined) {
+    throw new BadRequestError(
+      `url ${JSON.stringify(url)} has no valid host name or IP address (e.g. ${example})`,
+      'invalid-url',
+    );
+  }
+  const why = hostRefusal(host, CHECK_TARGET_POLICY);
+  if (why) throw refusedTarget(url, why);
 }
 
 function checkDuration(field: string, value: string, min: number, max: number): number {

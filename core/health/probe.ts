@@ -4,8 +4,16 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { guardedFetch, type FetchLike } from '../net/guarded-fetch.ts';
+import { canonicalHost, guardedLookup, hostRefusal, type GuardOptions, type Resolve } from '../net/ssrf.ts';
 import { PYLEE_VERSION } from '../version.ts';
-import { statusMatcher, type CheckKind, type CheckTarget } from './model.ts';
+import {
+  CHECK_TARGET_POLICY,
+  CheckTargetRefused,
+  statusMatcher,
+  type CheckKind,
+  type CheckTarget,
+} from './model.ts';
 
 /** A tool as `tools/list` described it, kept for contract diffs between versions. */
 export interface ToolDescription {
@@ -42,6 +50,17 @@ export interface Probe {
   timeoutMs: number;
 }
 
+export interface ProbeOptions {
+  /** Resolves host names for every connection the probe makes (tests play DNS rebinding with it). @defaultValue `dns.lookup` */
+  resolve?: Resolve | undefined;
+}
+
+/** How a probe reaches its target: every connection through the SSRF guard, to the address it checked. */
+interface Network {
+  fetch: FetchLike;
+  guard: GuardOptions & { refuse: (why: string) => Error };
+}
+
 /** Bodies longer than this are matched on their first 1 MiB. */
 const MAX_BODY_BYTES = 1024 * 1024;
 /** `tools/list` pages followed at most, so a server paging forever cannot hold a worker. */
@@ -53,8 +72,13 @@ const BACKSTOP_MS = 1_000;
  * Runs one probe. It never throws and never outlives `timeoutMs` by more than about a second:
  * every network call is aborted at the timeout, and a backstop timer settles the result anyway.
  */
-export async function runProbe(probe: Probe): Promise<ProbeResult> {
+export async function runProbe(probe: Probe, options: ProbeOptions = {}): Promise<ProbeResult> {
   const started = performance.now();
+  const guard: Network['guard'] = {
+    refuse: (why) => new CheckTargetRefused(`refused: ${why}`),
+    resolve: options.resolve,
+  };
+  const network: Network = { fetch: guardedFetch(CHECK_TARGET_POLICY, guard), guard };
   const controller = new AbortController();
   const abortTimer = setTimeout(() => controller.abort(new TimeoutError(probe.timeoutMs)), probe.timeoutMs);
   let backstopTimer: NodeJS.Timeout | undefined;
@@ -66,9 +90,9 @@ export async function runProbe(probe: Probe): Promise<ProbeResult> {
   });
   const run = (async (): Promise<ProbeResult> => {
     try {
-      if (probe.kind === 'http') return await httpProbe(probe.target, controller.signal, started);
-      if (probe.kind === 'mcp') return await mcpProbe(probe.target, controller.signal, started);
-      return await dependencyProbe(probe.target, controller.signal, started);
+      if (probe.kind === 'http') return await httpProbe(network, probe.target, controller.signal, started);
+      if (probe.kind === 'mcp') return await mcpProbe(network, probe.target, controller.signal, started);
+      return await dependencyProbe(network, probe.target, controller.signal, started);
     } catch (error) {
       return failure(started, 0, describeError(error, controller.signal));
     }
@@ -113,8 +137,13 @@ function describeError(error: unknown, signal: AbortSignal): string {
   return (message || String(error)).slice(0, 1000);
 }
 
-async function httpProbe(target: CheckTarget, signal: AbortSignal, started: number): Promise<ProbeResult> {
-  const res = await fetch(target.url, {
+async function httpProbe(
+  network: Network,
+  target: CheckTarget,
+  signal: AbortSignal,
+  started: number,
+): Promise<ProbeResult> {
+  const res = await network.fetch(target.url, {
     method: target.method ?? 'GET',
     signal,
     headers: { 'user-agent': `pylee-health-check/${PYLEE_VERSION}` },
@@ -159,13 +188,14 @@ async function readText(res: Response, limit: number): Promise<string> {
 
 /** TCP: a completed connect; HTTP: any answer below 500 (the dependency is up, whatever it thinks of us). */
 async function dependencyProbe(
+  network: Network,
   target: CheckTarget,
   signal: AbortSignal,
   started: number,
 ): Promise<ProbeResult> {
   const url = new URL(target.url);
   if (url.protocol !== 'tcp:') {
-    const res = await fetch(target.url, {
+    const res = await network.fetch(target.url, {
       signal,
       headers: { 'user-agent': `pylee-health-check/${PYLEE_VERSION}` },
     });
@@ -173,9 +203,18 @@ async function dependencyProbe(
     if (res.status >= 500) return failure(started, res.status, `answered ${res.status}`);
     return { ok: true, latencyMs: elapsed(started), statusCode: res.status, error: '' };
   }
-  const host = url.hostname.replace(/^\[|\]$/g, '');
+  // The host as a resolver would read it (tcp://2852039166 is 169.254.169.254), checked before
+  // connecting; a name is resolved by the guarded lookup, so the address checked is the one connected to.
+  const host = canonicalHost(url);
+  if (host === undefined) throw new Error(`${url.host} is not a host name or IP address`);
+  const why = hostRefusal(host, CHECK_TARGET_POLICY);
+  if (why) throw network.guard.refuse(why);
   await new Promise<void>((resolve, reject) => {
-    const socket = net.connect({ host, port: Number(url.port) });
+    const socket = net.connect({
+      host,
+      port: Number(url.port),
+      lookup: guardedLookup(CHECK_TARGET_POLICY, network.guard) as unknown as net.LookupFunction,
+    });
     const done = (error?: Error) => {
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
@@ -190,11 +229,17 @@ async function dependencyProbe(
   return { ok: true, latencyMs: elapsed(started), statusCode: 0, error: '' };
 }
 
-async function mcpProbe(target: CheckTarget, signal: AbortSignal, started: number): Promise<ProbeResult> {
+async function mcpProbe(
+  network: Network,
+  target: CheckTarget,
+  signal: AbortSignal,
+  started: number,
+): Promise<ProbeResult> {
   let lastStatus = 0;
-  // Every request the SDK makes carries the probe's signal, and the last HTTP status is kept for the result.
+  // Every request the SDK makes goes through the guarded fetch and carries the probe's signal, and
+  // the last HTTP status is kept for the result.
   const boundFetch = async (input: string | URL, init?: RequestInit): Promise<Response> => {
-    const res = await fetch(input, {
+    const res = await network.fetch(input, {
       ...init,
       signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal,
     });

@@ -149,6 +149,71 @@ describe('alert rules API', () => {
     await call('DELETE', `/alert-rules/${ok.body.id}`);
   });
 
+  it('takes threshold 0 as a threshold, on create and on change, and fires on any error', async () => {
+    const now = Date.now();
+    for (const [server, errorRate] of [
+      ['zero-failing', 0.1],
+      ['zero-clean', 0],
+    ] as const)
+      await write(
+        writer,
+        requests({
+          orgId: api.org.id,
+          server,
+          version: '1.0.0',
+          from: now - 60_000,
+          to: now,
+          count: 20,
+          errorRate,
+        }),
+      );
+    const anyError = { ...errorRule, name: 'Any error', server: 'zero-failing', threshold: 0, window: '2m' };
+    const created = await call('POST', '/alert-rules', anyError);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body).toMatchObject({ kind: 'threshold', metric: 'errorRate', threshold: 0 });
+    expect((await call('GET', `/alert-rules/${created.body.id}`)).body.threshold).toBe(0);
+
+    const fired = await call('POST', `/alert-rules/${created.body.id}/evaluate`);
+    expect(fired.body).toMatchObject({ error: null, transitions: [{ from: 'inactive', to: 'firing' }] });
+    expect(fired.body.alerts).toMatchObject([{ state: 'firing', value: 0.1, threshold: 0 }]);
+
+    // Changed to 0 from another threshold: the clean server (error rate exactly 0) does not fire.
+    const clean = await call('POST', '/alert-rules', {
+      ...anyError,
+      name: 'Clean',
+      server: 'zero-clean',
+      threshold: 0.05,
+    });
+    expect(clean.body.threshold).toBe(0.05);
+    const patched = await call('PATCH', `/alert-rules/${clean.body.id}`, { threshold: 0 });
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    expect(patched.body.threshold).toBe(0);
+    const quiet = await call('POST', `/alert-rules/${clean.body.id}/evaluate`);
+    expect(quiet.body).toMatchObject({ series: 1, transitions: [] });
+    expect(quiet.body.alerts.filter((a: { state: string }) => a.state === 'firing')).toEqual([]);
+
+    // null still means "no threshold", which a threshold rule needs; the rule stays as it was.
+    const cleared = await call('PATCH', `/alert-rules/${clean.body.id}`, { threshold: null });
+    expect(cleared.body).toMatchObject({ status: 400, code: 'invalid-alert-rule' });
+    expect(cleared.body.detail).toMatch(/needs threshold/);
+    expect((await call('GET', `/alert-rules/${clean.body.id}`)).body.threshold).toBe(0);
+    // 0 is kept for the other numbers too: a relative rule with offset 0 and a factor.
+    const relative = await call('POST', '/alert-rules', {
+      ...errorRule,
+      name: 'Relative zero offset',
+      kind: 'relative',
+      threshold: undefined,
+      version: 'canary',
+      factor: 1.5,
+      offset: 0,
+    });
+    expect(relative.status, JSON.stringify(relative.body)).toBe(201);
+    expect(relative.body).toMatchObject({ factor: 1.5, offset: 0 });
+
+    for (const id of [created.body.id, clean.body.id, relative.body.id])
+      await call('DELETE', `/alert-rules/${id}`);
+  });
+
   it('hides rules of other servers from a token limited to some, and of other orgs', async () => {
     const rule = await call('POST', '/alert-rules', {
       ...errorRule,

@@ -331,6 +331,24 @@ describe('pylee alert-rules and alerts', () => {
     ]);
   });
 
+  it('takes --threshold 0 as a threshold, on create and on update: any failed call fires', async () => {
+    const created = json<Rule>(
+      await pylee(
+        ...['alert-rules', 'create', '--name', 'Any error', '--server', SERVER, '--kind', 'threshold'],
+        ...['--metric', 'errorRate', '--threshold', '0', '--interval', '1h', '--window', '10m', '--json'],
+      ),
+    );
+    expect(created).toMatchObject({ name: 'Any error', threshold: 0 });
+    const fired = json<Evaluation>(await pylee('alert-rules', 'evaluate', created.id, '--json'), 1);
+    expect(fired.alerts).toMatchObject([{ state: 'firing', ruleName: 'Any error', version: '1.0.0' }]);
+
+    ok(await pylee('alert-rules', 'update', created.id, '--threshold', '0.9'));
+    const lowered = ok(await pylee('alert-rules', 'update', created.id, '--threshold', '0'));
+    expect(lowered).toMatch(/condition:\s+errorRate > 0 over 10m/);
+    expect(json<Rule>(await pylee('alert-rules', 'show', created.id, '--json')).threshold).toBe(0);
+    ok(await pylee('alert-rules', 'delete', created.id));
+  });
+
   it('watches the canary of a real rollout against the stable version, and ends when it is rolled back', async () => {
     ok(await pylee('deploy', SERVER, '1.0.0', '--env', 'production'));
     ok(

@@ -837,6 +837,93 @@ describe('every route × every permission', () => {
   }
 });
 
+/**
+ * Every table's rows as one digest per table; `last_used_at` (bumped by authenticating) left out.
+ * Table names come from the catalog, never from input.
+ */
+async function snapshot(): Promise<Record<string, string>> {
+  const tables = await stores.db.query<{ name: string }>(
+    `SELECT table_name AS name FROM information_schema.tables
+     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`,
+  );
+  const digests: Record<string, string> = {};
+  for (const { name } of tables) {
+    const [row] = await stores.db.query<{ digest: string | null }>(
+      `SELECT md5(string_agg(r.j, ',' ORDER BY r.j)) AS digest
+       FROM (SELECT (to_jsonb(t) - 'last_used_at')::text AS j FROM "${name.replace(/"/g, '""')}" t) r`,
+    );
+    digests[name] = row?.digest ?? '';
+  }
+  return digests;
+}
+
+describe('unknown body properties', () => {
+  // ROUTES holds every /api/v1 route (the test above fails otherwise), so a route added later without
+  // a body schema is walked here too.
+  const changing = ROUTES.filter((r) => r.method !== 'GET');
+  const bodyless: string[] = [];
+
+  for (const route of changing) {
+    it(`${route.method} ${route.route} refuses {"unexpected":1} with 400 and changes nothing`, async () => {
+      const { url, body } = await route.request();
+      if (body === undefined) bodyless.push(`${route.method} ${route.route}`);
+      const before = await snapshot();
+      const res = await api.app.inject({
+        method: route.method,
+        url,
+        payload: { ...(body as object | undefined), unexpected: 1 },
+        headers: bearer(BOOTSTRAP_TOKEN),
+      });
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.headers['content-type']).toContain('application/problem+json');
+      const problem = res.json() as { status: number; code: string; errors?: unknown[] };
+      expect(problem.status).toBe(400);
+      // Schema validation (invalid-request), or the route's own check of a document (invalid-server-json).
+      expect(problem.code).toMatch(/^invalid-/);
+      expect(JSON.stringify(problem.errors), 'the problem names the property').toContain('unexpected');
+      expect(res.headers['set-cookie'], 'no session was created').toBeUndefined();
+      expect(await snapshot()).toEqual(before);
+      if (route.route.endsWith('/health-checks/:id/run')) {
+        const results = await api.app.inject({
+          method: 'GET',
+          url: `${url.replace(/\/run$/, '/results')}?window=1h`,
+          headers: bearer(BOOTSTRAP_TOKEN),
+        });
+        expect(results.json().results, 'the check did not run').toEqual([]);
+      }
+    });
+  }
+
+  it('walked the action routes that take no body', () => {
+    for (const route of [
+      'POST /api/v1/servers/:server/archive',
+      'POST /api/v1/servers/:server/unarchive',
+      'POST /api/v1/channels/:id/rotate-secret',
+      'POST /api/v1/channels/:id/test',
+      'POST /api/v1/servers/:server/health-checks/:id/run',
+      'POST /api/v1/alert-rules/:id/evaluate',
+      'POST /api/v1/session',
+      'POST /api/v1/deliveries/:id/redeliver',
+    ])
+      expect(bodyless).toContain(route);
+  });
+
+  for (const route of changing) {
+    it(`${route.method} ${route.route} still acts on an empty body ({}) where it takes none`, async () => {
+      const { url, body } = await route.request();
+      if (body !== undefined) return;
+      const res = await api.app.inject({
+        method: route.method,
+        url,
+        payload: {},
+        headers: bearer(BOOTSTRAP_TOKEN),
+      });
+      expect(res.statusCode, res.body).toBeGreaterThanOrEqual(200);
+      expect(res.statusCode, res.body).toBeLessThan(300);
+    });
+  }
+});
+
 describe('another org', () => {
   let otherAdmin: string;
   let defaultTokenId: string;

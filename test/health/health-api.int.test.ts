@@ -6,6 +6,7 @@ import { schedulerId } from '#core/health/schedule.ts';
 import { QUEUE_PREFIX, QUEUES } from '#core/queue/queues.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { REFUSED_HTTP_URLS, REFUSED_TCP_URLS } from './guard-fixtures.ts';
 import { closedPort, startHttpTarget, startMcpTarget, type HttpTarget, type McpTarget } from './targets.ts';
 
 type Stores = Awaited<ReturnType<typeof openTestStores>>;
@@ -155,6 +156,89 @@ describe('bad input changes nothing', () => {
     expect((await call('GET', `${BASE}/health-checks/${check.id}`)).body).toEqual(check);
     expect((await schedulers()).map((s) => [s.key, s.every])).toEqual([[schedulerId(check.id), 60_000]]);
     await call('DELETE', `${BASE}/health-checks/${check.id}`);
+  });
+});
+
+describe('link-local and cloud metadata targets', () => {
+  /** The checks table and the audit trail as they are: a refused change leaves both alone. */
+  const state = async () => ({
+    checks: await stores.db.query('SELECT * FROM health_checks ORDER BY id'),
+    audit: await stores.db.query('SELECT seq FROM audit_events ORDER BY seq'),
+    schedulers: (await schedulers()).map((s) => [s.key, s.every]),
+  });
+  const refused: [string, string, RegExp][] = [
+    ...REFUSED_HTTP_URLS.flatMap(([url, why]) =>
+      (['http', 'mcp', 'dependency'] as const).map((kind): [string, string, RegExp] => [kind, url, why]),
+    ),
+    ...REFUSED_TCP_URLS.map(([url, why]): [string, string, RegExp] => ['dependency', url, why]),
+  ];
+
+  it('refuses them when a check is created (400, health-check-target-refused), creating nothing', async () => {
+    const before = await state();
+    for (const [kind, url, why] of refused) {
+      const res = await call('POST', `${BASE}/health-checks`, { name: 'metadata', kind, url });
+      expect(res.status, `${kind} ${url}`).toBe(400);
+      expect(res.body, `${kind} ${url}`).toMatchObject({ status: 400, code: 'health-check-target-refused' });
+      expect(res.body.detail).toContain(`url ${JSON.stringify(url)} is refused`);
+      expect(res.body.detail).toMatch(why);
+    }
+    expect(await state()).toEqual(before);
+  });
+
+  it('refuses them when a check is changed, leaving it as it was', async () => {
+    const target = await create({ name: 'web', kind: 'http', url: web.url, interval: '1m' });
+    const dependency = await create({ name: 'db', kind: 'dependency', url: 'tcp://10.0.0.5:5432' });
+    const before = await state();
+    for (const [kind, url, why] of refused) {
+      const check = kind === 'dependency' ? dependency : target;
+      if (kind === 'mcp') continue; // one check of each URL scheme is enough here
+      const res = await call('PATCH', `${BASE}/health-checks/${check.id}`, { url });
+      expect(res.status, url).toBe(400);
+      expect(res.body, url).toMatchObject({ code: 'health-check-target-refused' });
+      expect(res.body.detail).toMatch(why);
+    }
+    expect(await state()).toEqual(before);
+    expect((await call('GET', `${BASE}/health-checks/${target.id}`)).body).toEqual(target);
+    for (const check of [target, dependency]) await call('DELETE', `${BASE}/health-checks/${check.id}`);
+  });
+
+  it('allows private and loopback targets', async () => {
+    for (const [kind, url] of [
+      ['http', 'http://10.1.2.3:8080/health'],
+      ['mcp', 'http://192.168.1.20/mcp'],
+      ['http', 'http://localhost:8080/health'],
+      ['dependency', 'tcp://172.16.0.9:6379'],
+      ['dependency', 'tcp://[::1]:5432'],
+    ] as const) {
+      const check = await create({ name: `private ${kind} ${url.length}`, kind, url, phase: 'startup' });
+      expect(check.url).toBe(url);
+      await call('DELETE', `${BASE}/health-checks/${check.id}`);
+    }
+  });
+
+  it('refuses them when a check runs, whatever was stored', async () => {
+    // Another server, so its failed run stays out of the figures of weather's checks below.
+    await call('POST', '/api/v1/servers', { slug: 'stored-target' });
+    const base = '/api/v1/servers/stored-target';
+    const created = await call('POST', `${base}/health-checks`, {
+      name: 'stored',
+      kind: 'http',
+      url: web.url,
+      phase: 'startup',
+    });
+    const check = created.body;
+    // As a row saved before the guard existed would hold it.
+    await stores.db.query(`UPDATE health_checks SET target = $2 WHERE id = $1`, [
+      check.id,
+      JSON.stringify({ url: 'http://169.254.169.254/latest/meta-data/' }),
+    ]);
+    const requests = web.requests;
+    const run = await call('POST', `${base}/health-checks/${check.id}/run`);
+    expect(run.status).toBe(200);
+    expect(run.body).toMatchObject({ ok: false, statusCode: 0 });
+    expect(run.body.error).toMatch(/^refused: 169\.254\.169\.254 is a link-local address/);
+    expect(web.requests).toBe(requests);
+    await call('DELETE', `${base}/health-checks/${check.id}`);
   });
 });
 

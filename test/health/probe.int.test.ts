@@ -1,7 +1,11 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson, runProbe, toolsHash } from '#core/health/probe.ts';
+import http from 'node:http';
+import { assertTargetAddressesAllowed } from '#core/health/target-guard.ts';
+import { canonicalJson, runProbe, toolsHash, type Probe } from '#core/health/probe.ts';
+import type { Resolve } from '#core/net/ssrf.ts';
+import { fixedDns } from './guard-fixtures.ts';
 import { closedPort, startHttpTarget, startMcpTarget, type HttpTarget, type McpTarget } from './targets.ts';
 
 let mcp: McpTarget;
@@ -168,6 +172,132 @@ describe('dependency probe', () => {
       statusCode: 502,
       error: 'answered 502',
     });
+  });
+});
+
+describe('the SSRF guard when a probe connects', () => {
+  const portOf = (url: string) => new URL(url).port;
+  // svc.test is this machine; rebound.test a name whose DNS now answers the metadata address.
+  const dns = fixedDns({
+    'svc.test': ['127.0.0.1'],
+    'rebound.test': ['169.254.169.254'],
+    'mixed.test': ['127.0.0.1', '169.254.169.254'],
+  });
+  const probe = (kind: Probe['kind'], url: string, resolve: Resolve = dns, extra = {}) =>
+    runProbe({ kind, target: { url, ...extra }, timeoutMs: 2_000 }, { resolve });
+
+  it('refuses link-local, metadata and unspecified targets without connecting, for every kind', async () => {
+    const cases: [Probe['kind'], string, RegExp][] = [
+      ['http', 'http://169.254.169.254/latest/meta-data/', /link-local/],
+      ['http', 'http://[::ffff:a9fe:a9fe]/', /link-local/],
+      ['http', 'http://metadata.google.internal/computeMetadata/v1/', /cloud metadata host/],
+      ['mcp', 'http://169.254.169.254/mcp', /link-local/],
+      ['mcp', 'http://[fe80::1]/mcp', /link-local/],
+      ['dependency', 'http://2852039166/', /link-local/],
+      ['dependency', 'tcp://169.254.169.254:80', /link-local/],
+      ['dependency', 'tcp://0xA9FEA9FE:80', /link-local/],
+      ['dependency', 'tcp://[fe80::1]:22', /link-local/],
+      ['dependency', 'tcp://metadata.google.internal:80', /cloud metadata host/],
+    ];
+    for (const [kind, url, why] of cases) {
+      const result = await probe(kind, url);
+      expect(result, `${kind} ${url}`).toMatchObject({ ok: false, statusCode: 0 });
+      expect(result.error, `${kind} ${url}`).toMatch(/^refused: /);
+      expect(result.error, `${kind} ${url}`).toMatch(why);
+    }
+  });
+
+  it('refuses 0.0.0.0, which would reach this machine', async () => {
+    Object.assign(web, { status: 200, hang: false, body: 'ok' });
+    const requests = web.requests;
+    const port = portOf(web.url);
+    for (const [kind, url] of [
+      ['http', `http://0.0.0.0:${port}/health`],
+      ['dependency', `tcp://0.0.0.0:${port}`],
+      ['dependency', `tcp://0:${port}`],
+    ] as const) {
+      const result = await probe(kind, url);
+      expect(result, url).toMatchObject({ ok: false, statusCode: 0 });
+      expect(result.error, url).toMatch(/^refused: .*unspecified/);
+    }
+    expect(web.requests).toBe(requests);
+  });
+
+  it('connects to the address its lookup checked, so a name rebound to link-local gets nowhere', async () => {
+    Object.assign(web, { status: 200, hang: false, body: 'ok' });
+    mcp.mode = 'ok';
+    const webPort = portOf(web.url);
+    const mcpPort = portOf(mcp.url);
+    // The probe's own lookup is what it connects with: svc.test exists only in it.
+    expect(await probe('http', `http://svc.test:${webPort}/health`)).toMatchObject({
+      ok: true,
+      statusCode: 200,
+    });
+    expect(await probe('mcp', `http://svc.test:${mcpPort}/mcp`)).toMatchObject({ ok: true, toolCount: 2 });
+    expect(await probe('mcp', `http://svc.test:${mcpPort}/sse`, dns, { transport: 'sse' })).toMatchObject({
+      ok: true,
+      toolCount: 2,
+    });
+    expect(await probe('dependency', `tcp://svc.test:${webPort}`)).toMatchObject({ ok: true });
+
+    const requests = web.requests;
+    const initializes = mcp.initializeCount;
+    for (const [kind, url] of [
+      ['http', `http://rebound.test:${webPort}/health`],
+      ['http', `http://mixed.test:${webPort}/health`],
+      ['mcp', `http://rebound.test:${mcpPort}/mcp`],
+      ['dependency', `http://rebound.test:${webPort}/health`],
+      ['dependency', `tcp://rebound.test:${webPort}`],
+    ] as const) {
+      const result = await probe(kind, url);
+      expect(result, url).toMatchObject({ ok: false, statusCode: 0 });
+      expect(result.error, url).toMatch(
+        /^refused: (rebound|mixed)\.test resolves to 169\.254\.169\.254 is a link-local/,
+      );
+    }
+    expect(web.requests).toBe(requests);
+    expect(mcp.initializeCount).toBe(initializes);
+  });
+
+  it('refuses a name that passed the check at save and resolves to link-local by the time it runs', async () => {
+    let answer = '127.0.0.1';
+    const rebinding: Resolve = (hostname, options, callback) => {
+      const current = answer;
+      answer = '169.254.169.254'; // a short TTL, then the attacker's second answer
+      fixedDns({ [hostname]: [current] })(hostname, options, callback);
+    };
+    const url = `http://flip.test:${portOf(web.url)}/health`;
+    await expect(assertTargetAddressesAllowed(url, { resolve: rebinding })).resolves.toBeUndefined();
+    const result = await probe('http', url, rebinding);
+    expect(result).toMatchObject({ ok: false, statusCode: 0 });
+    expect(result.error).toMatch(/^refused: flip\.test resolves to 169\.254\.169\.254/);
+  });
+
+  it('checks every redirect hop the same way', async () => {
+    Object.assign(web, { status: 200, hang: false, body: 'ok' });
+    const redirector = http.createServer((req, res) => {
+      const to: Record<string, string> = {
+        '/to-metadata': 'http://169.254.169.254/latest/meta-data/',
+        '/to-rebound': `http://rebound.test:${portOf(web.url)}/health`,
+        '/to-service': `http://svc.test:${portOf(web.url)}/health`,
+      };
+      res.writeHead(302, { location: to[req.url ?? ''] ?? '/' }).end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+    try {
+      expect(await probe('http', `${base}/to-service`)).toMatchObject({ ok: true, statusCode: 200 });
+      for (const path of ['/to-metadata', '/to-rebound']) {
+        const result = await probe('http', `${base}${path}`);
+        expect(result, path).toMatchObject({ ok: false, statusCode: 0 });
+        expect(result.error, path).toMatch(/^refused: .*link-local/);
+        const dependency = await probe('dependency', `${base}${path}`);
+        expect(dependency.error, path).toMatch(/^refused: .*link-local/);
+      }
+    } finally {
+      redirector.closeAllConnections();
+      await new Promise<void>((resolve) => redirector.close(() => resolve()));
+    }
   });
 });
 
