@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWarehouse } from '#core/warehouse/client.ts';
 import { killLeftovers, platformEnv, startPylee, type PyleeProcess } from '#test/helpers/pylee-process.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
+import { until } from '#test/helpers/until.ts';
 import { kv, metrics, metricsProtobuf, resource, span, traceProtobuf, traces } from './fixtures/otlp.ts';
 
 // The real platform (`pylee start`, embedded PGlite, chDB and redis-server) fed OTLP/protobuf over
@@ -96,14 +97,6 @@ async function gauge(name: string): Promise<number | undefined> {
   return line === undefined ? undefined : Number(line.split(' ').pop());
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 interface Sent {
   traces: Set<string>;
   metrics: Set<string>;
@@ -156,7 +149,7 @@ describe('collector under kill -9 of the whole process group', () => {
     }
     // What the restarts recovered goes through the spool; a clean stop leaves the spool for the
     // next start, so wait until it is replayed.
-    await until(async () => (await gauge('pylee_collector_spool_files')) === 0);
+    await until(async () => (await gauge('pylee_collector_spool_files')) === 0, { timeoutMs: 30_000 });
     expect(await pylee.stop('SIGTERM')).toBe(0);
 
     const warehouse = await openWarehouse({ dataDir });

@@ -8,6 +8,7 @@ import { startSelfTelemetry, type SelfTelemetry } from '#core/telemetry/self-tel
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
+import { until } from '#test/helpers/until.ts';
 import {
   jsonBody,
   kv,
@@ -235,8 +236,8 @@ describe('poison values among another org’s traffic', () => {
     expect(protobuf).toMatchObject({ partialSuccess: { rejectedSpans: '2' } });
 
     // The other org's rows are all stored, and queryable through its API.
-    await until(async () => (await count('requests', validOrg)) === 1000);
-    await until(async () => (await count('metric_points', validOrg)) === 200);
+    await until(async () => (await count('requests', validOrg)) === 1000, { timeoutMs: 20_000 });
+    await until(async () => (await count('metric_points', validOrg)) === 200, { timeoutMs: 20_000 });
     const summary = await api.app.inject({
       method: 'GET',
       url: '/api/v1/servers/weather/versions/1.0.0/summary?window=1h&environment=production',
@@ -246,7 +247,7 @@ describe('poison values among another org’s traffic', () => {
     expect(summary.json()).toMatchObject({ requests: 1000 });
 
     // The poisonous rows: stored (repaired), none refused, none left queued.
-    await until(async () => (await count('requests', poisonOrg)) === 2 * 9);
+    await until(async () => (await count('requests', poisonOrg)) === 2 * 9, { timeoutMs: 20_000 });
     const repaired = await stores.warehouse.client.query({
       query: `SELECT server, version, operation, http_status, duration_ms, error_type, length(environment) AS env,
                      toUnixTimestamp(time) AS t, isValidUTF8(session_id) AS utf8
@@ -271,17 +272,9 @@ describe('poison values among another org’s traffic', () => {
     };
     const accepted = 7 - Number(points.partialSuccess?.rejectedDataPoints ?? 0);
     expect(accepted).toBeGreaterThan(0);
-    await until(async () => (await count('metric_points', poisonOrg)) === accepted);
+    await until(async () => (await count('metric_points', poisonOrg)) === accepted, { timeoutMs: 20_000 });
     expect(await metricValue('pylee_collector_values_repaired_total')).toBeGreaterThan(repairedBefore);
     expect(await metricValue('pylee_collector_rows_invalid_total')).toBe(0);
     expect(fs.existsSync(path.join(dataDir, 'spool', 'rejected'))).toBe(false);
   });
 });
-
-async function until(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}

@@ -15,6 +15,7 @@ import {
   type TelemetryWriterOptions,
 } from '#core/warehouse/telemetry-writer.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
+import { until } from '#test/helpers/until.ts';
 
 // chDB binds one data directory per process: this file opens one warehouse for all its tests,
 // and each test writes rows of an org of its own into a spool dir of its own.
@@ -135,14 +136,6 @@ async function stored(org: string): Promise<{ rows: number; spans: number; rollu
   });
   const [row] = await result.json<{ rows: number; spans: number; rollup: number }>();
   return row as { rows: number; spans: number; rollup: number };
-}
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
 }
 
 /** A writer and its spool directory, for tests that look into the spool. */
