@@ -53,6 +53,8 @@ export interface Workers {
 export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   const connection = deps.redis.connection();
   const maintenance = new Queue(QUEUES.maintenance, { connection, prefix: QUEUE_PREFIX });
+  // The store's connection logs losing Redis once; without a listener BullMQ would print every error.
+  maintenance.on('error', (error) => deps.logger.debug({ err: error }, 'maintenance queue error'));
   await maintenance.upsertJobScheduler(
     JOBS.auditChainCheck,
     { every: deps.auditCheckEveryMs ?? 15 * 60_000 },
@@ -76,6 +78,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   if (deps.warehouse) {
     registerStartupRequirement();
     const queue = new Queue(QUEUES.health, { connection, prefix: QUEUE_PREFIX });
+    queue.on('error', (error) => deps.logger.debug({ err: error }, 'health-checks queue error'));
     const deploy = openDeployDeps(deps);
     const processor = healthCheckProcessor({
       ...deps,
@@ -144,12 +147,16 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       ...(canary ? { canary: canary.queue } : {}),
     },
     async close() {
-      await alerts?.close();
-      await canary?.close();
-      await rollout.close();
-      await worker.close();
-      await notify?.close();
-      await health?.worker.close();
+      // Together: each stops taking jobs at once and waits only for its own running ones (which enqueue
+      // through queues of their own), so no worker keeps polling a Redis that is going away meanwhile.
+      await Promise.all([
+        alerts?.close(),
+        canary?.close(),
+        rollout.close(),
+        worker.close(),
+        notify?.close(),
+        health?.worker.close(),
+      ]);
       await maintenance.close();
       await health?.queue.close();
       await health?.deploy.close();

@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import { pino, type Logger } from 'pino';
 import type { LogLevel } from './config.ts';
 
@@ -30,4 +31,28 @@ export function createLogger(level: LogLevel, destination?: pino.DestinationStre
     },
     destination,
   );
+}
+
+/**
+ * Sends what libraries print with `console.*` through `logger` instead, so a process's stdout and
+ * stderr carry JSON lines only: BullMQ prints the connection errors of a queue that has no `error`
+ * listener with `console.error`, ioredis an error event nobody listens to.
+ */
+export function routeConsoleTo(logger: Logger): void {
+  const log = logger.child({ component: 'console' });
+  const to =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (...args: unknown[]): void => {
+      const [first] = args;
+      if (first instanceof Error && args.length === 1) log[level]({ err: first }, first.message);
+      else log[level](format(...args));
+    };
+  Object.assign(console, {
+    debug: to('debug'),
+    trace: to('debug'),
+    log: to('info'),
+    info: to('info'),
+    warn: to('warn'),
+    error: to('error'),
+  });
 }

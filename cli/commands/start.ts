@@ -4,7 +4,7 @@ import { collectorRole } from '#collector/role.ts';
 import { loadConfig, type Role as RoleName } from '#core/config.ts';
 import { createSecretBox } from '#core/crypto/secret-box.ts';
 import { loadSecretKey } from '#core/crypto/secret-key.ts';
-import { createLogger } from '#core/logger.ts';
+import { createLogger, routeConsoleTo } from '#core/logger.ts';
 import { bootstrap } from '#core/orgs.ts';
 import type { Role, RoleDeps } from '#core/role.ts';
 import { openStores, type Stores } from '#core/stores.ts';
@@ -25,6 +25,7 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   const began = performance.now();
   const config = loadConfig(process.env, { role: options.role });
   const logger = createLogger(config.logLevel);
+  routeConsoleTo(logger);
   const telemetry = startSelfTelemetry(PYLEE_VERSION);
   const roles: Role[] = [];
   let opening: Promise<Stores> | undefined;
@@ -35,6 +36,12 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   const stop = (signal: string) => {
     stopping ??= (async () => {
       logger.info({ signal }, 'shutting down');
+      // First: a signal to the whole process group has reached the embedded redis-server too, and it
+      // may be gone already. Its clients then stop reconnecting, so the roles stop without it.
+      void opening?.then(
+        (s) => s.redis.prepareToStop(),
+        () => {},
+      );
       const timer = setTimeout(() => {
         logger.error(`shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`);
         process.exit(1);
@@ -58,6 +65,19 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  // A stray rejection or exception is logged as JSON, never printed as a raw stack trace. While
+  // running it still ends the process with exit code 1 (Node's default), after a clean stop; while
+  // stopping (connections closing under in-flight work) it is only logged.
+  const onFatal = (err: unknown, what: string) => {
+    if (stopping) {
+      logger.warn({ err }, `${what} while shutting down`);
+      return;
+    }
+    logger.fatal({ err }, `${what}; shutting down`);
+    void stop(what).finally(() => process.exit(1));
+  };
+  process.on('unhandledRejection', (reason) => onFatal(reason, 'unhandled promise rejection'));
+  process.on('uncaughtException', (error) => onFatal(error, 'uncaught exception'));
 
   try {
     opening = openStores(config, logger);

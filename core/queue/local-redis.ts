@@ -34,6 +34,12 @@ export interface LocalRedis {
   readonly url: string;
   /** The current child's pid; undefined while it is down or after {@link LocalRedis.stop}. */
   readonly pid: number | undefined;
+  /**
+   * Pylee is stopping: a server that exits from now on is not restarted (a restart pending is
+   * cancelled). A signal to the whole process group reaches redis-server with Pylee, and it flushes
+   * its append-only file and exits on it; restarting it would only hold the shutdown up. Idempotent.
+   */
+  stopRestarting(): void;
   /** Shuts the server down (SIGTERM, which flushes the AOF) and stops supervising it. Idempotent. */
   stop(): Promise<void>;
 }
@@ -95,6 +101,8 @@ export async function startLocalRedis(options: LocalRedisOptions): Promise<Local
   let child: ChildProcess | undefined;
   let spawnedAt = 0;
   let stopping = false;
+  /** Set by {@link LocalRedis.stopRestarting}: Pylee is stopping, the server may go before it. */
+  let draining = false;
   let restartDelay = RESTART_MIN_DELAY_MS;
   let restartTimer: NodeJS.Timeout | undefined;
   let stopped: Promise<void> | undefined;
@@ -109,7 +117,12 @@ export async function startLocalRedis(options: LocalRedisOptions): Promise<Local
 
   const launch = (): ChildProcess => {
     removeSocket(socketPath);
-    // Not detached: Ctrl-C reaches redis-server too, and it flushes the AOF on SIGINT just like on SIGTERM.
+    // In Pylee's process group on purpose. A signal to the group (Ctrl-C, a supervisor's `kill -- -pgid`)
+    // then reaches redis-server too: on SIGINT/SIGTERM it flushes its append-only file and exits, and
+    // Pylee, which may see it go first, stops without it (stopRestarting; the store's clients give up
+    // at once); on SIGKILL nothing outlives Pylee. A server of its own group would survive a SIGKILL of
+    // Pylee's (an orphan holding the socket), and it would not escape systemd's control-group kill or a
+    // container's end anyway, which signal every process whatever its group.
     const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout?.on('data', capture);
     proc.stderr?.on('data', capture);
@@ -125,16 +138,25 @@ export async function startLocalRedis(options: LocalRedisOptions): Promise<Local
       handled = true;
       child = undefined;
       if (stopping) return;
+      if (draining) {
+        logger.info({ code, signal }, 'redis-server stopped while Pylee stops; not restarting it');
+        return;
+      }
       if (Date.now() - spawnedAt >= RESTART_RESET_AFTER_MS) restartDelay = RESTART_MIN_DELAY_MS;
       const delay = restartDelay;
       restartDelay = Math.min(restartDelay * 2, RESTART_MAX_DELAY_MS);
-      logger.warn(
-        { code, signal, err: error, output: output.slice(-1_000), restartInMs: delay },
-        'redis-server exited unexpectedly; restarting it',
-      );
+      const detail = { code, signal, err: error, output: output.slice(-1_000), restartInMs: delay };
+      // Exit code 0 is a shutdown someone asked for (SIGTERM, SIGINT, SHUTDOWN). When the signal went
+      // to the whole process group, Pylee's own handler runs within the delay and cancels the restart,
+      // so the warning waits until the restart really happens.
+      const requested = code === 0 && signal === null;
+      if (!requested) logger.warn(detail, 'redis-server exited unexpectedly; restarting it');
       restartTimer = setTimeout(() => {
         restartTimer = undefined;
-        if (!stopping) supervise(launch());
+        if (stopping || draining) return;
+        if (requested)
+          logger.warn(detail, 'redis-server was stopped by something other than Pylee; restarting it');
+        supervise(launch());
       }, delay);
     };
     proc.on('exit', (code, signal) => onDown(code, signal));
@@ -178,6 +200,15 @@ export async function startLocalRedis(options: LocalRedisOptions): Promise<Local
     url: `unix://${socketPath}`,
     get pid() {
       return child && isAlive(child) ? child.pid : undefined;
+    },
+    stopRestarting() {
+      if (draining || stopping) return;
+      draining = true;
+      if (restartTimer) {
+        clearTimeout(restartTimer);
+        restartTimer = undefined;
+        logger.info('redis-server stopped while Pylee stops (the signal reached both); not restarting it');
+      }
     },
     stop() {
       stopped ??= (async () => {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCK_FILE, readLock } from '#core/data-dir.ts';
 import {
   embeddedRedisPid,
   embeddedRedisProcesses,
@@ -40,6 +41,16 @@ async function getJson(url: string, token?: string) {
 }
 
 const messages = (pylee: PyleeProcess) => pylee.logs().map((log) => log.msg);
+
+/** The state letter of `/proc/<pid>/stat` (`Z`: a zombie); undefined once the process is reaped. */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
 
 /** Asserts a clean stop: exit 0, `stopped` logged, the data dir unlocked, redis-server gone. */
 async function expectCleanStop(pylee: PyleeProcess, dataDir: string, signal: NodeJS.Signals) {
@@ -130,7 +141,7 @@ describe('pylee start on an empty data dir', () => {
     expect(second.stderr).toContain('in use by another Pylee process');
     expect(second.stderr).toContain(`pid ${pylee.pid}`);
     // The first one is untouched: still locked by it, still ready.
-    expect(fs.readFileSync(path.join(dataDir, 'pylee.pid'), 'utf8')).toBe(String(pylee.pid));
+    expect(readLock(path.join(dataDir, LOCK_FILE))?.pid).toBe(pylee.pid);
     expect((await fetch(`${pylee.apiUrl}/readyz`)).status).toBe(200);
   });
 
@@ -307,18 +318,38 @@ describe('pylee start interrupted', () => {
     expect(await processGone(redisPid as number)).toBe(true);
   });
 
-  it('starts again after a hard kill, replacing the redis-server it left behind and keeping its data', async () => {
+  it('starts again at once after a hard kill, while the killed process is still an unreaped zombie', async () => {
     const dataDir = freshDir('hard-kill');
-    const first = await startPylee({ env: platformEnv(dataDir) });
-    const orphan = await embeddedRedisPid(dataDir);
-    first.child.kill('SIGKILL');
-    await first.exited;
-    expect(processExists(orphan)).toBe(true);
+    // A parent that never reaps, as a supervisor that restarts Pylee before reaping it: `sh` starts
+    // Pylee in the background, prints its pid and becomes `sleep`.
+    const parent = spawn('sh', ['-c', '"$0" cli/main.ts start & echo "$!"; exec sleep 600', NODE_BIN], {
+      cwd: ROOT,
+      env: platformEnv(dataDir),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      let output = '';
+      parent.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      while (!output.includes('"msg":"pylee started"')) {
+        expect(parent.exitCode).toBeNull();
+        await sleep(50);
+      }
+      const pid = Number(output.split('\n')[0]);
+      const token = /\b(pyl_[A-Za-z0-9_-]+)/.exec(output)?.[1];
+      const orphan = await embeddedRedisPid(dataDir);
+      expect(readLock(path.join(dataDir, LOCK_FILE))?.pid).toBe(pid);
 
-    const second = await startPylee({ env: platformEnv(dataDir) });
-    expect(await processGone(orphan)).toBe(true);
-    const me = await getJson(`${second.apiUrl}/api/v1/me`, first.token);
-    expect(me.status).toBe(200);
-    await expectCleanStop(second, dataDir, 'SIGTERM');
+      process.kill(pid, 'SIGKILL');
+      while (procState(pid) !== 'Z') await sleep(10);
+      const second = await startPylee({ env: platformEnv(dataDir) });
+
+      expect(procState(pid)).toBe('Z'); // never reaped: the lock was taken over from a zombie
+      expect(await processGone(orphan)).toBe(true);
+      const me = await getJson(`${second.apiUrl}/api/v1/me`, token);
+      expect(me.status).toBe(200);
+      await expectCleanStop(second, dataDir, 'SIGTERM');
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
