@@ -23,9 +23,14 @@
  *     canary outright (the error-rate preset does).
  *  3. Identical or constant samples pass without a test (as Kayenta); NaN handling and IQR outlier
  *     removal are per sample (as Kayenta), but outlier removal never removes anything when the
- *     interquartile range is 0 (it would delete every error of a mostly-error-free sample).
+ *     interquartile range is 0 (it would delete every error of a mostly-error-free sample). The NaN
+ *     strategy `replace` fills gaps with 0 only in a series that has values: a metric without a
+ *     single value on either side (health-check failures when no health check ran) is `NoData`, not
+ *     a pass of two identical rows of zeros.
  *  4. Scores: weighted share of passing metrics (metric weights; optional group weights renormalised
- *     over the groups that have data — Kayenta silently scores a group without data as 0).
+ *     over the groups that have data — Kayenta silently scores a group without data as 0). `NoData`
+ *     and `Error` metrics are left out: their weight leaves the denominator. When nothing is left to
+ *     score, the score is null, never 100, and the verdict inconclusive.
  */
 import { BadRequestError } from '../errors.ts';
 import type { NanStrategy } from '../stats/clean.ts';
@@ -531,6 +536,11 @@ function judgeMetric(
     const c = handleMissing(canary, cfg.nanStrategy);
     const b = handleMissing(baseline, cfg.nanStrategy);
     result.dropped.missing = { canary: c.missing, baseline: b.missing };
+    // `replace` fills the gaps of a series that reports now and then (a counter's quiet minutes);
+    // it cannot make a series out of nothing. Not one value on either side (no health check ran,
+    // nothing exported) is no data, not a pass of identical zeros.
+    if (c.missing === canary.length && b.missing === baseline.length)
+      return noData('missing', 'no canary and baseline data');
     let cv = c.values;
     let bv = b.values;
     if (cfg.outliers) {
@@ -685,11 +695,16 @@ export function judge(input: JudgeInput): JudgeResult {
     else if (m.noData === 'traffic' && m.mustHaveData) add(`${label(m)}: ${m.reason}`);
     if (m.classification === 'Error' && (m.critical || m.mustHaveData)) add(`${label(m)} ${m.reason}`);
   });
-  if (reasons.length > 0) return result('inconclusive');
+  // Nothing scored is no score (never 100), and says so, after whatever else held the verdict.
   if (score === null) {
-    add('no metric had data to judge');
+    add(
+      metrics.every((m) => m.classification === 'NoData')
+        ? 'no metric had data to judge'
+        : 'no metric that counts in the score could be judged',
+    );
     return result('inconclusive');
   }
+  if (reasons.length > 0) return result('inconclusive');
   scoreLine();
   for (const m of failing) add(`${label(m)}: ${m.reason}`);
   return result(score >= s.passThreshold ? 'pass' : score >= s.marginalThreshold ? 'marginal' : 'fail');

@@ -55,7 +55,8 @@ export const SERVER_METRICS: readonly MetricConfig[] = [
     direction: 'increase',
     critical: true,
     perRequest: false,
-    // An interval without a failed check reports nothing: that is 0 failures.
+    // An interval in which no check ran counts as 0 failures (checks may run less often than once
+    // an interval); with no health check at all on either side the metric is no data, not scored.
     nanStrategy: 'replace',
     zeroBaseline: 'critical',
     unit: 'count',

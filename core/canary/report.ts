@@ -179,6 +179,14 @@ const classification = (r: ReportRow) =>
 
 const scoreText = (score: number | null) => (score === null ? '—' : fmt(Math.round(score * 10) / 10));
 
+/** What the score leaves out: metrics without data on either side have no weight in it. */
+function unscored(report: AnalysisReport): string | null {
+  const none = report.rows.filter((r) => r.classification === 'NoData').length;
+  if (none === 0) return null;
+  if (none === report.rows.length) return 'no metric had data, so nothing is scored';
+  return `${none} of ${report.rows.length} metrics had no data and are not scored`;
+}
+
 const minutes = (seconds: number) => (seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`);
 
 function changeSummary(contract: ContractDiff): string {
@@ -209,10 +217,11 @@ const md = escapeMarkdown;
 export function renderMarkdown(report: AnalysisReport): string {
   const lines: string[] = [];
   const t = report.thresholds;
+  const note = unscored(report);
   lines.push(
     `### ${VERDICT_ICON[report.verdict]} Canary analysis: **${report.verdict}** — ${md(report.server)} ${md(report.canary.version)} vs ${md(report.baseline.version)} (${md(report.environment)})`,
     '',
-    `**Score ${scoreText(report.score)}** (pass ≥ ${t.pass}, marginal ≥ ${t.marginal}) · recommended: ${VERDICT_ACTION[report.verdict]}`,
+    `**Score ${scoreText(report.score)}** (pass ≥ ${t.pass}, marginal ≥ ${t.marginal}) · recommended: ${VERDICT_ACTION[report.verdict]}${note === null ? '' : ` · ${note}`}`,
     '',
     `Window ${md(report.window.start)} → ${md(report.window.end)} (${report.traffic.intervals} × ${minutes(report.window.intervalSeconds)}) · requests: canary ${report.traffic.canaryRequests}, baseline ${report.traffic.baselineRequests}`,
     '',
@@ -292,6 +301,7 @@ footer{color:var(--muted);font-size:12px;margin-top:28px}
 
 export function renderHtml(report: AnalysisReport): string {
   const t = report.thresholds;
+  const note = unscored(report);
   const rows = report.rows
     .map(
       (r) => `<tr>
@@ -327,7 +337,7 @@ export function renderHtml(report: AnalysisReport): string {
 <div class="banner ${report.verdict}">
 <div class="verdict">${h(report.verdict)}</div>
 <h1>${h(report.server)} ${h(report.canary.version)} vs ${h(report.baseline.version)} · ${h(report.environment)}</h1>
-<div>Score <b>${h(scoreText(report.score))}</b> (pass ≥ ${t.pass}, marginal ≥ ${t.marginal}) · recommended: ${h(VERDICT_ACTION[report.verdict])}</div>
+<div>Score <b>${h(scoreText(report.score))}</b> (pass ≥ ${t.pass}, marginal ≥ ${t.marginal}) · recommended: ${h(VERDICT_ACTION[report.verdict])}${note === null ? '' : ` · ${h(note)}`}</div>
 </div>
 <div class="meta">
 <div>Window <b>${h(report.window.start)}</b> → <b>${h(report.window.end)}</b></div>
@@ -352,7 +362,7 @@ ${groups}
 </tbody>
 </table></div>
 ${report.contract ? contractHtml(report.contract) : ''}
-<footer>Mann-Whitney U test with Hodges-Lehmann confidence intervals; score = weighted share of passing metrics. Traffic minimums: ${t.minRequestsPerInterval} requests per interval, ${t.minRequestsPerWindow} per window, ${t.minIntervals} intervals.</footer>
+<footer>Mann-Whitney U test with Hodges-Lehmann confidence intervals; score = weighted share of passing metrics among those with data. Traffic minimums: ${t.minRequestsPerInterval} requests per interval, ${t.minRequestsPerWindow} per window, ${t.minIntervals} intervals.</footer>
 </main>
 </body>
 </html>

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateAnalysis, startStepAnalyses, type CanaryDeps } from '#core/canary/analysis.ts';
 import { canaryScheduler } from '#core/canary/queue.ts';
 import { openDeployDeps } from '#core/deploy/wiring.ts';
+import { writeResults, type HealthResult } from '#core/health/results.ts';
 import { saveToolSnapshot } from '#core/health/tools.ts';
 import type { EventPublisher, PyleeEvent } from '#core/notify/events.ts';
 import { QUEUE_PREFIX, QUEUES } from '#core/queue/queues.ts';
@@ -344,7 +345,8 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
       expect(fail.text).toContain('<html');
       const inconclusive = await run('canary run', [idle], { ...flags, json: true });
       expect(inconclusive.code).toBe(3);
-      expect(inconclusive.out[0]).toMatchObject({ verdict: 'inconclusive' });
+      // Nothing judged: no score (never 100).
+      expect(inconclusive.out[0]).toMatchObject({ verdict: 'inconclusive', score: null });
       // report: the stored analysis, same exit code.
       const id =
         (fail.out[0] as string) &&
@@ -480,8 +482,11 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
       const done = await until(server, d.id as string, (x) => x.status !== 'progressing');
       expect(done).toMatchObject({ status: 'paused' });
       const a = await analysisOf(server, d.id as string);
-      expect(a).toMatchObject({ verdict: 'inconclusive', action: 'held' });
-      expect((a?.reasons as string[])[0]).toBe(`insufficient traffic (0 requests, needs 100)`);
+      expect(a).toMatchObject({ verdict: 'inconclusive', action: 'held', score: null });
+      expect(a?.reasons).toEqual([
+        `insufficient traffic (0 requests, needs 100)`,
+        'no metric had data to judge',
+      ]);
     });
   });
 
@@ -554,6 +559,58 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
       expect((await admin('GET', `/api/v1/servers/${bad}/deployments/${failing.id as string}`)).status).toBe(
         'rolled-back',
       );
+    });
+  });
+
+  // Last in the suite: the servers it adds move no other test's seeds.
+  describe('health-check failures', () => {
+    it('scores health-check failures only where health checks ran', async () => {
+      type Row = { metric: string; operation: string | null; classification: string; reason: string };
+      const health = (a: { metrics: Row[] }) =>
+        a.metrics.find((m) => m.metric === 'health_check_failures' && !m.operation);
+      // No health check configured: no data, shown as such, and its weight out of the score.
+      const none = await canaryServer({ perMinute: 60, errorRate: 0.08, latencyMs: 250 });
+      const failing = (await analyze(none)).json();
+      expect(health(failing)).toMatchObject({
+        classification: 'NoData',
+        reason: 'no canary and baseline data',
+      });
+      const scored = (failing.metrics as Row[]).filter((m) =>
+        ['Pass', 'High', 'Low'].includes(m.classification),
+      );
+      const passed = scored.filter((m) => m.classification === 'Pass').length;
+      expect(failing.score).toBeCloseTo((100 * passed) / scored.length, 10);
+      const md = await call('GET', `/api/v1/servers/${none}/analyses/${failing.id}?format=markdown`);
+      expect(md.body).toContain('| health\\_check\\_failures | — | — | — | — | ⚪ No data |');
+      expect(md.body).toMatch(/· \d+ of \d+ metrics had no data and are not scored/);
+
+      // Checks that ran every minute against both versions and never failed: judged, a pass.
+      const checked = await canaryServer(HEALTHY);
+      const results: HealthResult[] = ['1.0.0', '1.1.0'].flatMap((version) =>
+        Array.from({ length: MINUTES }, (_, m) => ({
+          orgId: api.org.id,
+          server: checked,
+          environment: 'staging',
+          version,
+          checkId: `check-${checked}`,
+          checkName: 'mcp',
+          kind: 'mcp' as const,
+          phase: 'runtime' as const,
+          time: new Date(start + m * 60_000 + 30_000).toISOString(),
+          ok: true,
+          latencyMs: 12,
+          statusCode: 200,
+          error: '',
+          protocolVersion: '2025-06-18',
+          toolCount: 2,
+          toolsHash: '',
+          deploymentId: '',
+          runId: `run-${version}-${m}`,
+        })),
+      );
+      await writeResults(stores.warehouse, results);
+      const ok = (await analyze(checked)).json();
+      expect(health(ok)).toMatchObject({ classification: 'Pass' });
     });
   });
 });

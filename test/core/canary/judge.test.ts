@@ -99,6 +99,55 @@ describe('synthetic canaries', () => {
     );
   });
 
+  it('an idle canary without health checks or resource metrics has no score, not Score 100', () => {
+    const r = judge(
+      canaryInput({ ...HEALTHY, requests: 0 }, HEALTHY, { healthChecks: false, resources: false }),
+    );
+    expect(r.verdict).toBe('inconclusive');
+    expect(r.score).toBeNull();
+    expect(r.reasons).toEqual([
+      'insufficient traffic (0 requests, needs 100)',
+      'no metric had data to judge',
+    ]);
+    expect(r.metrics.every((m) => m.classification === 'NoData')).toBe(true);
+    expect(row(r, 'health_check_failures')).toMatchObject({
+      noData: 'missing',
+      reason: 'no canary and baseline data',
+      canary: null,
+      baseline: null,
+    });
+    expect(r.groups.every((g) => g.score === null)).toBe(true);
+  });
+
+  it('no health checks configured: health_check_failures is no data, not a pass of identical zeros', () => {
+    const r = judge(canaryInput(HEALTHY, HEALTHY, { healthChecks: false }));
+    expect(row(r, 'health_check_failures')).toMatchObject({
+      classification: 'NoData',
+      noData: 'missing',
+      reason: 'no canary and baseline data',
+    });
+    expect(r.groups.find((g) => g.name === 'health')).toMatchObject({
+      score: null,
+      counts: { Pass: 0, High: 0, Low: 0, NoData: 1, Error: 0 },
+    });
+    expect(r).toMatchObject({ verdict: 'pass', score: 100 });
+    // Checks that ran and never failed are zeros on both sides: that is a pass, and scored.
+    const checked = judge(canaryInput(HEALTHY, HEALTHY));
+    expect(row(checked, 'health_check_failures').classification).toBe('Pass');
+  });
+
+  it('a failing canary without health checks is scored without them: no points for checks that do not exist', () => {
+    const slow = { ...HEALTHY, latencyMs: 144 };
+    const r = judge(canaryInput(slow, HEALTHY, { healthChecks: false }));
+    expect(row(r, 'health_check_failures').classification).toBe('NoData');
+    // error rate, CPU and memory pass; p50, p95 and p99 are high: 3 of 6, health's weight gone.
+    expect(r.score).toBeCloseTo(50, 10);
+    expect(r.verdict).toBe('fail');
+    expect(r.reasons[0]).toBe('score 50 is below the marginal threshold 75');
+    // With checks that ran, the same canary had 4 of 7.
+    expect(judge(canaryInput(slow, HEALTHY)).score).toBeCloseTo((4 / 7) * 100, 10);
+  });
+
   it('an idle baseline is inconclusive too, and says it is the baseline', () => {
     const r = judge(canaryInput(HEALTHY, { ...HEALTHY, requests: 0 }));
     expect(r.verdict).toBe('inconclusive');
@@ -324,6 +373,30 @@ describe('classification rules', () => {
     expect(none.verdict).toBe('inconclusive');
     expect(none.reasons).toEqual(['no metric had data to judge']);
     expect(none.score).toBeNull();
+    // Only report-only metrics with data: nothing counts in the score either.
+    const unweighted = judge({ metrics: [{ ...metrics[1]!, config: { name: 'mem', weight: 0 } }], traffic });
+    expect(unweighted).toMatchObject({ verdict: 'inconclusive', score: null });
+    expect(unweighted.reasons).toEqual(['no metric that counts in the score could be judged']);
+  });
+
+  it('NaN strategy replace fills gaps of a series, but no value on either side is no data', () => {
+    const gappy = Array.from({ length: 30 }, (_, i) => (i % 5 === 0 ? 0 : null));
+    const nothing = Array.from({ length: 30 }, () => null);
+    const cfg: MetricConfig = { name: 'failures', perRequest: false, nanStrategy: 'replace' };
+    expect(single(cfg, gappy, gappy).metrics[0]).toMatchObject({
+      classification: 'Pass',
+      dropped: { missing: { canary: 24, baseline: 24 } },
+    });
+    const none = single(cfg, nothing, nothing);
+    expect(none.metrics[0]).toMatchObject({
+      classification: 'NoData',
+      noData: 'missing',
+      reason: 'no canary and baseline data',
+      dropped: { missing: { canary: 30, baseline: 30 } },
+    });
+    expect(none).toMatchObject({ verdict: 'inconclusive', score: null });
+    // One side with values: the other side's empty intervals are zeros, as before.
+    expect(single(cfg, gappy, nothing).metrics[0]?.classification).toBe('Pass');
   });
 
   it('too few intervals are no data rather than a weak pass', () => {

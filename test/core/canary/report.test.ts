@@ -191,6 +191,41 @@ describe('Markdown rendering', () => {
     expect(text).toContain('recommended: hold: not enough evidence either way');
   });
 
+  it('shows a metric without data as No data, left out of the score, and no score when nothing had data', () => {
+    const noChecks = buildReport(meta, judge(canaryInput(HEALTHY, HEALTHY, { healthChecks: false })));
+    expect(noChecks.rows.find((x) => x.metric === 'health_check_failures')).toMatchObject({
+      classification: 'NoData',
+      baseline: null,
+      canary: null,
+      reason: 'no canary and baseline data',
+    });
+    const text = renderMarkdown(noChecks);
+    expect(text).toContain(
+      '**Score 100** (pass ≥ 95, marginal ≥ 75) · recommended: promote · 1 of 7 metrics had no data and are not scored',
+    );
+    expect(text).toContain(
+      '| health\\_check\\_failures | — | — | — | — | ⚪ No data | — | no canary and baseline data |',
+    );
+    expect(text).toContain('Groups: errors 100 · latency 100 · resources 100 · health —');
+
+    const idle = buildReport(
+      meta,
+      judge(canaryInput({ ...HEALTHY, requests: 0 }, HEALTHY, { healthChecks: false, resources: false })),
+    );
+    expect(idle).toMatchObject({ verdict: 'inconclusive', score: null });
+    const md = renderMarkdown(idle);
+    expect(md).toContain(
+      '**Score —** (pass ≥ 95, marginal ≥ 75) · recommended: hold: not enough evidence either way · no metric had data, so nothing is scored',
+    );
+    expect(md).toContain('- no metric had data to judge');
+    expect(md).not.toContain('Score 100');
+    const page = renderHtml(idle);
+    expect(page).toContain('Score <b>—</b>');
+    expect(page).toContain('no metric had data, so nothing is scored');
+    expect(page).toContain('<span class="pill NoData">No data</span>');
+    expect(page).not.toContain('Score <b>100</b>');
+  });
+
   it('escapes markup in names so it renders inert', () => {
     const text = renderMarkdown(hostileReport());
     expect(text).not.toMatch(/<script|<img|<\/h1>/);

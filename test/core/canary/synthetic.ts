@@ -97,16 +97,29 @@ const pick = (s: SideSamples, name: string): (number | null)[] => {
 export function canaryInput(
   canary: Side,
   baseline: Side,
-  opts: { intervals?: number; seed?: number; metrics?: readonly MetricConfig[] } = {},
+  opts: {
+    intervals?: number;
+    seed?: number;
+    metrics?: readonly MetricConfig[];
+    /** false: no health check ran (no value in any interval), as for a server without checks */
+    healthChecks?: boolean;
+    /** false: neither version exports CPU or memory */
+    resources?: boolean;
+  } = {},
 ): JudgeInput {
   const intervals = opts.intervals ?? 60;
   const seed = opts.seed ?? 1;
   const c = simulate(canary, intervals, seed * 2 + 1);
   const b = simulate(baseline, intervals, seed * 2 + 2);
+  const absent = (name: string) =>
+    (opts.healthChecks === false && name === 'health_check_failures') ||
+    (opts.resources === false && (name === 'cpu' || name === 'memory'));
+  const values = (s: SideSamples, name: string) =>
+    absent(name) ? Array<null>(intervals).fill(null) : pick(s, name);
   const metrics: MetricSeries[] = (opts.metrics ?? SERVER_METRICS).map((config) => ({
     config,
-    canary: pick(c, config.name),
-    baseline: pick(b, config.name),
+    canary: values(c, config.name),
+    baseline: values(b, config.name),
   }));
   return { metrics, traffic: { canary: c.requests, baseline: b.requests } };
 }
