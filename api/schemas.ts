@@ -1,5 +1,5 @@
 import { Type, type TSchema } from 'typebox';
-import { SLUG_PATTERN } from '#core/orgs.ts';
+import { SLUG_PATTERN } from '#core/slug.ts';
 
 export const Problem = Type.Object(
   {

@@ -5,10 +5,10 @@ import type { Db, Queryable } from './db/client.ts';
 import { createDefaultEnvironments } from './deploy/environments.ts';
 import { BadRequestError, ConflictError, ForbiddenError } from './errors.ts';
 import { newId } from './ids.ts';
+import { SLUG_PATTERN } from './slug.ts';
 
 /** The org created on first start; its admins operate the instance (they may create other orgs). */
 export const DEFAULT_ORG = 'default';
-export const SLUG_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$';
 
 export interface Org {
   id: string;

@@ -1,13 +1,8 @@
 import { Worker, type Job, type Processor, type Queue } from 'bullmq';
 import type { Db } from '#core/db/client.ts';
 import { ROLLOUT_JOBS, type RolloutJob } from '#core/deploy/scheduler.ts';
-import {
-  onGateCheck,
-  onTimer,
-  onVerificationTimeout,
-  sweepDue,
-  type DeployDeps,
-} from '#core/deploy/service.ts';
+import type { DeployDeps } from '#core/deploy/records.ts';
+import { onGateCheck, onTimer, onVerificationTimeout, sweepDue } from '#core/deploy/system-events.ts';
 import { openDeployDeps } from '#core/deploy/wiring.ts';
 import type { Logger } from '#core/logger.ts';
 import type { EventPublisher } from '#core/notify/events.ts';

@@ -5,20 +5,16 @@ import { acknowledgeAlert, alertHistory, getAlert, listAlerts } from '#core/aler
 import { evaluateRule } from '#core/alerting/engine.ts';
 import {
   COMPARATORS,
-  createRule,
-  deleteRule,
   EXEC_ERR_STATES,
-  getRule,
-  listRules,
   METRICS,
   NO_DATA_STATES,
   RULE_KINDS,
   ruleView,
   SEVERITIES,
-  updateRule,
   type Rule,
   type RuleInput,
-} from '#core/alerting/rules.ts';
+} from '#core/alerting/model.ts';
+import { createRule, deleteRule, getRule, listRules, updateRule } from '#core/alerting/rules.ts';
 import { syncRuleSchedule } from '#core/alerting/schedule.ts';
 import { ALERT_STATES } from '#core/alerting/state.ts';
 import type { Db } from '#core/db/client.ts';

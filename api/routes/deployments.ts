@@ -1,15 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { USER_ACTIONS } from '#core/deploy/rollout.ts';
-import {
-  actOnDeployment,
-  createDeployment,
-  getDeployment,
-  listDeployments,
-  rollback,
-  type DeployDeps,
-  type NewDeployment,
-} from '#core/deploy/service.ts';
+import { actOnDeployment } from '#core/deploy/actions.ts';
+import { createDeployment, type NewDeployment } from '#core/deploy/create.ts';
+import { getDeployment, listDeployments } from '#core/deploy/queries.ts';
+import type { DeployDeps } from '#core/deploy/records.ts';
+import { rollback } from '#core/deploy/rollback.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { Nullable, problems, Timestamp } from '../schemas.ts';
 import { ServerParams } from './servers.ts';

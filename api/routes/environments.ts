@@ -7,7 +7,7 @@ import {
   listEnvironments,
   updateEnvironment,
 } from '#core/deploy/environments.ts';
-import { environmentStatus } from '#core/deploy/service.ts';
+import { environmentStatus } from '#core/deploy/queries.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { Nullable, problems, Timestamp } from '../schemas.ts';
 import { ServerParams } from './servers.ts';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { AlertView } from '#core/alerting/alerts.ts';
-import type { RuleView } from '#core/alerting/rules.ts';
+import type { RuleView } from '#core/alerting/model.ts';
 import { api, query, shortTime, table, type Command, type CommandContext, type FlagSpec } from '../client.ts';
 
 type Flags = Record<string, string | boolean | string[] | undefined>;

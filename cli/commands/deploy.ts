@@ -1,11 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EnvironmentView, Gate } from '#core/deploy/environments.ts';
-import type {
-  DeploymentDetail,
-  DeploymentView,
-  EnvironmentStatus,
-  RollbackResult,
-} from '#core/deploy/service.ts';
+import type { EnvironmentStatus } from '#core/deploy/queries.ts';
+import type { DeploymentDetail, DeploymentView } from '#core/deploy/records.ts';
+import type { RollbackResult } from '#core/deploy/rollback.ts';
 import { AppError } from '#core/errors.ts';
 import {
   api,

@@ -2,7 +2,7 @@ import { appendAudit } from '../audit/log.ts';
 import type { Context, Principal } from '../auth/principal.ts';
 import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
-import type { InstanceRow } from './engine.ts';
+import type { InstanceRow } from './instances.ts';
 import { acknowledgeInGroups } from './groups.ts';
 import { ALERT_STATES, type AlertState } from './state.ts';
 

@@ -2,7 +2,7 @@ import type { Db, Queryable } from '../db/client.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import type { AlertGroupData, AlertNotice, EventPublisher, PyleeEvent } from '../notify/events.ts';
-import type { Rule } from './rules.ts';
+import type { Rule } from './model.ts';
 
 /**
  * Alertmanager's aggregation groups, kept in Postgres so any number of alerts processes share them

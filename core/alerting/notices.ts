@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AlertNotice } from '../notify/events.ts';
-import { METRIC_NAMES, type Annotations, type Rule } from './rules.ts';
+import { METRIC_NAMES, type Annotations, type Rule } from './model.ts';
 import type { SeriesKey } from './samples.ts';
 
 /** Stable per rule + series: the same instance gets the same fingerprint at every evaluation. */

@@ -1,12 +1,12 @@
 import semver from 'semver';
 import type { Queryable } from '../db/client.ts';
-import { environmentStatus } from '../deploy/service.ts';
+import { environmentStatus } from '../deploy/queries.ts';
 import { NotFoundError } from '../errors.ts';
 import { checkFailures } from '../health/results.ts';
 import { systemPrincipal } from '../orgs.ts';
 import type { Warehouse } from '../warehouse/client.ts';
+import { RESOURCE_METRICS, versionMatches, type Metric, type Rule } from './model.ts';
 import { requestSeries, resourceSeries, type ResourceStats, type SeriesStats } from './queries.ts';
-import { RESOURCE_METRICS, versionMatches, type Metric, type Rule } from './rules.ts';
 import { compare } from './state.ts';
 
 /** Which series an instance watches; with the rule's id, what its fingerprint is made of. */

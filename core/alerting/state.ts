@@ -1,4 +1,4 @@
-import type { ExecErrState, NoDataState } from './rules.ts';
+import type { ExecErrState, NoDataState } from './model.ts';
 
 /**
  * The state of one alert instance, as Prometheus and Grafana keep it: inactive → pending (the

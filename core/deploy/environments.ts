@@ -3,7 +3,7 @@ import { hasPermission, type Context, type Principal } from '../auth/principal.t
 import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import { SLUG_PATTERN } from '../orgs.ts';
+import { SLUG_PATTERN } from '../slug.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 
 /** Every org starts with these, in pipeline order: the gradual rollout of the product page. */

@@ -1,7 +1,6 @@
 /**
- * The rollout state machine, pure: no clock (the caller passes `now`), no store. The service in
- * `service.ts` loads a deployment, applies one event here and stores what comes out, in one
- * transaction.
+ * The rollout state machine, pure: no clock (the caller passes `now`), no store. `apply.ts` loads
+ * a deployment, applies one event here and stores what comes out, in one transaction.
  *
  *   pending → verifying → progressing (step i) ⇄ paused → succeeded | failed | aborted | rolled-back
  *

@@ -6,7 +6,7 @@ import { createEventPublisher } from '../notify/publisher.ts';
 import { QUEUE_PREFIX, QUEUES } from '../queue/queues.ts';
 import type { RedisStore } from '../queue/redis.ts';
 import { queueScheduler } from './scheduler.ts';
-import type { DeployDeps } from './service.ts';
+import type { DeployDeps } from './records.ts';
 
 /** Logs events instead of delivering them (scripts and tests that do not care about notifications). */
 export function loggingPublisher(logger: Logger): EventPublisher {

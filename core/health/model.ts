@@ -2,7 +2,7 @@ import semver from 'semver';
 import { duration } from '../config.ts';
 import { BadRequestError, ConfigError } from '../errors.ts';
 import { canonicalHost, hostRefusal, TargetRefused, type SsrfPolicy } from '../net/ssrf.ts';
-import { SLUG_PATTERN } from '../orgs.ts';
+import { SLUG_PATTERN } from '../slug.ts';
 
 export const CHECK_KINDS = ['http', 'mcp', 'dependency'] as const;
 export type CheckKind = (typeof CHECK_KINDS)[number];

@@ -1,11 +1,8 @@
 import type { Queue } from 'bullmq';
 import type { Db, Queryable } from '../db/client.ts';
-import type { DeployDeps } from '../deploy/service.ts';
-import {
-  reportStartupResult,
-  setVerificationRequirement,
-  type VerificationRequirementFn,
-} from '../deploy/verification.ts';
+import type { DeployDeps } from '../deploy/records.ts';
+import { reportStartupResult } from '../deploy/system-events.ts';
+import { setVerificationRequirement, type VerificationRequirementFn } from '../deploy/verification.ts';
 import { startupChecksFor } from './checks.ts';
 import { HEALTH_JOBS } from './schedule.ts';
 import { firstStartupJob, startupJobOptions, type StartupReport, type StartupTarget } from './startup.ts';

@@ -3,7 +3,7 @@ import { assertServerAccess, type Context, type Principal } from '../auth/princi
 import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import { SLUG_PATTERN } from '../orgs.ts';
+import { SLUG_PATTERN } from '../slug.ts';
 
 export interface ServerView {
   slug: string;

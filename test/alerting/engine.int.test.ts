@@ -1,13 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateRule } from '#core/alerting/engine.ts';
 import { flushDueGroups, publishPending } from '#core/alerting/groups.ts';
-import { createRule, deleteRule, type RuleInput } from '#core/alerting/rules.ts';
+import type { RuleInput } from '#core/alerting/model.ts';
+import { createRule, deleteRule } from '#core/alerting/rules.ts';
 import type { AlertGroupData } from '#core/notify/events.ts';
 import type { Context } from '#core/auth/principal.ts';
 import type { Db } from '#core/db/client.ts';
 import { migrateDb } from '#core/db/migrate.ts';
 import { noScheduler } from '#core/deploy/scheduler.ts';
-import { createDeployment, environmentStatus, rollback } from '#core/deploy/service.ts';
+import { createDeployment } from '#core/deploy/create.ts';
+import { environmentStatus } from '#core/deploy/queries.ts';
+import { rollback } from '#core/deploy/rollback.ts';
 import { bootstrap, systemPrincipal } from '#core/orgs.ts';
 import { writeResults, type HealthResult } from '#core/health/results.ts';
 import { createServer } from '#core/registry/servers.ts';

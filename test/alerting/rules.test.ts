@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatDuration, parseDuration } from '#core/alerting/durations.ts';
 import { groupOf } from '#core/alerting/groups.ts';
 import { fingerprintOf, renderTemplate } from '#core/alerting/notices.ts';
-import { checkVersionSelector, validateRule, versionMatches, type RuleInput } from '#core/alerting/rules.ts';
+import { checkVersionSelector, validateRule, versionMatches, type RuleInput } from '#core/alerting/model.ts';
 import { BadRequestError } from '#core/errors.ts';
 
 const base: RuleInput = {

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorkers, type Workers } from '#alerts/workers.ts';
-import { createRule, type Rule } from '#core/alerting/rules.ts';
+import type { Rule } from '#core/alerting/model.ts';
+import { createRule } from '#core/alerting/rules.ts';
 import { schedulerId } from '#core/alerting/schedule.ts';
 import type { Context } from '#core/auth/principal.ts';
 import type { AlertGroupData } from '#core/notify/events.ts';

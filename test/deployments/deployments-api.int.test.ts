@@ -409,7 +409,7 @@ describe.each(DB_DRIVERS)('deployments API on $name', (driver) => {
       expect(early.detail).toContain('soak');
       // Half an hour later (written directly): the sweep moves it on.
       await db.query(`UPDATE environment_releases SET released_at = released_at - interval '31 minutes'`);
-      const { sweepDue } = await import('#core/deploy/service.ts');
+      const { sweepDue } = await import('#core/deploy/system-events.ts');
       const { noScheduler } = await import('#core/deploy/scheduler.ts');
       const { loggingPublisher } = await import('#core/deploy/wiring.ts');
       const { silentLogger } = await import('#test/helpers/stores.ts');

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNotifyWorker, type NotifyWorker } from '#alerts/processors/notify.ts';
 import { startRolloutWorker, type RolloutWorker } from '#alerts/processors/rollout-step.ts';
 import { noScheduler } from '#core/deploy/scheduler.ts';
-import type { DeployDeps } from '#core/deploy/service.ts';
-import { reportAnalysisResult, reportStartupResult } from '#core/deploy/verification.ts';
+import type { DeployDeps } from '#core/deploy/records.ts';
+import { reportAnalysisResult, reportStartupResult } from '#core/deploy/system-events.ts';
 import { loggingPublisher } from '#core/deploy/wiring.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { startSink, verifyWebhook, type Sink } from '#test/helpers/sink.ts';
@@ -174,7 +174,7 @@ describe('rollout worker', () => {
       steps: [{ weight: 20, pause: '1h' }, { weight: 100 }],
     })) as unknown as Deployment;
     // The job for this pause exists, an hour out; running its processor now does nothing.
-    const { onTimer } = await import('#core/deploy/service.ts');
+    const { onTimer } = await import('#core/deploy/system-events.ts');
     expect((await onTimer(deps, created.id, 0))?.status).toBe('paused');
     await call('POST', `/servers/weather/deployments/${created.id}/promote`);
     expect((await onTimer(deps, created.id, 0))?.status).toBe('succeeded');
