@@ -254,6 +254,8 @@ export function healthCheckRoutes(
     const write = app.requirePermission('write');
     // The shared command connection: a Redis outage fails the change within seconds instead of hanging it.
     const queue = new Queue(QUEUES.health, { connection: redis.client, prefix: QUEUE_PREFIX });
+    // Without a listener BullMQ prints connection errors with console.error (raw stack traces).
+    queue.on('error', (error) => app.log.debug({ err: error }, 'health-checks queue connection error'));
     app.addHook('onClose', () => queue.close());
     const scheduler = queueScheduler(queue);
 
