@@ -7,6 +7,9 @@ export type Role = (typeof ROLES)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** Everything Pylee reads from its environment, validated once at start. */
 export interface Config {
   role: Role;
@@ -24,6 +27,8 @@ export interface Config {
   /** 32-byte key sealing secrets; unset means a key file in the data dir, created on first start. */
   secretKey: Buffer | undefined;
   logLevel: LogLevel;
+  /** `pretty` (one readable line per event) on a terminal, JSON lines otherwise, unless set. */
+  logFormat: LogFormat;
   apiBodyLimit: number;
   otlpBodyLimit: number;
   /** Days telemetry is kept: raw rows, per-minute and per-hour rollups. */
@@ -67,6 +72,10 @@ export const VARIABLES = {
       'Key that encrypts secrets (AES-256-GCM): 32 bytes as 64 hex digits or base64. Unset: `<data dir>/secret.key`, created on first start. Set it when several processes share one database.',
   },
   PYLEE_LOG_LEVEL: { description: 'fatal, error, warn, info, debug, trace or silent.', default: 'info' },
+  PYLEE_LOG_FORMAT: {
+    description:
+      'json (one JSON object per line) or pretty (readable lines); unset: pretty when stdout is a terminal, else json.',
+  },
   PYLEE_API_BODY_LIMIT: {
     description: 'Largest API request body, in bytes (suffixes KiB, MiB).',
     default: '1MiB',
@@ -118,7 +127,14 @@ const IGNORED_PREFIXES = ['PYLEE_TEST_'];
  * Parses and validates every `PYLEE_*` variable. Throws {@link ConfigError} naming the first bad one,
  * including unknown `PYLEE_*` names, which are almost always typos.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { role?: string } = {}): Config {
+/**
+ * Reads and validates every `PYLEE_*` variable. `stdoutIsTty` picks the log format when
+ * `PYLEE_LOG_FORMAT` is unset.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: { role?: string; stdoutIsTty?: boolean } = {},
+): Config {
   for (const name of Object.keys(env)) {
     if (!name.startsWith('PYLEE_') || name in VARIABLES || CLIENT_VARIABLES.includes(name)) continue;
     if (IGNORED_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
@@ -155,6 +171,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { ro
     bootstrapToken,
     secretKey: secretKey('PYLEE_SECRET_KEY', get('PYLEE_SECRET_KEY')),
     logLevel: oneOf('PYLEE_LOG_LEVEL', get('PYLEE_LOG_LEVEL'), LOG_LEVELS),
+    logFormat: oneOf(
+      'PYLEE_LOG_FORMAT',
+      get('PYLEE_LOG_FORMAT') ?? (overrides.stdoutIsTty ? 'pretty' : 'json'),
+      LOG_FORMATS,
+    ),
     apiBodyLimit: bytes('PYLEE_API_BODY_LIMIT', get('PYLEE_API_BODY_LIMIT') as string),
     otlpBodyLimit: bytes('PYLEE_OTLP_BODY_LIMIT', get('PYLEE_OTLP_BODY_LIMIT') as string),
     retention: {

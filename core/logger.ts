@@ -1,6 +1,7 @@
 import { format } from 'node:util';
 import { pino, type Logger } from 'pino';
-import type { LogLevel } from './config.ts';
+import pretty from 'pino-pretty';
+import type { LogFormat, LogLevel } from './config.ts';
 
 export type { Logger };
 
@@ -20,8 +21,26 @@ export const REDACT_PATHS = [
   '*.redisUrl',
 ];
 
-/** One pino logger per process; fastify and every role log through children of it. */
-export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+/**
+ * One pino logger per process; fastify and every role log through children of it. `pretty` writes
+ * one readable line per event (pino-pretty, synchronously, so nothing is lost at exit) to stdout.
+ */
+export function createLogger(
+  level: LogLevel,
+  destination?: pino.DestinationStream,
+  logFormat: LogFormat = 'json',
+): Logger {
+  const to =
+    destination ??
+    (logFormat === 'pretty'
+      ? pretty({
+          sync: true,
+          colorize: process.stdout.isTTY === true,
+          translateTime: 'SYS:HH:MM:ss.l',
+          ignore: 'pid,hostname,service',
+          singleLine: true,
+        })
+      : undefined);
   return pino(
     {
       level,
@@ -29,7 +48,7 @@ export function createLogger(level: LogLevel, destination?: pino.DestinationStre
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination,
+    to,
   );
 }
 

@@ -15,6 +15,8 @@ export interface RoleDeps {
 /** A running part of Pylee: the API, the collector or the workers. */
 export interface Role {
   readonly name: string;
+  /** Where it listens, once started (roles that serve HTTP). */
+  readonly url?: string | undefined;
   start(): Promise<void>;
   /** Stops taking new work and finishes what is in flight. */
   stop(): Promise<void>;

@@ -10,6 +10,7 @@ import type { Role, RoleDeps } from '#core/role.ts';
 import { openStores, type Stores } from '#core/stores.ts';
 import { startSelfTelemetry } from '#core/telemetry/self-telemetry.ts';
 import { PYLEE_VERSION } from '#core/version.ts';
+import { startupSummary, type TokenWhere } from '#cli/startup-summary.ts';
 
 const ROLES: Record<Exclude<RoleName, 'all'>, (deps: RoleDeps) => Role> = {
   api: apiRole,
@@ -23,8 +24,8 @@ const ROLES: Record<Exclude<RoleName, 'all'>, (deps: RoleDeps) => Role> = {
  */
 export async function start(options: { role?: string | undefined }): Promise<void> {
   const began = performance.now();
-  const config = loadConfig(process.env, { role: options.role });
-  const logger = createLogger(config.logLevel);
+  const config = loadConfig(process.env, { role: options.role, stdoutIsTty: process.stdout.isTTY });
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   routeConsoleTo(logger);
   const telemetry = startSelfTelemetry(PYLEE_VERSION);
   const roles: Role[] = [];
@@ -79,11 +80,13 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   process.on('unhandledRejection', (reason) => onFatal(reason, 'unhandled promise rejection'));
   process.on('uncaughtException', (error) => onFatal(error, 'uncaught exception'));
 
+  let token: TokenWhere = config.bootstrapToken ? 'bootstrap' : 'earlier';
   try {
     opening = openStores(config, logger);
     const stores = await opening;
     if (stopping) return await stopping;
     const { org, generatedToken } = await bootstrap(stores.db, config.bootstrapToken);
+    if (generatedToken) token = 'printed';
     if (generatedToken) {
       process.stdout.write(
         `\nCreated org @${org.slug} with an admin token. It is shown only this once; keep it safe:\n\n    ${generatedToken}\n\n`,
@@ -104,9 +107,14 @@ export async function start(options: { role?: string | undefined }): Promise<voi
   logger.info(
     {
       roles: roles.map((r) => r.name),
+      urls: Object.fromEntries(roles.filter((r) => r.url).map((r) => [r.name, r.url])),
       startupMs: Math.round(performance.now() - began),
       version: PYLEE_VERSION,
     },
     'pylee started',
   );
+  // A person at a terminal gets the addresses in one place; JSON logs keep stdout machine-readable.
+  if (config.logFormat === 'pretty') {
+    process.stdout.write(startupSummary({ config, version: PYLEE_VERSION, roles, token }));
+  }
 }

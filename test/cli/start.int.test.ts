@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stripVTControlCharacters } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_FILE, readLock } from '#core/data-dir.ts';
 import {
@@ -351,5 +352,44 @@ describe('pylee start interrupted', () => {
     } finally {
       parent.kill('SIGKILL');
     }
+  });
+});
+
+describe('pylee start on a terminal', () => {
+  it('prints readable log lines and ends start-up with the addresses and where the admin token is', async () => {
+    const dataDir = freshDir('tty');
+    // `script` gives Pylee a pseudo-terminal as stdout, as a person's shell does.
+    const child = spawn('script', ['-qfec', `"${NODE_BIN}" cli/main.ts start`, '/dev/null'], {
+      cwd: ROOT,
+      env: platformEnv(dataDir, { PYLEE_BOOTSTRAP_TOKEN: undefined }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const exited = new Promise((resolve) => child.once('close', resolve));
+    try {
+      while (!output.includes('Stop with Ctrl-C.')) {
+        expect(child.exitCode).toBeNull();
+        await sleep(50);
+      }
+      const text = stripVTControlCharacters(output).replaceAll('\r', '');
+      const lines = text.split('\n').filter((line) => line.trim() !== '');
+      expect(lines.filter((line) => line.trim().startsWith('{'))).toEqual([]);
+      expect(lines).toContainEqual(expect.stringMatching(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: pylee started /));
+      const api = /Web UI {7}(http:\/\/127\.0\.0\.1:\d+)\//.exec(text)?.[1];
+      expect(api).toBeDefined();
+      expect(text).toContain(`API docs     ${api}/api/docs`);
+      expect(text).toMatch(/OTLP\/HTTP {4}http:\/\/127\.0\.0\.1:\d+ {2}\(POST \/v1\/traces/);
+      expect(text).toContain('Admin token  printed above, this once: keep it safe');
+      expect(text).toMatch(/Created org @default with an admin token[^]*pyl_[A-Za-z0-9_-]{20,}/);
+      expect((await fetch(`${api}/api/docs`)).status).toBe(200);
+    } finally {
+      // Ctrl-C at the terminal.
+      child.stdin?.write('\u0003');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    expect(stripVTControlCharacters(output)).toMatch(/INFO: stopped/);
   });
 });

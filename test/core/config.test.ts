@@ -24,6 +24,7 @@ describe('loadConfig', () => {
       clickhouseUrl: undefined,
       redisUrl: undefined,
       logLevel: 'info',
+      logFormat: 'json',
       apiBodyLimit: 1024 * 1024,
       otlpBodyLimit: 16 * 1024 * 1024,
       retention: { rawDays: 7, minuteDays: 90, hourDays: 400 },
@@ -46,6 +47,7 @@ describe('loadConfig', () => {
       PYLEE_BOOTSTRAP_TOKEN: 'pyl_abcdefghijklmnopqrstuvwxyz',
       PYLEE_SECRET_KEY: 'ab'.repeat(32),
       PYLEE_LOG_LEVEL: 'debug',
+      PYLEE_LOG_FORMAT: 'pretty',
       PYLEE_API_BODY_LIMIT: '16MiB',
       PYLEE_OTLP_BODY_LIMIT: '4MiB',
       PYLEE_TELEMETRY_RETENTION_RAW: '2d',
@@ -69,6 +71,7 @@ describe('loadConfig', () => {
       bootstrapToken: 'pyl_abcdefghijklmnopqrstuvwxyz',
       secretKey: Buffer.alloc(32, 0xab),
       logLevel: 'debug',
+      logFormat: 'pretty',
       apiBodyLimit: 16 * 1024 * 1024,
       otlpBodyLimit: 4 * 1024 * 1024,
       retention: { rawDays: 2, minuteDays: 30, hourDays: 365 },
@@ -93,6 +96,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ PYLEE_SECRET_KEY: key.toString('base64') }).secretKey).toEqual(key);
   });
 
+  it('logs readable lines on a terminal and JSON lines elsewhere, unless PYLEE_LOG_FORMAT says', () => {
+    expect(loadConfig({}, { stdoutIsTty: true }).logFormat).toBe('pretty');
+    expect(loadConfig({}, { stdoutIsTty: false }).logFormat).toBe('json');
+    expect(loadConfig({}).logFormat).toBe('json');
+    expect(loadConfig({ PYLEE_LOG_FORMAT: 'json' }, { stdoutIsTty: true }).logFormat).toBe('json');
+    expect(loadConfig({ PYLEE_LOG_FORMAT: 'pretty' }, { stdoutIsTty: false }).logFormat).toBe('pretty');
+  });
+
   it('lets the --role flag override PYLEE_ROLE', () => {
     expect(loadConfig({ PYLEE_ROLE: 'api' }, { role: 'alerts' }).role).toBe('alerts');
   });
@@ -103,6 +114,7 @@ describe('loadConfig', () => {
     ['PYLEE_OTLP_PORT', '-1', 'not a TCP port'],
     ['PYLEE_ROLE', 'web', 'not one of all, api, collector, alerts'],
     ['PYLEE_LOG_LEVEL', 'loud', 'not one of'],
+    ['PYLEE_LOG_FORMAT', 'yaml', 'not one of json, pretty'],
     ['PYLEE_DATABASE_URL', 'mysql://db/x', 'scheme "mysql:" is not supported'],
     ['PYLEE_DATABASE_URL', 'not a url', 'is not a URL'],
     ['PYLEE_CLICKHOUSE_URL', 'tcp://ch:9000', 'not supported'],
