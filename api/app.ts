@@ -29,13 +29,14 @@ import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { overviewRoutes } from './routes/overview.ts';
 import { registryRoutes } from './routes/registry.ts';
-import { SessionStore, sessionRoutes } from './routes/session.ts';
+import { sessionRoutes } from './routes/session.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { variableRoutes } from './routes/variables.ts';
 import { versionRoutes } from './routes/versions.ts';
 import { Problem } from './schemas.ts';
+import { SessionStore } from './session-store.ts';
 import { installStatic } from './static.ts';
 
 export const API_PREFIX = '/api/v1';

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from
 import { assertPermission, type Context, type Permission, type Principal } from '#core/auth/principal.ts';
 import { authenticate } from '#core/auth/tokens.ts';
 import type { Db } from '#core/db/client.ts';
-import type { SessionStore } from '../routes/session.ts';
+import { UnauthorizedError } from '#core/errors.ts';
+import type { SessionStore } from '../session-store.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -10,6 +11,13 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     requirePermission(permission: Permission): preHandlerAsyncHookHandler;
+  }
+  interface FastifyContextConfig {
+    /**
+     * `optional`: a request without a bearer token and without a live session goes on with
+     * `principal` null instead of a 401 (a bearer token that is not valid is still refused).
+     */
+    auth?: 'optional';
   }
 }
 
@@ -27,10 +35,11 @@ export function contextOf(req: FastifyRequest): Context {
 }
 
 /**
- * Every route in the scope this is installed in needs a valid token (401 otherwise); a route adds
- * `preHandler: app.requirePermission(...)` for the permission it needs (403 otherwise). Without a
- * bearer token, the web UI's session cookie stands for the token it was signed in with (unsafe
- * methods then need the CSRF header, see {@link SessionStore.tokenOf}).
+ * Every route in the scope this is installed in needs a valid token (401 otherwise), unless its
+ * config says `auth: 'optional'`; a route adds `preHandler: app.requirePermission(...)` for the
+ * permission it needs (403 otherwise). Without a bearer token, the web UI's session cookie stands
+ * for the token it was signed in with (unsafe methods then need the CSRF header, see
+ * {@link SessionStore.tokenOf}).
  */
 export function installAuth(app: FastifyInstance, db: Db, sessions?: SessionStore): void {
   app.decorateRequest('principal', null);
@@ -40,6 +49,23 @@ export function installAuth(app: FastifyInstance, db: Db, sessions?: SessionStor
     };
   });
   app.addHook('onRequest', async (req) => {
-    req.principal = await authenticate(db, bearerToken(req) ?? (await sessions?.tokenOf(req)));
+    const bearer = bearerToken(req);
+    if (bearer !== undefined) {
+      req.principal = await authenticate(db, bearer);
+      return;
+    }
+    const token = await sessions?.tokenOf(req);
+    if (req.routeOptions.config.auth !== 'optional') {
+      req.principal = await authenticate(db, token);
+      return;
+    }
+    // A session whose token was revoked or expired is over: signed out, not an error.
+    req.principal =
+      token === undefined
+        ? null
+        : await authenticate(db, token).catch((error: unknown) => {
+            if (error instanceof UnauthorizedError) return null;
+            throw error;
+          });
   });
 }

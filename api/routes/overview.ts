@@ -23,7 +23,9 @@ const VersionFigures = Type.Object({
   series: Type.Object(
     {
       requests: Type.Array(Type.Integer()),
-      errorRate: Type.Array(Num),
+      errorRate: Type.Array(NullableNum, {
+        description: 'errors / requests, 0..1; null for a step without requests',
+      }),
       throughput: Type.Array(Num),
       p50: Type.Array(NullableNum),
       p95: Type.Array(NullableNum),

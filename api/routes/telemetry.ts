@@ -6,7 +6,7 @@ import type { Db } from '#core/db/client.ts';
 import { compareReport, metricSeries, parseWindow, versionSummary } from '#core/telemetry/version-health.ts';
 import type { Warehouse } from '#core/warehouse/client.ts';
 import { contextOf } from '../plugins/auth.ts';
-import { problems, Timestamp } from '../schemas.ts';
+import { Nullable, problems, Timestamp } from '../schemas.ts';
 
 const Window = {
   from: Type.Optional(Timestamp),
@@ -38,6 +38,32 @@ function windowOf(query: { from?: string; to?: string; window?: string }) {
 const Server = Type.Object({ server: Type.String({ maxLength: 255 }) }, { additionalProperties: false });
 const Loose = Type.Record(Type.String(), Type.Unknown());
 
+const NullableNum = Nullable(Type.Number());
+const Series = Type.Object({
+  resolution: Type.Union([Type.Literal('raw'), Type.Literal('minute'), Type.Literal('hour')], {
+    description: 'Raw rows, per-minute or per-hour rollups',
+  }),
+  stepSeconds: Type.Integer({ description: 'The step used, widened to whole buckets' }),
+  points: Type.Array(
+    Type.Object({
+      time: Timestamp,
+      requests: Type.Integer(),
+      throughput: Type.Number({ description: 'Requests per second over the part of the step in the window' }),
+      errorRate: Nullable(
+        Type.Number({ description: 'errors / requests, 0..1; null for a step without requests' }),
+      ),
+      p50: NullableNum,
+      p95: NullableNum,
+      p99: NullableNum,
+      cpu: NullableNum,
+      cpuSeconds: NullableNum,
+      memory: NullableNum,
+      memoryMax: NullableNum,
+    }),
+    { description: 'Every step of the window, oldest first; latency in ms, null without requests' },
+  ),
+});
+
 /**
  * Per-version health from the collector's telemetry: read permission. A server need not be
  * registered: its telemetry is shown with `registered: false`.
@@ -65,7 +91,7 @@ export function telemetryRoutes(db: Db, warehouse: Warehouse): FastifyPluginAsyn
             },
             { additionalProperties: false },
           ),
-          response: { 200: Loose, ...problems },
+          response: { 200: Series, ...problems },
         },
         preHandler: read,
       },

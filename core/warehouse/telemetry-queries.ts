@@ -311,8 +311,8 @@ export interface SeriesPoint {
   requests: number;
   /** Requests per second over the part of the step inside the window. */
   throughput: number;
-  /** 0..1; 0 without requests. */
-  errorRate: number;
+  /** errors / requests, 0..1; null without requests (no requests, no error rate: a gap, not 0 %). */
+  errorRate: number | null;
   /** Milliseconds; null without requests. */
   p50: number | null;
   p95: number | null;
@@ -336,8 +336,9 @@ export interface Series {
 
 /**
  * Throughput, error rate, latency percentiles and process resources per step, every step of the
- * window present (empty ones with zero requests). Steps start at multiples of `stepSeconds` since
- * the Unix epoch. Resources are per process, so an `operation` filter leaves them unfiltered.
+ * window present (empty ones with zero requests, and null error rate and latency). Steps start at
+ * multiples of `stepSeconds` since the Unix epoch. Resources are per process, so an `operation`
+ * filter leaves them unfiltered.
  */
 export async function series(
   warehouse: Warehouse,
@@ -392,7 +393,7 @@ export async function series(
       time: new Date(start * 1000).toISOString(),
       requests: h.requests,
       throughput: h.throughput,
-      errorRate: h.errorRate,
+      errorRate: h.requests > 0 ? h.errorRate : null,
       ...h.latency,
       cpu: r?.cpu ?? null,
       cpuSeconds: r?.cpuSeconds ?? null,
@@ -556,10 +557,13 @@ function millis(window: TimeWindow): { from: number; to: number } {
 export interface FleetGroup extends VersionStats {
   server: string;
   environment: string;
-  /** One value per step of {@link FleetStats.times}; empty steps have zero requests and null latency. */
+  /**
+   * One value per step of {@link FleetStats.times}; empty steps have zero requests, and null error
+   * rate and latency.
+   */
   series: {
     requests: number[];
-    errorRate: number[];
+    errorRate: (number | null)[];
     throughput: number[];
     p50: (number | null)[];
     p95: (number | null)[];
@@ -650,7 +654,7 @@ export async function fleetStats(
       const covered = (Math.min((start + step) * 1000, to) - Math.max(start * 1000, from)) / 1000;
       const h = health(byStep.get(start), covered);
       series.requests.push(h.requests);
-      series.errorRate.push(h.errorRate);
+      series.errorRate.push(h.requests > 0 ? h.errorRate : null);
       series.throughput.push(h.throughput);
       series.p50.push(h.latency.p50);
       series.p95.push(h.latency.p95);

@@ -271,6 +271,35 @@ describe.each(DB_DRIVERS)('GET /api/v1/overview on $name', (driver) => {
     );
   });
 
+  it('gives a step without requests a null error rate, not 0 %, in the sparklines and the metric series', async () => {
+    // The hour starts about 10 minutes before the first request, so it has empty steps.
+    const weather = row(await ok('GET', '/overview'), 'weather', 'production');
+    for (const figures of [weather.metrics.current, weather.metrics.previous]) {
+      const { requests: counts, errorRate } = figures.series as { requests: number[]; errorRate: unknown[] };
+      expect(counts).toContain(0);
+      counts.forEach((n, i) => expect(errorRate[i] === null, `step ${i}: ${n} requests`).toBe(n === 0));
+    }
+    // The series the compare page and the canary report draw.
+    const metrics = await ok(
+      'GET',
+      '/servers/weather/metrics?version=1.1.0&environment=production&window=1h&step=60',
+    );
+    const points = metrics.points as Json[];
+    expect(points.filter((p) => p.requests === 0).length).toBeGreaterThan(5);
+    for (const p of points) {
+      if (p.requests === 0) expect(p).toMatchObject({ errorRate: null, throughput: 0, p95: null });
+      else expect(p.errorRate).toBeTypeOf('number');
+    }
+    // And the API document says so.
+    const doc = (await call('GET', '/openapi.json')).body;
+    const schemaOf = (path: string) =>
+      JSON.stringify(doc.paths[path].get.responses['200'].content['application/json'].schema);
+    expect(schemaOf('/api/v1/servers/{server}/metrics')).toMatch(
+      /"errorRate":\{"anyOf":\[\{"enum":\[null\]\},\{"type":"number","description":"errors \/ requests, 0\.\.1; null for a step without requests"/,
+    );
+    expect(schemaOf('/api/v1/overview')).toContain('null for a step without requests');
+  });
+
   it('flags a failed canary analysis of the running version', async () => {
     const [search] = await db.query<{ id: string }>('SELECT id FROM servers WHERE slug = $1', ['search']);
     const id = randomUUID();

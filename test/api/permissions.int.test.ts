@@ -11,6 +11,8 @@ interface RouteCase {
   route: string;
   /** null: any valid token may call it. */
   needs: Permission | null;
+  /** Answers without a token too (the web UI's session probe: 200 `{ authenticated: false }`). */
+  anonymous?: true;
   /** Builds a fresh request (a victim token to revoke, a new org slug…) for one call. */
   request(): Promise<{ url: string; body?: unknown }>;
 }
@@ -519,7 +521,13 @@ const ROUTES: RouteCase[] = [
     needs: null,
     request: async () => ({ url: '/api/v1/session' }),
   },
-  { method: 'GET', route: '/api/v1/session', needs: null, request: async () => ({ url: '/api/v1/session' }) },
+  {
+    method: 'GET',
+    route: '/api/v1/session',
+    needs: null,
+    anonymous: true,
+    request: async () => ({ url: '/api/v1/session' }),
+  },
   {
     method: 'DELETE',
     route: '/api/v1/session',
@@ -793,13 +801,23 @@ describe('every route × every permission', () => {
 
   for (const route of ROUTES) {
     describe(`${route.method} ${route.route}`, () => {
-      it('answers 401 problem+json without a token', async () => {
-        const { url, body } = await route.request();
-        const res = await api.app.inject({ method: route.method, url, payload: body as object });
-        expect(res.statusCode).toBe(401);
-        expect(res.headers['content-type']).toContain('application/problem+json');
-        expect(res.json()).toMatchObject({ status: 401, code: 'missing-token' });
-      });
+      it(
+        route.anonymous
+          ? 'answers that nobody is signed in without a token'
+          : 'answers 401 problem+json without a token',
+        async () => {
+          const { url, body } = await route.request();
+          const res = await api.app.inject({ method: route.method, url, payload: body as object });
+          if (route.anonymous) {
+            expect(res.statusCode).toBe(200);
+            expect(res.json()).toEqual({ authenticated: false });
+            return;
+          }
+          expect(res.statusCode).toBe(401);
+          expect(res.headers['content-type']).toContain('application/problem+json');
+          expect(res.json()).toMatchObject({ status: 401, code: 'missing-token' });
+        },
+      );
 
       it('answers 401 with a token that does not exist', async () => {
         const { url, body } = await route.request();

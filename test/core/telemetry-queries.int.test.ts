@@ -445,18 +445,20 @@ describe('series', () => {
     expect(result.resolution).toBe('raw');
     expect(result.stepSeconds).toBe(60);
     expect(result.points).toHaveLength(12);
+    // A step without requests has no error rate (null), not a 0 % one; its throughput is 0.
     expect(result.points[0]).toMatchObject({
       time: new Date(START - MINUTE).toISOString(),
       requests: 0,
-      errorRate: 0,
+      throughput: 0,
+      errorRate: null,
       p50: null,
     });
     const busy = result.points.slice(1, 11);
     expect(busy.map((p) => p.requests)).toEqual(Array(10).fill(100));
     expect(busy.every((p) => Math.abs(p.throughput - 100 / 60) < 1e-9)).toBe(true);
-    expect(busy.reduce((sum, p) => sum + p.errorRate * p.requests, 0)).toBeCloseTo(50, 9);
+    expect(busy.reduce((sum, p) => sum + (p.errorRate ?? NaN) * p.requests, 0)).toBeCloseTo(50, 9);
     expect(busy.every((p) => p.p50 !== null && p.p95 !== null && p.p99 !== null)).toBe(true);
-    expect(result.points[11]?.requests).toBe(0);
+    expect(result.points[11]).toMatchObject({ requests: 0, errorRate: null });
   });
 
   it('gives the same counts per minute from minute rollups, and per hour from hour rollups', async () => {
@@ -472,7 +474,10 @@ describe('series', () => {
     expect(perHour.stepSeconds % 3600).toBe(0);
     expect(perHour.points.length).toBeLessThanOrEqual(1500);
     expect(perHour.points.reduce((sum, p) => sum + p.requests, 0)).toBe(600);
-    expect(perHour.points.reduce((sum, p) => sum + p.errorRate * p.requests, 0)).toBeCloseTo(30, 9);
+    expect(perHour.points.reduce((sum, p) => sum + (p.errorRate ?? 0) * p.requests, 0)).toBeCloseTo(30, 9);
+    // Rollups too: every step without requests has a null error rate, every other a number.
+    for (const p of [...perMinute.points, ...perHour.points])
+      expect(p.errorRate === null).toBe(p.requests === 0);
   });
 
   it('filters by version and operation', async () => {

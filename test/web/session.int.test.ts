@@ -3,7 +3,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installStatic, WEB_BUILD_DIR } from '#api/static.ts';
-import { CSRF_HEADER, SESSION_COOKIE } from '#api/routes/session.ts';
+import { CSRF_HEADER, SESSION_COOKIE } from '#api/session-store.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores } from '#test/helpers/stores.ts';
 
@@ -65,7 +65,11 @@ describe('web UI sessions', () => {
       headers: withCookie(cookie.value),
     });
     expect(who.statusCode).toBe(200);
-    expect(who.json()).toMatchObject({ org: { slug: 'default' }, csrfToken: body.csrfToken });
+    expect(who.json()).toMatchObject({
+      authenticated: true,
+      org: { slug: 'default' },
+      csrfToken: body.csrfToken,
+    });
     const servers = await api.app.inject({
       method: 'GET',
       url: '/api/v1/servers',
@@ -132,6 +136,14 @@ describe('web UI sessions', () => {
     });
     expect(res.statusCode).toBe(401);
     expect(res.json()).toMatchObject({ code: 'revoked-token' });
+    // The UI's probe: the session is over, which is an answer, not an error.
+    const probe = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/session',
+      headers: withCookie(cookie.value),
+    });
+    expect(probe.statusCode).toBe(200);
+    expect(probe.json()).toEqual({ authenticated: false });
   });
 
   it('signs out: DELETE clears the cookie and the session no longer works', async () => {
@@ -144,13 +156,51 @@ describe('web UI sessions', () => {
     expect(out.statusCode).toBe(204);
     const cleared = out.cookies.find((c) => c.name === SESSION_COOKIE);
     expect(cleared?.value).toBe('');
-    const res = await api.app.inject({
+    const probe = await api.app.inject({
       method: 'GET',
       url: '/api/v1/session',
       headers: withCookie(cookie.value),
     });
+    expect(probe.statusCode).toBe(200);
+    expect(probe.json()).toEqual({ authenticated: false });
+    const res = await api.app.inject({ method: 'GET', url: '/api/v1/me', headers: withCookie(cookie.value) });
     expect(res.statusCode).toBe(401);
     expect(res.json()).toMatchObject({ code: 'missing-token' });
+  });
+
+  it('answers the signed-out probe GET /session with 200 { authenticated: false }, not 401', async () => {
+    for (const headers of [{}, withCookie('forged')]) {
+      const res = await api.app.inject({ method: 'GET', url: '/api/v1/session', headers });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.headers['content-type']).toContain('application/json');
+      expect(res.json()).toEqual({ authenticated: false });
+      expect(res.cookies).toHaveLength(0);
+    }
+    // Routes that need a session still answer 401, and so does the probe given a bad token.
+    for (const url of ['/api/v1/me', '/api/v1/servers']) {
+      const res = await api.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(401);
+      expect(res.json()).toMatchObject({ code: 'missing-token' });
+    }
+    const bad = await api.app.inject({ method: 'GET', url: '/api/v1/session', headers: bearer('pyl_nope') });
+    expect(bad.statusCode).toBe(401);
+    expect(bad.json()).toMatchObject({ code: 'invalid-token' });
+    // Signing out without a session stays a 401: only the probe answers for nobody.
+    const out = await api.app.inject({ method: 'DELETE', url: '/api/v1/session' });
+    expect(out.statusCode).toBe(401);
+  });
+
+  it('documents both answers of GET /session in the OpenAPI document', async () => {
+    type Schema = { anyOf?: Schema[]; properties?: Record<string, Schema>; enum?: unknown[] };
+    const doc = (await api.app.inject({ method: 'GET', url: '/api/v1/openapi.json' })).json() as {
+      paths: Record<
+        string,
+        Record<string, { responses: Record<string, { content: Record<string, { schema: Schema }> }> }>
+      >;
+    };
+    const schema = doc.paths['/api/v1/session']?.get?.responses['200']?.content['application/json']?.schema;
+    const answers = (schema?.anyOf ?? []).map((s) => s.properties?.authenticated?.enum);
+    expect(answers).toEqual([[true], [false]]);
   });
 
   it('refuses to make a session from a session (a token is needed) and from a bad token', async () => {

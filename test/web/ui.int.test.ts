@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killLeftovers } from '#test/helpers/pylee-process.ts';
 import {
@@ -39,14 +39,133 @@ async function firing(server: string): Promise<boolean> {
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 
-async function newPage(context: BrowserContext): Promise<Page> {
+/**
+ * Opens a page that records script errors, dialogs and console errors (Chromium logs a failed
+ * request, a 401 say, as one) in `pageErrors`; `expected` matches the console errors a test causes
+ * on purpose (`<message> (<url>)`).
+ */
+async function newPage(context: BrowserContext, expected: RegExp[] = []): Promise<Page> {
   const page = await context.newPage();
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const text = `${message.text()} (${message.location().url})`;
+    if (!expected.some((re) => re.test(text))) pageErrors.push(`console error on ${page.url()}: ${text}`);
+  });
   page.on('dialog', (dialog) => {
     pageErrors.push(`unexpected dialog: ${dialog.message()}`);
     void dialog.dismiss();
   });
   return page;
+}
+
+/**
+ * In the page: records the text drawn on each canvas, with its box in canvas pixels, in
+ * `canvas.__texts`, emptied when the whole canvas is cleared for a redraw. Chart axis labels are
+ * drawn on the canvas, not in the DOM; this is how a test sees whether one is cut off.
+ */
+function recordCanvasText(): void {
+  type Drawn = { text: string; left: number; right: number; align: string };
+  type Recorded = HTMLCanvasElement & { __texts?: Drawn[] };
+  const proto = CanvasRenderingContext2D.prototype;
+  const { fillText, clearRect } = proto;
+  proto.clearRect = function (x, y, w, h) {
+    if (x <= 0 && y <= 0 && x + w >= this.canvas.width && y + h >= this.canvas.height)
+      (this.canvas as Recorded).__texts = [];
+    clearRect.call(this, x, y, w, h);
+  };
+  proto.fillText = function (text, x, y, maxWidth) {
+    const width = this.measureText(text).width;
+    const align = this.textAlign;
+    const start = align === 'right' || align === 'end' ? x - width : align === 'center' ? x - width / 2 : x;
+    const left = start + this.getTransform().e;
+    ((this.canvas as Recorded).__texts ??= []).push({ text, left, right: left + width, align });
+    if (maxWidth === undefined) fillText.call(this, text, x, y);
+    else fillText.call(this, text, x, y, maxWidth);
+  };
+}
+
+interface ChartText {
+  title: string;
+  /** Canvas width and the plot's right edge on it, canvas pixels. */
+  width: number;
+  plotRight: number;
+  texts: { text: string; left: number; right: number; align: string }[];
+}
+
+/**
+ * Every text of every chart on the page (tick labels, deployment markers) lies inside its canvas:
+ * a y-axis as wide as its widest label, no label cut off at either edge. Time labels are centred on
+ * their ticks, so right of the plot there must be room for half the widest one, wherever the ticks
+ * fall at the moment.
+ */
+async function expectChartTextInside(page: Page): Promise<ChartText[]> {
+  const read = () =>
+    page.evaluate(() =>
+      Array.from(document.querySelectorAll('figure.chart')).map((figure): ChartText => {
+        const canvas = figure.querySelector('canvas') as HTMLCanvasElement & { __texts?: ChartText['texts'] };
+        const box = canvas.getBoundingClientRect();
+        const plot = (figure.querySelector('.u-over') as HTMLElement).getBoundingClientRect();
+        return {
+          title: figure.querySelector('figcaption')?.textContent ?? '',
+          width: canvas.width,
+          plotRight: (plot.right - box.left) * (canvas.width / box.width),
+          texts: canvas.__texts ?? [],
+        };
+      }),
+    );
+  await expect.poll(async () => (await read()).every((c) => c.texts.length > 0)).toBe(true);
+  const charts = await read();
+  expect(charts.length).toBeGreaterThan(0);
+  for (const chart of charts) {
+    for (const t of chart.texts) {
+      const label = `${chart.title}: "${t.text}"`;
+      expect(t.left, `${label} starts left of the canvas`).toBeGreaterThanOrEqual(0);
+      expect(t.right, `${label} ends right of the canvas`).toBeLessThanOrEqual(chart.width);
+      if (t.align === 'center')
+        expect((t.right - t.left) / 2, `${label} has no room at the right edge`).toBeLessThanOrEqual(
+          chart.width - chart.plotRight + 0.5,
+        );
+    }
+  }
+  return charts;
+}
+
+/** The legend values of a chart with the cursor at `fraction` of the plot's width: [baseline, candidate]. */
+async function legendAt(page: Page, title: string, fraction: number): Promise<string[]> {
+  const chart = page.locator('figure.chart').filter({ has: page.getByText(title, { exact: true }) });
+  const plot = chart.locator('.u-over');
+  await plot.scrollIntoViewIfNeeded();
+  const box = await plot.boundingBox();
+  if (!box) throw new Error(`no plot in ${title}`);
+  await page.mouse.move(box.x + box.width * fraction, box.y + box.height / 2);
+  const [time, ...values] = await chart.locator('.u-legend .u-series .u-value').allTextContents();
+  // uPlot shows "--" for the time while the cursor is off the plot (and "—" for every value).
+  expect(time, `the cursor is on the ${title} plot`).not.toBe('--');
+  return values;
+}
+
+/**
+ * The overview needs no sideways scrolling (neither the page nor the grid's own box), and the
+ * flag, the alert count and the deltas of `row` are inside the viewport.
+ */
+async function expectOverviewFits(page: Page, row: Locator): Promise<void> {
+  const overflow = await page.evaluate(() => {
+    const grid = document.querySelector('[data-testid=overview-grid]')?.parentElement as HTMLElement;
+    const root = document.documentElement;
+    return { page: root.scrollWidth - root.clientWidth, grid: grid.scrollWidth - grid.clientWidth };
+  });
+  expect(overflow).toEqual({ page: 0, grid: 0 });
+  const width = page.viewportSize()?.width ?? 0;
+  const deltas = await row.locator('.delta').all();
+  expect(deltas).toHaveLength(2);
+  for (const target of [row.getByText('rollback recommended'), row.getByText(/^\d+ firing$/), ...deltas]) {
+    const box = await target.boundingBox();
+    const what = String(await target.textContent());
+    if (!box) throw new Error(`${what} is not shown`);
+    expect(box.x, what).toBeGreaterThanOrEqual(0);
+    expect(box.x + box.width, what).toBeLessThanOrEqual(width);
+  }
 }
 
 describe.runIf(hasChromium)('web UI in Chromium', () => {
@@ -95,6 +214,7 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
     timings.alertMs = Date.now() - t0;
     browser = await launchChromium();
     admin = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await admin.addInitScript(recordCanvasText);
   }, 240_000);
 
   afterAll(async () => {
@@ -105,7 +225,15 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
 
   it('signs in with a token kept in an httpOnly cookie, never in the URL or storage', async () => {
     const page = await newPage(admin);
+    // Signed out, the layout's probe is answered 200 (a 401 would be logged as a console error).
+    const probe = page.waitForResponse(
+      (r) => r.url().endsWith('/api/v1/session') && r.request().method() === 'GET',
+    );
     await signIn(page, platform.apiUrl, ADMIN_TOKEN);
+    const answer = await probe;
+    expect(answer.status()).toBe(200);
+    expect(await answer.json()).toEqual({ authenticated: false });
+    expect(pageErrors).toEqual([]);
     const cookies = await admin.cookies();
     const session = cookies.find((c) => c.name === 'pylee_session');
     expect(session?.httpOnly).toBe(true);
@@ -134,6 +262,13 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
       await page.locator(`tr[data-server="${server}"] svg.spark`).first().waitFor();
     await shot(page, 'overview');
 
+    // No sideways scrolling on a laptop: the flag, alert count and deltas are on screen from 1,024 px.
+    await expectOverviewFits(page, weather);
+    await page.setViewportSize({ width: 1024, height: 900 });
+    await expectOverviewFits(page, weather);
+    await shot(page, 'overview-1024');
+    await page.setViewportSize({ width: 1280, height: 900 });
+
     // Filters: only problems leaves the flagged row.
     await page.getByLabel('only problems').check();
     await expect.poll(() => page.locator('[data-testid=overview-grid] tbody tr').count()).toBe(1);
@@ -159,12 +294,33 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
     const table = page.getByRole('table', { name: 'Per-operation comparison' });
     expect(await table.textContent()).toContain('tools/call forecast');
     expect(await page.locator('td.worse').count()).toBeGreaterThan(0);
+
+    // Every tick label is whole: under 1 req/s, the throughput axis reads "0.35 req/s", not "35 req/s".
+    const charts = await expectChartTextInside(page);
+    const throughputTicks = charts.find((c) => c.title === 'Throughput')?.texts.map((t) => t.text);
+    expect(throughputTicks).toContainEqual(expect.stringMatching(/^0\.\d\d req\/s$/));
+
+    // The hour starts 40 minutes before the traffic. There a minute has no error rate (a gap, "—"),
+    // not 0 %, while its throughput is a real 0; where there was traffic both have values.
+    expect(await legendAt(page, 'Error rate', 0.02)).toEqual(['—', '—']);
+    await page
+      .locator('figure.chart')
+      .filter({ has: page.getByText('Error rate', { exact: true }) })
+      .screenshot({ path: path.join(ARTIFACTS, 'compare-error-rate-gap.png') });
+    expect(await legendAt(page, 'Throughput', 0.02)).toEqual(['0.00 req/s', '0.00 req/s']);
+    expect(await legendAt(page, 'Error rate', 0.97)).toEqual([
+      expect.stringMatching(/^\d+\.\d %$/),
+      expect.stringMatching(/^\d+\.\d %$/),
+    ]);
+    await page.mouse.move(0, 0);
     await shot(page, 'compare');
     await page.close();
   });
 
   it('renders release notes, names and labels with markup inert', async () => {
-    const page = await newPage(admin);
+    // Chromium reports the inline handlers of the notes when DOMPurify parses them (in an inert
+    // document, where the page's CSP refuses them): expected here, and nothing runs (__pwned below).
+    const page = await newPage(admin, [/^Executing inline event handler violates .*Content Security Policy/]);
     for (const url of [
       '/servers/weather/versions/1.1.0',
       '/servers/weather',
@@ -209,6 +365,7 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
     await page.getByRole('button', { name: 'Roll back' }).waitFor();
     await page.getByText('Candidate against baseline').waitFor();
     await page.locator('figure.chart canvas').first().waitFor();
+    await expectChartTextInside(page);
     await shot(page, 'canary-report');
 
     await page.getByRole('button', { name: 'Roll back' }).click();
@@ -238,7 +395,8 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
 
   it('shows a read-only token no deploy buttons, and the API refuses it anyway', async () => {
     const viewer = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await newPage(viewer);
+    // The refused rollback below is logged by Chromium as a failed request: that one is meant.
+    const page = await newPage(viewer, [/status of 403 .*\/deployments\/[^/]+\/rollback\)$/]);
     await signIn(page, platform.apiUrl, readToken);
     const { deployments } = await platform.call<{ deployments: { id: string }[] }>(
       'GET',
@@ -271,6 +429,7 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
       hasTouch: true,
       colorScheme: 'dark',
     });
+    await phone.addInitScript(recordCanvasText);
     const page = await newPage(phone);
     await signIn(page, platform.apiUrl, ADMIN_TOKEN);
     await page.locator('[data-testid=overview-grid] tbody tr').first().waitFor();
@@ -284,6 +443,8 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
     expect(
       await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
     ).toBeLessThanOrEqual(1);
+    // Narrow charts at twice the pixel density: still no label cut off.
+    await expectChartTextInside(page);
     await shot(page, 'compare-phone-dark');
     // The toggle overrides the system preference.
     await page.getByRole('button', { name: /Switch to light mode/ }).click();

@@ -4,6 +4,7 @@
 export type Permission = 'read' | 'write' | 'deploy' | 'admin';
 
 export interface Session {
+  authenticated: true;
   org: { id: string; slug: string };
   token: { id: string | null; name: string };
   permissions: Permission[];
@@ -68,7 +69,8 @@ export interface SeriesPoint extends Latency {
   time: string;
   requests: number;
   throughput: number;
-  errorRate: number;
+  /** Null for a step without requests: no requests, no error rate. */
+  errorRate: number | null;
   cpu: number | null;
   memory: number | null;
 }
@@ -176,10 +178,11 @@ const get = <T>(path: string, query?: Query) => request<T>('GET', path, { query 
 const post = <T>(path: string, body?: unknown) => request<T>('POST', path, { body: body ?? {} });
 
 export const session = {
-  async current(): Promise<Session> {
-    const s = await get<Session>('/session');
-    csrfToken = s.csrfToken;
-    return s;
+  /** Who is signed in, or null when nobody is (the API answers that with 200, not 401). */
+  async current(): Promise<Session | null> {
+    const s = await get<Session | { authenticated: false }>('/session');
+    csrfToken = s.authenticated ? s.csrfToken : null;
+    return s.authenticated ? s : null;
   },
   async signIn(token: string): Promise<Session> {
     const s = await request<Session>('POST', '/session', {
@@ -383,7 +386,7 @@ export interface ServerHealth {
 export interface OverviewFigures extends VersionStats {
   series: {
     requests: number[];
-    errorRate: number[];
+    errorRate: (number | null)[];
     throughput: number[];
     p50: (number | null)[];
     p95: (number | null)[];

@@ -27,10 +27,11 @@ export function align(a: Series, b: Series, pick: (p: SeriesPoint) => number | n
   const index = (s: Series) => new Map(s.points.map((p) => [Date.parse(p.time) / 1000, p]));
   const ia = index(a);
   const ib = index(b);
+  // A bucket without requests has no latency or error rate (the API answers null: a gap in the
+  // line, not a zero); its throughput is a real 0, and CPU and memory are reported apart from requests.
   const value = (m: Map<number, SeriesPoint>, t: number) => {
     const p = m.get(t);
-    // A bucket without requests has no latency or error rate, not a zero one.
-    return p && (p.requests > 0 || pick(p) !== null) ? pick(p) : null;
+    return p ? pick(p) : null;
   };
   return { times, a: times.map((t) => value(ia, t)), b: times.map((t) => value(ib, t)) };
 }
