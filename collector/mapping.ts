@@ -6,6 +6,13 @@ import {
   ATTR_SERVICE_NAME,
   ATTR_SERVICE_VERSION,
 } from '@opentelemetry/semantic-conventions';
+import {
+  DEFAULT_MAX_ATTRIBUTE_LENGTH,
+  ERROR_TYPE_OTHER,
+  ERROR_TYPE_TOOL,
+  operationName,
+  truncate,
+} from '#core/telemetry/naming.ts';
 import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
 import {
   seriesKey,
@@ -62,8 +69,6 @@ const ATTR_HTTP_STATUS_CODE_OLD = 'http.status_code';
 const ATTR_HTTP_METHOD_OLD = 'http.method';
 
 export const UNKNOWN_SERVICE = 'unknown_service';
-export const ERROR_TYPE_TOOL = 'tool_error';
-export const ERROR_TYPE_OTHER = '_OTHER';
 
 /** The metrics Pylee stores. */
 export const METRIC_NAMES: ReadonlySet<string> = new Set([
@@ -73,9 +78,6 @@ export const METRIC_NAMES: ReadonlySet<string> = new Set([
   'process.cpu.time',
   'process.memory.usage',
 ]);
-
-/** The default cap on a stored attribute value, in UTF-16 code units. */
-export const DEFAULT_MAX_ATTRIBUTE_LENGTH = 4096;
 
 /** Exponential histograms: the scale range the OTLP data model allows, and a bucket cap per side. */
 export const MIN_EXPONENTIAL_SCALE = -10;
@@ -234,43 +236,15 @@ function operationOf(a: Attributes, max: number): string {
   const method = stringAttr(a, ATTR_MCP_METHOD_NAME, max);
   if (method) {
     const target = stringAttr(a, ATTR_GEN_AI_TOOL_NAME, max) || stringAttr(a, ATTR_GEN_AI_PROMPT_NAME, max);
-    return target ? joined(method, target, max) : method;
+    return target ? operationName(method, target, max) : method;
   }
   const route = stringAttr(a, ATTR_HTTP_ROUTE, max);
   if (route) {
     const httpMethod =
       stringAttr(a, ATTR_HTTP_REQUEST_METHOD, max) || stringAttr(a, ATTR_HTTP_METHOD_OLD, max);
-    return httpMethod ? joined(httpMethod, route, max) : route;
+    return httpMethod ? operationName(httpMethod, route, max) : route;
   }
   return '';
-}
-
-/**
- * `${first} ${second}`, truncated. The same few operations recur in every row, so the joined
- * strings are kept (a bounded memo): rows then share one string instead of each holding a copy.
- */
-const joinedMemo = new Map<string, Map<string, string>>();
-let joinedCount = 0;
-const MAX_JOINED = 10_000;
-
-function joined(first: string, second: string, max: number): string {
-  if (first.length + 1 + second.length > max) return truncate(`${first} ${second}`, max);
-  let bySecond = joinedMemo.get(first);
-  let value = bySecond?.get(second);
-  if (value !== undefined) return value;
-  if (joinedCount >= MAX_JOINED) {
-    joinedMemo.clear();
-    joinedCount = 0;
-    bySecond = undefined;
-  }
-  if (bySecond === undefined) {
-    bySecond = new Map();
-    joinedMemo.set(first, bySecond);
-  }
-  value = `${first} ${second}`;
-  bySecond.set(second, value);
-  joinedCount++;
-  return value;
 }
 
 function spanProblem(traceId: string, spanId: string, start: bigint, end: bigint): string | undefined {
@@ -635,15 +609,6 @@ export function isoTime(nanos: bigint): string {
   cachedMillis[slot] = ms;
   cachedTimes[slot] = time;
   return time;
-}
-
-/** Cuts a value to `max` UTF-16 code units without splitting a surrogate pair. */
-export function truncate(value: string, max: number): string {
-  if (value.length <= max) return value;
-  let end = Math.max(0, max);
-  const last = value.charCodeAt(end - 1);
-  if (end > 0 && last >= 0xd800 && last <= 0xdbff) end--;
-  return value.slice(0, end);
 }
 
 /** A scalar attribute as text (numbers and booleans too), truncated; '' when absent or structured. */

@@ -1,10 +1,16 @@
+import {
+  DEFAULT_MAX_ATTRIBUTE_LENGTH,
+  ERROR_TYPE_TOOL,
+  operationName,
+  truncate,
+} from '../telemetry/naming.ts';
+
 /**
  * What a JSON-RPC exchange through the gateway means, for the request row it writes: which
  * messages a body holds, the operation each names, and the outcome of a response.
  *
- * The operation and error-type names are the collector's (collector/mapping.ts), so a gateway row
- * and an OTLP row of the same call compare as one series. They are written out again here rather
- * than imported: core/ imports no role. Keep the two identical; a change to one is a change to both.
+ * The operation and error-type names are the collector's (core/telemetry/naming.ts, which both
+ * use), so a gateway row and an OTLP row of the same call compare as one series.
  */
 
 /** A request id: MCP allows a string or an integer, never null (unlike base JSON-RPC). */
@@ -67,11 +73,9 @@ export const PARSE_ERROR = -32700;
 /** JSON-RPC 2.0: the JSON is not a valid request (or response) object. */
 export const INVALID_REQUEST = -32600;
 
-/** The collector's cap on a stored attribute value (its DEFAULT_MAX_ATTRIBUTE_LENGTH), in UTF-16 code units. */
-export const DEFAULT_MAX_OPERATION_LENGTH = 4096;
-
-/** The collector's `error.type` for a tool result with `isError` (its ERROR_TYPE_TOOL). */
-export const ERROR_TYPE_TOOL = 'tool_error';
+/** The cap on a stored operation, as on every stored attribute value, in UTF-16 code units. */
+export const DEFAULT_MAX_OPERATION_LENGTH = DEFAULT_MAX_ATTRIBUTE_LENGTH;
+export { ERROR_TYPE_TOOL };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -183,7 +187,7 @@ export function operationOf(method: string, params: unknown, max = DEFAULT_MAX_O
   const first = truncate(method, max);
   const target = method === 'tools/call' || method === 'prompts/get' ? nameOf(params) : undefined;
   if (!target) return first;
-  return truncate(`${first} ${truncate(target, max)}`, max);
+  return operationName(first, truncate(target, max), max);
 }
 
 /** How an exchange ended, for the request row. */
@@ -245,13 +249,4 @@ function nameOf(params: unknown): string | undefined {
   if (!isObject(params)) return undefined;
   const name = own(params, 'name');
   return typeof name === 'string' ? name : undefined;
-}
-
-/** Cuts a value to `max` UTF-16 code units without splitting a surrogate pair (the collector's `truncate`). */
-function truncate(value: string, max: number): string {
-  if (value.length <= max) return value;
-  let end = Math.max(0, max);
-  const last = value.charCodeAt(end - 1);
-  if (end > 0 && last >= 0xd800 && last <= 0xdbff) end--;
-  return value.slice(0, end);
 }

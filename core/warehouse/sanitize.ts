@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_ATTRIBUTE_LENGTH } from '../telemetry/naming.ts';
 import type { MetricPointRow, RequestRow } from './rows.ts';
 
 /**
@@ -33,11 +34,11 @@ import type { MetricPointRow, RequestRow } from './rows.ts';
 
 /**
  * Longest value of a LowCardinality(String) column, in UTF-16 code units: the collector's cap on
- * attribute values (`DEFAULT_MAX_ATTRIBUTE_LENGTH` in collector/mapping.ts), so nothing the collector
+ * attribute values (`DEFAULT_MAX_ATTRIBUTE_LENGTH`, core/telemetry/naming.ts), so nothing the collector
  * made is cut again. Each distinct value lives in the dictionary of every part it occurs in, hence
  * the shorter cap than {@link MAX_STRING_LENGTH}.
  */
-export const MAX_LOWCARD_LENGTH = 4096;
+export const MAX_LOWCARD_LENGTH = DEFAULT_MAX_ATTRIBUTE_LENGTH;
 
 /** Longest value of a plain String column (ids), in UTF-16 code units: a bound on enormous values. */
 export const MAX_STRING_LENGTH = 16_384;
