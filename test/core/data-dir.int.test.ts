@@ -102,8 +102,10 @@ describe('lockDataDir', () => {
 
   it('takes over the lock of a zombie its parent has not reaped yet', async () => {
     const { dir, file } = lockFileIn('zombie');
-    // `sh` starts a child that exits at once, then becomes `sleep`, which never reaps it.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], {
+    // `sh` starts a child, then becomes `sleep`, which never reaps it. The child exits only once its
+    // parent is `sleep`: had it exited sooner, `sh` itself could have reaped it (seen under load).
+    const child = 'p=$$; (while [ "$(cat /proc/$p/comm)" != sleep ]; do sleep 0.01; done) & echo $!';
+    const parent = spawn('sh', ['-c', `${child}; exec sleep 30`], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     children.push(parent);
