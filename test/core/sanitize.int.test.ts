@@ -12,10 +12,13 @@ import {
   MAX_STRING_LENGTH,
   MAX_TIME,
   MAX_UINT64,
+  METRIC_POINT_SPEC,
+  REQUEST_SPEC,
   sanitizeMetricPointRow,
   sanitizeRequestRow,
 } from '#core/warehouse/sanitize.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
+import { rowsOf } from './sanitize-arbitraries.ts';
 
 // chDB binds one data directory per process: one warehouse for the whole file.
 let dir: string;
@@ -457,44 +460,13 @@ const histogram = fc.oneof(
   fc.tuple(fc.array(anyNumber, { maxLength: 5 }), fc.array(anyNumber, { maxLength: 6 })),
 );
 
-const requestRows = fc.record({
-  org_id: anyString,
-  server: anyString,
-  environment: anyString,
-  version: anyString,
-  operation: anyString,
+const requestRows = rowsOf(REQUEST_SPEC, { string: anyString, number: anyNumber, time: anyTime });
+const metricPointRows = rowsOf(METRIC_POINT_SPEC, {
+  string: anyString,
+  number: anyNumber,
   time: anyTime,
-  duration_ms: anyNumber,
-  error: anyNumber,
-  error_type: anyString,
-  http_status: anyNumber,
-  mcp_method: anyString,
-  tool: anyString,
-  trace_id: anyString,
-  span_id: anyString,
-  session_id: anyString,
+  histogram,
 });
-
-const metricPointRows = fc
-  .tuple(
-    fc.record({
-      org_id: anyString,
-      server: anyString,
-      environment: anyString,
-      version: anyString,
-      operation: anyString,
-      metric: anyString,
-      unit: anyString,
-      kind: anyString,
-      start_time: anyTime,
-      time: anyTime,
-      count: anyNumber,
-      sum: anyNumber,
-      value: anyNumber,
-    }),
-    histogram,
-  )
-  .map(([row, [bounds, bucket_counts]]) => ({ ...row, bounds, bucket_counts }));
 
 const ROWS = 400;
 const BATCH = 100;

@@ -19,6 +19,7 @@ import {
   TABLE_SPECS,
   type ColumnSpec,
 } from '#core/warehouse/sanitize.ts';
+import { rowsOf } from './sanitize-arbitraries.ts';
 
 // Rows as the tests hand them to the sanitizer: any value in any column.
 type Loose = Record<string, unknown>;
@@ -603,44 +604,14 @@ const histogramArrays = fc.oneof(
   fc.tuple(fc.oneof(junk, validBounds), fc.oneof(junk, fc.constant([]))),
 );
 
-const poisonRequestRow: fc.Arbitrary<Loose> = fc.record({
-  org_id: anyString,
-  server: anyString,
-  environment: anyString,
-  version: anyString,
-  operation: anyString,
+const poisonRequestRow = rowsOf(REQUEST_SPEC, { string: anyString, number: anyNumber, time: anyTime });
+const poisonMetricPointRow = rowsOf(METRIC_POINT_SPEC, {
+  string: anyString,
+  number: anyNumber,
   time: anyTime,
-  duration_ms: anyNumber,
-  error: anyNumber,
-  error_type: anyString,
-  http_status: anyNumber,
-  mcp_method: anyString,
-  tool: anyString,
-  trace_id: anyString,
-  span_id: anyString,
-  session_id: anyString,
+  histogram: histogramArrays,
+  columns: { kind: fc.oneof(fc.constantFrom('histogram', 'gauge', 'sum'), anyString) },
 });
-
-const poisonMetricPointRow: fc.Arbitrary<Loose> = fc
-  .tuple(
-    fc.record({
-      org_id: anyString,
-      server: anyString,
-      environment: anyString,
-      version: anyString,
-      operation: anyString,
-      metric: anyString,
-      unit: anyString,
-      kind: fc.oneof(fc.constantFrom('histogram', 'gauge', 'sum'), anyString),
-      start_time: anyTime,
-      time: anyTime,
-      count: anyNumber,
-      sum: anyNumber,
-      value: anyNumber,
-    }),
-    histogramArrays,
-  )
-  .map(([row, [bounds, bucket_counts]]) => ({ ...row, bounds, bucket_counts }));
 
 describe('properties', () => {
   const tables = [
