@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { ConfigError } from './errors.ts';
 
-export const ROLES = ['all', 'api', 'collector', 'alerts'] as const;
+export const ROLES = ['all', 'api', 'collector', 'gateway', 'alerts'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -17,6 +17,11 @@ export interface Config {
   host: string;
   apiPort: number;
   otlpPort: number;
+  /** Port of the MCP gateway. */
+  gatewayPort: number;
+  /** Where MCP clients reach the gateway (`https://mcp.example.com`); unset: `http://<host>:<gatewayPort>`. */
+  gatewayUrl: string | undefined;
+  gatewayBodyLimit: number;
   /** PostgreSQL server; unset means embedded PGlite in `<dataDir>/postgres`. */
   databaseUrl: string | undefined;
   /** ClickHouse server; unset means embedded chDB in `<dataDir>/clickhouse`. */
@@ -48,7 +53,10 @@ interface VariableSpec {
 
 /** The documented variables; the README's configuration table mirrors this list. */
 export const VARIABLES = {
-  PYLEE_ROLE: { description: 'Roles this process runs: all, api, collector or alerts.', default: 'all' },
+  PYLEE_ROLE: {
+    description: 'Roles this process runs: all, api, collector, gateway or alerts.',
+    default: 'all',
+  },
   PYLEE_DATA_DIR: {
     description: 'Directory for the embedded stores (PGlite, chDB, redis-server).',
     default: './data',
@@ -56,6 +64,15 @@ export const VARIABLES = {
   PYLEE_HOST: { description: 'Address the HTTP servers bind to.', default: '127.0.0.1' },
   PYLEE_API_PORT: { description: 'Port of the API and web UI (0 picks a free port).', default: '8080' },
   PYLEE_OTLP_PORT: { description: 'Port of the OTLP/HTTP collector (0 picks a free port).', default: '4318' },
+  PYLEE_GATEWAY_PORT: { description: 'Port of the MCP gateway (0 picks a free port).', default: '8081' },
+  PYLEE_GATEWAY_URL: {
+    description:
+      'Base URL MCP clients reach the gateway at (https://mcp.example.com); shown by `pylee gateway url` and the UI. Unset: http://PYLEE_HOST:PYLEE_GATEWAY_PORT.',
+  },
+  PYLEE_GATEWAY_BODY_LIMIT: {
+    description: 'Largest JSON-RPC request body the gateway accepts (e.g. 4MiB).',
+    default: '4MiB',
+  },
   PYLEE_DATABASE_URL: { description: 'PostgreSQL URL (postgres://…); unset: embedded PGlite.' },
   PYLEE_CLICKHOUSE_URL: {
     description: 'ClickHouse HTTP URL (http://user:pass@host:8123/db); unset: embedded chDB.',
@@ -158,6 +175,13 @@ export function loadConfig(
   if (apiPort !== 0 && apiPort === otlpPort) {
     throw new ConfigError('PYLEE_OTLP_PORT', `must differ from PYLEE_API_PORT (both are ${apiPort})`);
   }
+  const gatewayPort = port('PYLEE_GATEWAY_PORT', get('PYLEE_GATEWAY_PORT'));
+  if (gatewayPort !== 0 && (gatewayPort === apiPort || gatewayPort === otlpPort)) {
+    throw new ConfigError(
+      'PYLEE_GATEWAY_PORT',
+      `must differ from PYLEE_API_PORT and PYLEE_OTLP_PORT (${gatewayPort} is taken)`,
+    );
+  }
 
   return {
     role: oneOf('PYLEE_ROLE', role, ROLES),
@@ -165,6 +189,9 @@ export function loadConfig(
     host: host('PYLEE_HOST', get('PYLEE_HOST') as string),
     apiPort,
     otlpPort,
+    gatewayPort,
+    gatewayUrl: url('PYLEE_GATEWAY_URL', get('PYLEE_GATEWAY_URL'), ['http:', 'https:'])?.replace(/\/+$/, ''),
+    gatewayBodyLimit: bytes('PYLEE_GATEWAY_BODY_LIMIT', get('PYLEE_GATEWAY_BODY_LIMIT') as string),
     databaseUrl: url('PYLEE_DATABASE_URL', get('PYLEE_DATABASE_URL'), ['postgres:', 'postgresql:']),
     clickhouseUrl: url('PYLEE_CLICKHOUSE_URL', get('PYLEE_CLICKHOUSE_URL'), ['http:', 'https:']),
     redisUrl: url('PYLEE_REDIS_URL', get('PYLEE_REDIS_URL'), ['redis:', 'rediss:', 'unix:']),

@@ -52,6 +52,7 @@ export function platformEnv(
     PYLEE_DATA_DIR: dataDir,
     PYLEE_API_PORT: '0',
     PYLEE_OTLP_PORT: '0',
+    PYLEE_GATEWAY_PORT: '0',
     PYLEE_LOG_LEVEL: 'info',
     ...vars,
   });
