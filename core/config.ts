@@ -22,6 +22,10 @@ export interface Config {
   /** Where MCP clients reach the gateway (`https://mcp.example.com`); unset: `http://<host>:<gatewayPort>`. */
   gatewayUrl: string | undefined;
   gatewayBodyLimit: number;
+  /** Browser origins allowed to call the gateway (the MCP spec's Origin check); requests without Origin are not browsers. */
+  gatewayAllowedOrigins: string[];
+  /** Gateway requests per token (or client address) per rate-limit window. */
+  gatewayRateLimitMax: number;
   /** PostgreSQL server; unset means embedded PGlite in `<dataDir>/postgres`. */
   databaseUrl: string | undefined;
   /** ClickHouse server; unset means embedded chDB in `<dataDir>/clickhouse`. */
@@ -72,6 +76,14 @@ export const VARIABLES = {
   PYLEE_GATEWAY_BODY_LIMIT: {
     description: 'Largest JSON-RPC request body the gateway accepts (e.g. 4MiB).',
     default: '4MiB',
+  },
+  PYLEE_GATEWAY_ALLOWED_ORIGINS: {
+    description:
+      'Comma-separated origins (https://app.example.com) whose browsers may call the gateway; others get 403. Requests without an Origin header are not affected.',
+  },
+  PYLEE_GATEWAY_RATE_LIMIT_MAX: {
+    description: 'Gateway requests allowed per token (or client address) per PYLEE_RATE_LIMIT_WINDOW.',
+    default: '6000',
   },
   PYLEE_DATABASE_URL: { description: 'PostgreSQL URL (postgres://…); unset: embedded PGlite.' },
   PYLEE_CLICKHOUSE_URL: {
@@ -192,6 +204,11 @@ export function loadConfig(
     gatewayPort,
     gatewayUrl: url('PYLEE_GATEWAY_URL', get('PYLEE_GATEWAY_URL'), ['http:', 'https:'])?.replace(/\/+$/, ''),
     gatewayBodyLimit: bytes('PYLEE_GATEWAY_BODY_LIMIT', get('PYLEE_GATEWAY_BODY_LIMIT') as string),
+    gatewayAllowedOrigins: origins('PYLEE_GATEWAY_ALLOWED_ORIGINS', get('PYLEE_GATEWAY_ALLOWED_ORIGINS')),
+    gatewayRateLimitMax: positiveInt(
+      'PYLEE_GATEWAY_RATE_LIMIT_MAX',
+      get('PYLEE_GATEWAY_RATE_LIMIT_MAX') as string,
+    ),
     databaseUrl: url('PYLEE_DATABASE_URL', get('PYLEE_DATABASE_URL'), ['postgres:', 'postgresql:']),
     clickhouseUrl: url('PYLEE_CLICKHOUSE_URL', get('PYLEE_CLICKHOUSE_URL'), ['http:', 'https:']),
     redisUrl: url('PYLEE_REDIS_URL', get('PYLEE_REDIS_URL'), ['redis:', 'rediss:', 'unix:']),
@@ -221,6 +238,26 @@ export function loadConfig(
     ),
     publicUrl: url('PYLEE_PUBLIC_URL', get('PYLEE_PUBLIC_URL'), ['http:', 'https:'])?.replace(/\/+$/, ''),
   };
+}
+
+function origins(name: string, value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => {
+      let parsed: URL;
+      try {
+        parsed = new URL(part);
+      } catch {
+        throw new ConfigError(name, `${JSON.stringify(part)} is not an origin like https://app.example.com`);
+      }
+      if (parsed.origin === 'null' || parsed.origin !== part.replace(/\/+$/, '')) {
+        throw new ConfigError(name, `${JSON.stringify(part)} is not an origin like https://app.example.com`);
+      }
+      return parsed.origin;
+    });
 }
 
 function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T {

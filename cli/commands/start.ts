@@ -1,6 +1,7 @@
 import { alertsRole } from '#alerts/role.ts';
 import { apiRole } from '#api/role.ts';
 import { collectorRole } from '#collector/role.ts';
+import { gatewayRole } from '#gateway/role.ts';
 import { loadConfig, type Role as RoleName } from '#core/config.ts';
 import { createSecretBox } from '#core/crypto/secret-box.ts';
 import { loadSecretKey } from '#core/crypto/secret-key.ts';
@@ -15,6 +16,7 @@ import { startupSummary, type TokenWhere } from '#cli/startup-summary.ts';
 const ROLES: Record<Exclude<RoleName, 'all'>, (deps: RoleDeps) => Role> = {
   api: apiRole,
   collector: collectorRole,
+  gateway: gatewayRole,
   alerts: alertsRole,
 };
 
@@ -93,7 +95,7 @@ export async function start(options: { role?: string | undefined }): Promise<voi
       );
     }
     const secretBox = createSecretBox(loadSecretKey(config, logger));
-    const names = config.role === 'all' ? (['collector', 'api', 'alerts'] as const) : [config.role];
+    const names = config.role === 'all' ? (['collector', 'gateway', 'api', 'alerts'] as const) : [config.role];
     for (const name of names) {
       if (stopping) return await stopping;
       const role = ROLES[name]({ config, stores, logger, version: PYLEE_VERSION, secretBox });

@@ -9,6 +9,8 @@ interface Instruments {
   httpDuration: Histogram;
   otlpRefused: Counter;
   otlpItemsRejected: Counter;
+  gatewaySessions: Counter;
+  gatewayRowsDropped: Counter;
 }
 
 let instruments: Instruments | undefined;
@@ -34,6 +36,15 @@ function get(): Instruments {
     otlpItemsRejected: meter.createCounter('pylee.collector.items.rejected', {
       description: 'Spans and data points refused inside accepted requests (the OTLP partial success)',
       unit: '{item}',
+    }),
+    gatewaySessions: meter.createCounter('pylee.gateway.sessions', {
+      description:
+        'Gateway sessions by what happened to them: started, migrated (moved by a rollback), terminated, ended',
+      unit: '{session}',
+    }),
+    gatewayRowsDropped: meter.createCounter('pylee.gateway.rows.dropped', {
+      description: 'Gateway telemetry rows the writer could not take (the calls themselves were answered)',
+      unit: '{row}',
     }),
   };
   return instruments;
@@ -86,4 +97,14 @@ export function recordOtlpRefused(signal: 'traces' | 'metrics', status: number):
 /** Records spans or data points refused inside an accepted request (reported as partial success). */
 export function recordOtlpItemsRejected(signal: 'traces' | 'metrics', count: number): void {
   get().otlpItemsRejected.add(count, { 'pylee.signal': signal });
+}
+
+/** Counts a gateway session event (`started`, `migrated`, `terminated`, `ended`) of a version. */
+export function recordGatewaySession(event: string, version: string): void {
+  get().gatewaySessions.add(1, { 'pylee.session.event': event, 'pylee.version': version });
+}
+
+/** Counts gateway telemetry rows the writer refused. */
+export function recordGatewayRowsDropped(count: number): void {
+  get().gatewayRowsDropped.add(count);
 }

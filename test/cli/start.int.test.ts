@@ -80,7 +80,7 @@ describe('pylee start on an empty data dir', () => {
 
   it('starts every role on embedded stores and reports them ready', async () => {
     expect(pylee.logs().find((log) => log.msg === 'pylee started')).toMatchObject({
-      roles: ['collector', 'api', 'alerts'],
+      roles: ['collector', 'gateway', 'api', 'alerts'],
       startupMs: expect.any(Number),
     });
     expect(pylee.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

@@ -1,0 +1,123 @@
+import type { SecretBox } from '#core/crypto/secret-box.ts';
+import { outcomeOf, type RequestMessage, type ResponseMessage } from '#core/gateway/exchange.ts';
+import type { Logger } from '#core/logger.ts';
+import type { GatewayFronting } from '#core/telemetry/fronted.ts';
+import { recordGatewayRowsDropped } from '#core/telemetry/metrics.ts';
+import type { RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
+import type { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
+
+/** Where an exchange happened: the dimensions of its rows. */
+export interface ExchangeScope {
+  orgId: string;
+  server: string;
+  /** '' for a pinned version (`/{org}/{server}@{version}/mcp`), which belongs to no environment. */
+  environment: string;
+  version: string;
+  /** {@link Recorder.sessionKey} of the gateway session, '' without one. */
+  sessionKey: string;
+  /** {@link Recorder.clientKey} of the client, '' when nothing identifies it. */
+  clientKey: string;
+}
+
+/** A request forwarded and not yet answered. */
+export interface PendingCall {
+  message: RequestMessage;
+  /** Milliseconds since the epoch, for the row's time. */
+  startedAt: number;
+  /** `performance.now()` then, for the duration. */
+  startedAtMonotonic: number;
+}
+
+/**
+ * Turns what the gateway forwarded into telemetry: one request row per JSON-RPC request (operation,
+ * outcome, JSON-RPC error code, duration), and session events. Rows go through the telemetry writer
+ * (write-ahead log, batches, spool, dedup) without delaying the client: a row the writer cannot take
+ * is counted and logged, and the call it describes has been answered already.
+ */
+export class Recorder {
+  readonly #writer: TelemetryWriter;
+  readonly #box: SecretBox;
+  readonly #fronting: GatewayFronting;
+  readonly #logger: Logger;
+
+  constructor(writer: TelemetryWriter, box: SecretBox, fronting: GatewayFronting, logger: Logger) {
+    this.#writer = writer;
+    this.#box = box;
+    this.#fronting = fronting;
+    this.#logger = logger;
+  }
+
+  /** A short keyed hash of a gateway session id: stable across replicas, and it does not open the session. */
+  sessionKey(sessionId: string): string {
+    return this.#box.fingerprint(`gateway-session:${sessionId}`).slice('sha256:'.length);
+  }
+
+  /** The stored form of a client key (token id, client key header or address): a keyed hash, never the key. */
+  clientKey(key: string | undefined): string {
+    return key === undefined ? '' : this.#box.fingerprint(`gateway-client:${key}`).slice('sha256:'.length);
+  }
+
+  /** A request answered by `response` (a JSON-RPC response, in a JSON body or an SSE event). */
+  answered(scope: ExchangeScope, call: PendingCall, response: ResponseMessage, httpStatus: number): void {
+    const outcome = outcomeOf(response);
+    this.#write(scope, call, {
+      error: outcome.outcome === 'ok' ? 0 : 1,
+      error_type: outcome.errorType,
+      http_status: httpStatus,
+    });
+  }
+
+  /** A request that got no JSON-RPC answer: `errorType` names why (`'502'`, `'upstream_disconnected'`). */
+  failed(scope: ExchangeScope, call: PendingCall, errorType: string, httpStatus: number): void {
+    this.#write(scope, call, { error: 1, error_type: errorType, http_status: httpStatus });
+  }
+
+  /** A session began, ended (`reason`: delete, rollback, terminated, upstream-failure) or moved. */
+  session(scope: ExchangeScope, event: 'start' | 'end' | 'migrate', reason: string): void {
+    const row: SessionEventRow = {
+      org_id: scope.orgId,
+      server: scope.server,
+      environment: scope.environment,
+      version: scope.version,
+      session_id: scope.sessionKey,
+      time: new Date().toISOString(),
+      event,
+      reason,
+      client_key: scope.clientKey,
+      source: 'gateway',
+    };
+    this.#writer.writeSessionEvents([row]).catch((error: unknown) => this.#dropped(error, 'session event'));
+  }
+
+  #write(
+    scope: ExchangeScope,
+    call: PendingCall,
+    result: Pick<RequestRow, 'error' | 'error_type' | 'http_status'>,
+  ): void {
+    if (scope.environment) this.#fronting.mark(scope.orgId, scope.server, scope.environment);
+    const row: RequestRow = {
+      org_id: scope.orgId,
+      server: scope.server,
+      environment: scope.environment,
+      version: scope.version,
+      operation: call.message.operation,
+      time: new Date(call.startedAt).toISOString(),
+      duration_ms: performance.now() - call.startedAtMonotonic,
+      ...result,
+      mcp_method: call.message.method,
+      tool: call.message.toolName ?? '',
+      trace_id: '',
+      span_id: '',
+      session_id: scope.sessionKey,
+      source: 'gateway',
+      client_key: scope.clientKey,
+      counted: 1,
+    };
+    this.#writer.writeRequests([row]).catch((error: unknown) => this.#dropped(error, 'request row'));
+  }
+
+  #dropped(error: unknown, what: string): void {
+    recordGatewayRowsDropped(1);
+    this.#logger.warn({ err: error }, `the telemetry writer refused a gateway ${what}; it is not recorded`);
+  }
+}

@@ -1,0 +1,316 @@
+import type { AddressInfo } from 'node:net';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildGateway } from '#gateway/app.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
+import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { until } from '#test/helpers/until.ts';
+import { startUpstream, type Upstream } from './upstream.ts';
+
+// The gateway with real parts: MCP SDK servers (one per version) and SDK clients over real HTTP,
+// the real API changing the rollout, Redis carrying the change, chDB receiving the rows.
+
+type Stores = Awaited<ReturnType<typeof openTestStores>>;
+let stores: Stores;
+let api: TestApi;
+let gateway: FastifyInstance;
+let base: string;
+let connectToken: string;
+const upstreams: Upstream[] = [];
+const clients: Client[] = [];
+
+async function startGateway(): Promise<{ app: FastifyInstance; base: string }> {
+  const app = await buildGateway({
+    stores,
+    logger: silentLogger,
+    secretBox: testSecretBox,
+    config: {
+      dataDir: stores.dir,
+      gatewayBodyLimit: 64 * 1024,
+      gatewayAllowedOrigins: ['https://app.example.com'],
+      gatewayRateLimitMax: 1_000_000,
+      rateLimit: { max: 1_000_000, windowMs: 60_000 },
+    },
+    // An hour: a rollout change must reach the gateway by its Redis signal, not by the refresh.
+    refreshMs: 3_600_000,
+    writer: { flushIntervalMs: 50, wal: false },
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
+}
+
+async function ok<T = Record<string, unknown>>(
+  method: 'GET' | 'POST' | 'PUT',
+  url: string,
+  payload?: object,
+) {
+  const res = await api.app.inject({
+    method,
+    url: `/api/v1${url}`,
+    headers: bearer(BOOTSTRAP_TOKEN),
+    payload,
+  });
+  expect(res.statusCode, `${method} ${url}: ${res.body}`).toBeLessThan(300);
+  return res.json() as T;
+}
+
+/** A server whose versions each run as their own SDK server, with 1.0.0 stable in development. */
+async function serverWith(slug: string, versions: string[]): Promise<Record<string, Upstream>> {
+  await ok('POST', '/servers', { slug });
+  const out: Record<string, Upstream> = {};
+  for (const version of versions) {
+    const upstream = await startUpstream(version);
+    upstreams.push(upstream);
+    out[version] = upstream;
+    await ok('POST', `/servers/${slug}/versions`, {
+      version,
+      remotes: [{ type: 'streamable-http', url: upstream.url }],
+    });
+  }
+  await ok('POST', `/servers/${slug}/deployments`, { version: versions[0], environment: 'development' });
+  return out;
+}
+
+function canary(slug: string, version: string, weights: number[], extra: object = {}) {
+  return ok<{ id: string }>('POST', `/servers/${slug}/deployments`, {
+    version,
+    environment: 'development',
+    strategy: 'canary',
+    steps: [...weights.map((weight) => ({ weight, pause: { approval: true } })), { weight: 100 }],
+    ...extra,
+  });
+}
+const act = (slug: string, id: string, action: string) =>
+  ok('POST', `/servers/${slug}/deployments/${id}/${action}`, {});
+
+async function connect(
+  slug: string,
+  token = connectToken,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/default/${slug}/development/mcp`), {
+    requestInit: { headers: bearer(token) },
+  });
+  const client = new Client({ name: 'test-client', version: '1.0.0' });
+  await client.connect(transport);
+  clients.push(client);
+  return { client, transport };
+}
+
+async function whoami(client: Client): Promise<string> {
+  const result = (await client.callTool({ name: 'whoami', arguments: {} })) as {
+    content: { text: string }[];
+  };
+  return result.content[0]?.text ?? '';
+}
+
+/** A raw initialize through the gateway: the version it landed on and the session it got. */
+async function initialize(slug: string): Promise<{ version: string; session: string }> {
+  const res = await fetch(`${base}/default/${slug}/development/mcp`, {
+    method: 'POST',
+    headers: {
+      ...bearer(connectToken),
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  });
+  await res.text();
+  expect(res.status).toBe(200);
+  return {
+    version: res.headers.get('x-pylee-version') ?? '',
+    session: res.headers.get('mcp-session-id') ?? '',
+  };
+}
+
+/** Where the gateway sends the next new session now. */
+async function split(slug: string, n: number): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < n; i += 25) {
+    const batch = await Promise.all(Array.from({ length: Math.min(25, n - i) }, () => initialize(slug)));
+    for (const { version } of batch) counts[version] = (counts[version] ?? 0) + 1;
+  }
+  return counts;
+}
+
+beforeAll(async () => {
+  stores = await openTestStores();
+  api = await buildTestApi(stores);
+  connectToken = await api.token(['connect']);
+  ({ app: gateway, base } = await startGateway());
+});
+afterAll(async () => {
+  for (const client of clients) await client.close().catch(() => undefined);
+  await gateway?.close();
+  await api?.app.close();
+  for (const upstream of upstreams) await upstream.close();
+  await stores?.close();
+});
+
+describe('routing by the rollout', () => {
+  it('keeps a session on one version, with its own sealed session id', async () => {
+    const v = await serverWith('sticky', ['1.0.0']);
+    const { client, transport } = await connect('sticky');
+    expect(await whoami(client)).toBe('1.0.0');
+    const gatewaySession = transport.sessionId ?? '';
+    const [upstreamSession] = [...(v['1.0.0']?.sessions.keys() ?? [])];
+    expect(gatewaySession.length).toBeGreaterThan(100);
+    expect(gatewaySession).not.toContain(upstreamSession);
+    for (let i = 0; i < 5; i++) expect(await whoami(client)).toBe('1.0.0');
+    // The gateway's token is stripped: the upstream never sees it.
+    expect(v['1.0.0']?.authorizations.every((a) => a === undefined)).toBe(true);
+  });
+
+  it('splits 1,000 new sessions 30 ± 4 % onto a canary at 30 %, and a weight change moves only new sessions', async () => {
+    await serverWith('split', ['1.0.0', '1.1.0']);
+    const deployment = await canary('split', '1.1.0', [30, 60]);
+    const counts = await split('split', 1000);
+    expect(counts['1.1.0'] ?? 0).toBeGreaterThanOrEqual(260);
+    expect(counts['1.1.0'] ?? 0).toBeLessThanOrEqual(340);
+    expect((counts['1.0.0'] ?? 0) + (counts['1.1.0'] ?? 0)).toBe(1000);
+
+    // Twenty live SDK sessions, then the canary goes to 60 %: each stays where it was.
+    const live: { client: Client; version: string }[] = [];
+    for (let i = 0; i < 20; i++) {
+      const { client } = await connect('split');
+      live.push({ client, version: await whoami(client) });
+    }
+    await act('split', deployment.id, 'promote');
+    await until(async () => ((await split('split', 100))['1.1.0'] ?? 0) > 45, {
+      what: 'the 60 % step at the gateway',
+    });
+    for (const { client, version } of live) expect(await whoami(client)).toBe(version);
+    const after = await split('split', 500);
+    expect(after['1.1.0'] ?? 0).toBeGreaterThanOrEqual(270);
+    expect(after['1.1.0'] ?? 0).toBeLessThanOrEqual(330);
+  });
+});
+
+describe('rollbacks move live sessions', () => {
+  it('migrates the canary’s SDK sessions to the stable version with no error, keeping the session id', async () => {
+    const v = await serverWith('migrate', ['1.0.0', '1.1.0']);
+    const deployment = await canary('migrate', '1.1.0', [50]);
+    const onCanary: { client: Client; transport: StreamableHTTPClientTransport }[] = [];
+    while (onCanary.length < 3) {
+      const c = await connect('migrate');
+      if ((await whoami(c.client)) === '1.1.0') onCanary.push(c);
+    }
+    const initsBefore = v['1.0.0']?.initializeCount ?? 0;
+    await act('migrate', deployment.id, 'rollback');
+    await until(async () => (await split('migrate', 10))['1.1.0'] === undefined, {
+      what: 'the rollback at the gateway',
+    });
+    for (const { client, transport } of onCanary) {
+      const session = transport.sessionId;
+      expect(await whoami(client)).toBe('1.0.0');
+      expect(await whoami(client)).toBe('1.0.0');
+      expect(transport.sessionId).toBe(session);
+    }
+    // One new upstream session per migrated client (plus the ten probes), opened with its initialize.
+    expect((v['1.0.0']?.initializeCount ?? 0) - initsBefore).toBe(3 + 10);
+  });
+
+  it('ends them with 404 under `terminate`', async () => {
+    await serverWith('terminate', ['1.0.0', '1.1.0']);
+    const deployment = await canary('terminate', '1.1.0', [50], { sessions: 'terminate' });
+    let onCanary: Client | undefined;
+    while (!onCanary) {
+      const { client } = await connect('terminate');
+      if ((await whoami(client)) === '1.1.0') onCanary = client;
+    }
+    await act('terminate', deployment.id, 'abort');
+    await until(async () => (await split('terminate', 10))['1.1.0'] === undefined, {
+      what: 'the abort at the gateway',
+    });
+    await expect(whoami(onCanary)).rejects.toThrow(/404|session/i);
+  });
+});
+
+describe('the protocol through the gateway', () => {
+  it('passes progress notifications through before the final response', async () => {
+    await serverWith('progress', ['1.0.0']);
+    const { client } = await connect('progress');
+    const seen: number[] = [];
+    const result = (await client.callTool({ name: 'slow', arguments: { steps: 4 } }, undefined, {
+      onprogress: (p) => seen.push(p.progress),
+    })) as { content: { text: string }[] };
+    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(result.content[0]?.text).toBe('done after 4');
+  });
+
+  it('turns a killed upstream into JSON-RPC errors of that version, and records them', async () => {
+    const v = await serverWith('flaky', ['1.0.0']);
+    const { client } = await connect('flaky');
+    expect(await whoami(client)).toBe('1.0.0');
+    await v['1.0.0']?.kill();
+    await expect(whoami(client)).rejects.toThrow(/1\.0\.0 of flaky failed/);
+    await until(async () => (await rows('flaky')).some((r) => r.error_type === '502'), {
+      what: 'the 502 row',
+    });
+  });
+
+  it('writes one row per call, by tool and outcome, marked as the gateway’s', async () => {
+    await serverWith('rows', ['1.0.0']);
+    const { client } = await connect('rows');
+    for (let i = 0; i < 3; i++) await whoami(client);
+    for (let i = 0; i < 2; i++) await client.callTool({ name: 'broken', arguments: {} });
+    await client.callTool({ name: 'forecast', arguments: { city: 'Oslo' } });
+    const expected = [
+      'initialize|0||1',
+      'tools/call broken|1|tool_error|2',
+      'tools/call forecast|0||1',
+      'tools/call whoami|0||3',
+    ];
+    await until(async () => summary(await rows('rows')).length >= expected.length, { what: 'the rows' });
+    expect(summary(await rows('rows'))).toEqual(expected);
+    const [row] = await rows('rows');
+    expect(row).toMatchObject({
+      source: 'gateway',
+      environment: 'development',
+      version: '1.0.0',
+      counted: 1,
+    });
+    expect(row?.session_id).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
+
+interface Row {
+  operation: string;
+  error: number;
+  error_type: string;
+  source: string;
+  environment: string;
+  version: string;
+  session_id: string;
+  counted: number;
+}
+
+async function rows(server: string): Promise<Row[]> {
+  const result = await stores.warehouse.client.query({
+    query: `SELECT operation, error, error_type, source, environment, version, session_id, counted
+            FROM requests WHERE server = {server:String} ORDER BY time`,
+    query_params: { server },
+    format: 'JSONEachRow',
+  });
+  return (await result.json<Row>()).map((r) => ({
+    ...r,
+    error: Number(r.error),
+    counted: Number(r.counted),
+  }));
+}
+
+/** `operation|error|error_type|count`, sorted; notifications/initialized is no exchange and has no row. */
+function summary(list: Row[]): string[] {
+  const counts = new Map<string, number>();
+  for (const r of list) {
+    const key = `${r.operation}|${r.error}|${r.error_type}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([k, n]) => `${k}|${n}`).sort();
+}
