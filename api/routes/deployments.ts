@@ -4,7 +4,7 @@ import { USER_ACTIONS } from '#core/deploy/rollout.ts';
 import { actOnDeployment } from '#core/deploy/actions.ts';
 import { createDeployment, type NewDeployment } from '#core/deploy/create.ts';
 import { getDeployment, listDeployments } from '#core/deploy/queries.ts';
-import type { DeployDeps } from '#core/deploy/records.ts';
+import { SESSION_POLICIES, type DeployDeps } from '#core/deploy/records.ts';
 import { rollback } from '#core/deploy/rollback.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { Nullable, problems, Timestamp } from '../schemas.ts';
@@ -26,6 +26,15 @@ const StepPause = Type.Union([
   Duration,
   Type.Object({ approval: Type.Boolean() }, { additionalProperties: false }),
 ]);
+
+const SESSIONS_HELP =
+  'What an abort or rollback does to the live MCP sessions of the version losing its traffic: migrate (default: the next request opens a session on the remaining version), terminate (the next request is 404) or drain (they stay until idle). A promotion to 100 % always drains.';
+const SessionPolicyView = Type.Union(
+  [Type.Literal(SESSION_POLICIES[0]), Type.Literal(SESSION_POLICIES[1]), Type.Literal(SESSION_POLICIES[2])],
+  { description: SESSIONS_HELP },
+);
+// A string here: core refuses anything else with a sentence naming the three.
+const SessionPolicyInput = Type.String({ maxLength: 32, description: SESSIONS_HELP });
 
 const StepInput = Type.Object(
   {
@@ -82,6 +91,7 @@ export const DeploymentView = Type.Object({
       timeoutMs: Type.Integer(),
     }),
   }),
+  sessions: SessionPolicyView,
   verification: Nullable(
     Type.Object({
       passes: Type.Integer(),
@@ -158,6 +168,7 @@ const CreateDeployment = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    sessions: Type.Optional(SessionPolicyInput),
   },
   { additionalProperties: false },
 );
@@ -298,6 +309,12 @@ export function deploymentRoutes(deps: DeployDeps): FastifyPluginAsyncTypebox {
               ),
               pause: Type.Optional(Duration),
               reason: Type.Optional(Type.String({ maxLength: 2000 })),
+              sessions: Type.Optional(
+                Type.String({
+                  maxLength: 32,
+                  description: `${SESSIONS_HELP} Default: the policy of the deployment being rolled back.`,
+                }),
+              ),
             },
             { additionalProperties: false },
           ),

@@ -7,7 +7,9 @@ import {
   listEnvironments,
   updateEnvironment,
 } from '#core/deploy/environments.ts';
-import { environmentStatus } from '#core/deploy/queries.ts';
+import { environmentRouting, environmentStatus } from '#core/deploy/queries.ts';
+import { BadRequestError, ConflictError } from '#core/errors.ts';
+import { DEFAULT_BACKEND_PORT, DEFAULT_PARENT_REF, renderHttpRoute } from '#core/gateway/http-route.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { Nullable, problems, Timestamp } from '../schemas.ts';
 import { ServerParams } from './servers.ts';
@@ -86,6 +88,71 @@ const EnvironmentStatus = Type.Object({
     }),
   ),
 });
+
+const RoutingParams = Type.Object(
+  { server: Type.String({ maxLength: 64 }), environment: Type.String({ maxLength: 64 }) },
+  { additionalProperties: false },
+);
+
+const RoutingQuery = Type.Object(
+  {
+    format: Type.Optional(
+      Type.Union([Type.Literal('weights'), Type.Literal('gateway-api')], {
+        description:
+          'weights (default): the versions and their weights; gateway-api: a Kubernetes Gateway API HTTPRoute (JSON, which kubectl apply -f takes)',
+      }),
+    ),
+    namespace: Type.Optional(
+      Type.String({ maxLength: 63, description: 'gateway-api: metadata.namespace of the HTTPRoute' }),
+    ),
+    parentRef: Type.Optional(
+      Type.String({
+        maxLength: 317,
+        description: `gateway-api: the Gateway to attach to, name or namespace/name (default ${DEFAULT_PARENT_REF})`,
+      }),
+    ),
+    port: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65535,
+        description: `gateway-api: the port of every version's Service (default ${DEFAULT_BACKEND_PORT})`,
+      }),
+    ),
+    hostname: Type.Optional(
+      Type.String({ maxLength: 253, description: 'gateway-api: the host name the route matches' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const StringMap = Type.Record(Type.String(), Type.String());
+
+const RoutingWeights = Type.Object({ environment: Type.String(), weights: Type.Array(VersionWeight) });
+
+const HttpRouteView = Type.Object(
+  {
+    apiVersion: Type.Literal('gateway.networking.k8s.io/v1'),
+    kind: Type.Literal('HTTPRoute'),
+    metadata: Type.Object({
+      name: Type.String(),
+      namespace: Type.Optional(Type.String()),
+      labels: StringMap,
+      annotations: StringMap,
+    }),
+    spec: Type.Object({
+      parentRefs: Type.Array(Type.Object({ name: Type.String(), namespace: Type.Optional(Type.String()) })),
+      hostnames: Type.Optional(Type.Array(Type.String())),
+      rules: Type.Array(
+        Type.Object({
+          backendRefs: Type.Array(
+            Type.Object({ name: Type.String(), port: Type.Integer(), weight: Type.Integer() }),
+          ),
+        }),
+      ),
+    }),
+  },
+  { description: 'A Gateway API HTTPRoute (gateway.networking.k8s.io/v1)' },
+);
 
 /** The org's environments (read to see, admin to change) and what runs where per server. */
 export function environmentRoutes(db: Db): FastifyPluginAsyncTypebox {
@@ -198,6 +265,54 @@ export function environmentRoutes(db: Db): FastifyPluginAsyncTypebox {
         server: req.params.server,
         environments: await environmentStatus(db, contextOf(req).principal, req.params.server, req.query),
       }),
+    );
+
+    app.get(
+      '/servers/:server/environments/:environment/routing',
+      {
+        schema: {
+          tags,
+          summary:
+            'The desired weights in one environment, as they are (format=weights) or as a Kubernetes Gateway API HTTPRoute to apply with your own tooling (format=gateway-api)',
+          params: RoutingParams,
+          querystring: RoutingQuery,
+          response: {
+            200: Type.Union([RoutingWeights, HttpRouteView]),
+            409: Type.Ref('Problem'),
+            ...problems,
+          },
+        },
+        preHandler: read,
+      },
+      async (req) => {
+        const { principal } = contextOf(req);
+        const { format = 'weights', ...options } = req.query;
+        const given = Object.keys(options);
+        if (format === 'weights' && given.length) {
+          throw new BadRequestError(
+            `${given.join(', ')} apply to format=gateway-api only`,
+            'invalid-routing-query',
+          );
+        }
+        const routing = await environmentRouting(db, principal, req.params.server, req.params.environment);
+        if (format === 'weights') return { environment: routing.environment, weights: routing.weights };
+        const route = renderHttpRoute({
+          org: principal.orgSlug,
+          server: routing.server,
+          environment: routing.environment,
+          weights: routing.weights,
+          deployment: routing.deploymentId,
+          ...options,
+        });
+        if (route.spec.rules.every((r) => r.backendRefs.length === 0)) {
+          throw new ConflictError(
+            `nothing runs in ${routing.environment} yet: deploy a version of ${routing.server} there first, then render its route`,
+            'nothing-running',
+            { environment: routing.environment },
+          );
+        }
+        return route;
+      },
     );
   };
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EnvironmentView, Gate } from '#core/deploy/environments.ts';
 import type { EnvironmentStatus } from '#core/deploy/queries.ts';
-import type { DeploymentDetail, DeploymentView } from '#core/deploy/records.ts';
+import { SESSION_POLICIES, type DeploymentDetail, type DeploymentView } from '#core/deploy/records.ts';
 import type { RollbackResult } from '#core/deploy/rollback.ts';
 import { AppError } from '#core/errors.ts';
 import {
@@ -30,6 +30,23 @@ const WAIT_FLAGS: Record<string, FlagSpec> = {
 const REASON: Record<string, FlagSpec> = {
   reason: { type: 'string', value: 'R', description: 'why; kept on the timeline and in the audit trail' },
 };
+const SESSIONS = (byDefault: string): Record<string, FlagSpec> => ({
+  sessions: {
+    type: 'string',
+    value: 'P',
+    description: `live MCP sessions of a version losing its traffic by abort or rollback: migrate (to the remaining version), terminate (404) or drain (until idle); default ${byDefault}`,
+  },
+});
+
+/** The --sessions flag, if given, checked against the three policies. */
+function sessionsFlag(ctx: CommandContext): { sessions?: string } {
+  const value = ctx.flags.sessions as string | undefined;
+  if (value === undefined) return {};
+  if (!(SESSION_POLICIES as readonly string[]).includes(value))
+    ctx.usage(`--sessions ${value} is not migrate, terminate or drain`);
+  return { sessions: value };
+}
+
 const TARGET: Record<string, FlagSpec> = {
   env: { type: 'string', value: 'E', description: 'the environment whose active rollout to act on' },
 };
@@ -89,7 +106,7 @@ function describeDeployment(d: DeploymentView): string {
   const where =
     d.currentEnvironment === d.environment ? d.environment : `${d.currentEnvironment} → ${d.environment}`;
   const kind = d.kind === 'rollback' ? 'rollback ' : '';
-  return `${kind}${d.server} ${d.version} in ${where} (${d.strategy}): ${state},${step} weight ${d.weight}%${d.statusReason ? ` — ${d.statusReason}` : ''}\nid ${d.id}`;
+  return `${kind}${d.server} ${d.version} in ${where} (${d.strategy}): ${state},${step} weight ${d.weight}%, sessions ${d.sessions}${d.statusReason ? ` — ${d.statusReason}` : ''}\nid ${d.id}`;
 }
 
 async function waitFor(ctx: CommandContext, server: string, ids: string[]): Promise<DeploymentView[]> {
@@ -248,6 +265,7 @@ export const deployCommands: Command[] = [
         type: 'boolean',
         description: 'a failed verification or analysis ends as rolled-back',
       },
+      ...SESSIONS('migrate'),
       ...REASON,
       ...WAIT_FLAGS,
     },
@@ -281,6 +299,7 @@ export const deployCommands: Command[] = [
         ...(flags.reason ? { reason: flags.reason } : {}),
         ...(flags.verify ? { verification: { required: true } } : {}),
         ...(flags['rollback-on-failure'] ? { rollbackOnFailure: true } : {}),
+        ...sessionsFlag(ctx),
       });
       return finish(ctx, server, d);
     },
@@ -311,6 +330,7 @@ export const deployCommands: Command[] = [
         description: 'staged: weights the current version keeps, falling to 0 (default 50,0)',
       },
       pause: { type: 'string', value: 'D', description: 'staged: how long each step holds (default 5m)' },
+      ...SESSIONS('that of the deployment rolled back'),
       ...REASON,
       ...WAIT_FLAGS,
     },
@@ -338,6 +358,7 @@ export const deployCommands: Command[] = [
         ...(steps ? { steps } : {}),
         ...(ctx.flags.pause ? { pause: ctx.flags.pause } : {}),
         ...(ctx.flags.reason ? { reason: ctx.flags.reason } : {}),
+        ...sessionsFlag(ctx),
       });
       const describe = (r: RollbackResult) =>
         r.environments

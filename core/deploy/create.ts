@@ -20,13 +20,17 @@ import { withOutbox, type Outbox } from './outbox.ts';
 import {
   ACTIVE_SQL,
   activeIn,
+  DEFAULT_SESSION_POLICY,
+  isSessionPolicy,
   loadRow,
+  SESSION_POLICIES,
   toView,
   type DeployDeps,
   type DeploymentRow,
   type DeploymentView,
   type LoadedRow,
   type Policy,
+  type SessionPolicy,
   type StepAnalysisPolicy,
 } from './records.ts';
 import { currentRelease } from './releases.ts';
@@ -52,6 +56,12 @@ export interface NewDeployment {
   analysis?: { interval?: string | undefined; lifetime?: string | undefined } | undefined;
   verification?:
     { required?: boolean | undefined; passes?: number | undefined; timeout?: string | undefined } | undefined;
+  /**
+   * What an abort or rollback does to the live sessions of the version losing its weight (checked
+   * against {@link SESSION_POLICIES}).
+   * @defaultValue `migrate`; a rollback: the policy of the deployment it rolls back
+   */
+  sessions?: string | undefined;
 }
 
 export interface Internal {
@@ -124,6 +134,32 @@ function policyOf(
           : (required.timeoutMs ?? parseDuration('timeout', DEFAULT_VERIFICATION_TIMEOUT)),
     },
   };
+}
+
+/** The session policy asked for, refused with a sentence naming the three when it is none of them. */
+export function checkSessionPolicy(value: string | undefined): SessionPolicy | undefined {
+  if (value === undefined || isSessionPolicy(value)) return value;
+  throw new BadRequestError(
+    `sessions ${JSON.stringify(value)} is not a session policy: give migrate (the default: a session moves to the remaining version at its next request), terminate (its next request is 404) or drain (it stays until idle)`,
+    'invalid-sessions',
+    { allowed: [...SESSION_POLICIES] },
+  );
+}
+
+/**
+ * A rollback given no session policy takes that of the deployment it rolls back (which released the
+ * version now losing its traffic); anything else the default.
+ */
+async function inheritedSessionPolicy(
+  tx: Queryable,
+  from: string | null | undefined,
+): Promise<SessionPolicy> {
+  if (!from) return DEFAULT_SESSION_POLICY;
+  const [row] = await tx.query<{ sessions: SessionPolicy }>(
+    'SELECT sessions FROM deployments WHERE id = $1',
+    [from],
+  );
+  return row?.sessions ?? DEFAULT_SESSION_POLICY;
 }
 
 function activeConflict(server: string, env: string, active: DeploymentRow): ConflictError {
@@ -203,6 +239,7 @@ export async function insertDeployment(
   checked: { strategy: Strategy; steps: Step[] | undefined },
 ): Promise<LoadedRow> {
   const { principal } = ctx;
+  const asked = checkSessionPolicy(input.sessions);
   const server = await findServer(tx, principal, serverSlug, { forUpdate: true });
   if (server.archived_at) {
     throw new ConflictError(`server ${serverSlug} is archived; unarchive it to deploy`, 'server-archived');
@@ -235,6 +272,9 @@ export async function insertDeployment(
   const targetStable = await currentRelease(tx, server.id, target.id);
   const earlier = targetStable !== undefined && semver.lt(version.version, targetStable.version);
   const kind = internal.kind ?? (earlier ? 'rollback' : 'deploy');
+  const inheritFrom = internal.rollbackOf ?? (kind === 'rollback' ? targetStable?.deployment_id : undefined);
+  const sessions =
+    asked ?? (kind === 'rollback' ? await inheritedSessionPolicy(tx, inheritFrom) : DEFAULT_SESSION_POLICY);
 
   // Gates: all of a non-staged target's; for a staged path, those of its first environment now,
   // and what can never change later (protection, pre-release, status, token) for every stage.
@@ -269,8 +309,8 @@ export async function insertDeployment(
   const id = newId();
   const [inserted] = await tx.query<{ id: string }>(
     `INSERT INTO deployments (id, org_id, server_id, version_id, version, environment_id, current_environment_id, strategy,
-       kind, steps, status, policy, previous_version, rollback_of, reason, created_by)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15)
+       kind, steps, status, policy, sessions, previous_version, rollback_of, reason, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15, $16)
      ON CONFLICT (server_id, current_environment_id) WHERE status IN (${ACTIVE_SQL}) DO NOTHING RETURNING id`,
     [
       id,
@@ -284,6 +324,7 @@ export async function insertDeployment(
       kind,
       JSON.stringify(steps),
       JSON.stringify(policy),
+      sessions,
       targetStable?.version ?? null,
       internal.rollbackOf ?? null,
       input.reason ?? null,
@@ -312,6 +353,7 @@ export async function insertDeployment(
         strategy: checked.strategy,
         kind,
         steps,
+        sessions,
         previousVersion: targetStable?.version ?? null,
       }),
     ],
@@ -325,6 +367,7 @@ export async function insertDeployment(
       strategy: checked.strategy,
       kind,
       steps: steps.map((s) => s.weight),
+      sessions,
       previousVersion: targetStable?.version ?? null,
       reason: input.reason ?? null,
     },

@@ -186,3 +186,33 @@ export async function environmentStatus(
   }
   return out;
 }
+
+export interface EnvironmentRouting {
+  server: string;
+  environment: string;
+  /** The desired weights there (what a router applies): the stable version and an active rollout. */
+  weights: VersionWeight[];
+  /** The active rollout the weights come from, if any. */
+  deploymentId: string | null;
+}
+
+/** The desired weights of a server in one environment (read permission; the token's servers only). */
+export async function environmentRouting(
+  db: Queryable,
+  principal: Principal,
+  serverSlug: string,
+  environment: string,
+): Promise<EnvironmentRouting> {
+  const server = await findServer(db, principal, serverSlug);
+  const env = await findEnvironment(db, principal, environment);
+  const stable = await currentRelease(db, server.id, env.id);
+  const active = await activeIn(db, server.id, env.id);
+  const weights = weightsOf(stable?.version, active);
+  return {
+    server: server.slug,
+    environment: env.name,
+    weights,
+    // A rollout still at weight 0 (pending, verifying) has no say in the weights yet.
+    deploymentId: active && weights.some((w) => w.version === active.version) ? active.id : null,
+  };
+}

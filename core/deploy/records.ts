@@ -18,6 +18,22 @@ import {
 import type { RolloutScheduler } from './scheduler.ts';
 import type { Strategy } from './strategies.ts';
 
+/**
+ * What happens to the live MCP sessions of a version that loses all its weight by an abort or a
+ * rollback (the gateway carries it out): `migrate` (the default) opens a new upstream session on the
+ * remaining version at the session's next request; `terminate` answers that request 404 (the client
+ * initializes again); `drain` leaves the session on its version until it goes idle. A promotion to
+ * 100 % always lets the old version's sessions drain.
+ */
+export const SESSION_POLICIES = ['migrate', 'terminate', 'drain'] as const;
+export type SessionPolicy = (typeof SESSION_POLICIES)[number];
+
+/** The policy of a deployment created without one. */
+export const DEFAULT_SESSION_POLICY: SessionPolicy = 'migrate';
+
+export const isSessionPolicy = (value: unknown): value is SessionPolicy =>
+  (SESSION_POLICIES as readonly unknown[]).includes(value);
+
 export interface DeployDeps {
   db: Db;
   publisher: EventPublisher;
@@ -63,6 +79,7 @@ export interface DeploymentRow {
   pause: Pause | null;
   awaiting: Awaiting | null;
   policy: Policy;
+  sessions: SessionPolicy;
   verification: VerificationState | null;
   previous_version: string | null;
   rollback_of: string | null;
@@ -109,6 +126,8 @@ export interface DeploymentView {
     promotion?: 'auto' | 'approval';
     analysis?: StepAnalysisPolicy;
   };
+  /** What an abort or rollback does to the live sessions of the version losing its weight. */
+  sessions: SessionPolicy;
   verification: VerificationState | null;
   reason: string | null;
   statusReason: string | null;
@@ -163,6 +182,7 @@ export function toView(row: LoadedRow): DeploymentView {
     previousVersion: row.previous_version,
     rollbackOf: row.rollback_of,
     policy: row.policy,
+    sessions: row.sessions,
     verification: row.verification,
     reason: row.reason,
     statusReason: row.status_reason,

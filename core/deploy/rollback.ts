@@ -7,7 +7,7 @@ import type { Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError } from '../errors.ts';
 import { findServer } from '../registry/servers.ts';
 import { applyEvent } from './apply.ts';
-import { insertDeployment } from './create.ts';
+import { checkSessionPolicy, insertDeployment } from './create.ts';
 import { findEnvironment } from './environments.ts';
 import { withOutbox, type Outbox } from './outbox.ts';
 import {
@@ -17,6 +17,7 @@ import {
   type DeployDeps,
   type DeploymentView,
   type LoadedRow,
+  type SessionPolicy,
 } from './records.ts';
 import { currentRelease, lastKnownGood } from './releases.ts';
 import { isActive, type Step } from './rollout.ts';
@@ -26,7 +27,9 @@ import { stepDownSteps } from './strategies.ts';
  * Rolls back what a deployment did in its environment: an active rollout goes to rolled-back (its
  * weight to 0; a staged one's current stage returns to the last known good version); a rollback
  * still stepping down completes at once; a deployment that succeeded and still runs there is
- * replaced by the last known good version.
+ * replaced by the last known good version. `sessions`, when given, replaces the rollout's session
+ * policy (what happens to the live sessions of the version losing its traffic) or is that of the new
+ * rollback deployment; otherwise the rollout keeps its own and a new rollback inherits it.
  */
 export async function rollbackDeployment(
   tx: Queryable,
@@ -34,8 +37,13 @@ export async function rollbackDeployment(
   ctx: Context,
   row: LoadedRow,
   reason: string | undefined,
+  sessions?: SessionPolicy,
 ): Promise<LoadedRow> {
   if (isActive(row.status)) {
+    if (sessions !== undefined && sessions !== row.sessions) {
+      await tx.query('UPDATE deployments SET sessions = $2 WHERE id = $1', [row.id, sessions]);
+      row = { ...row, sessions };
+    }
     if (row.kind === 'rollback' && row.status !== 'pending' && row.status !== 'verifying') {
       return applyEvent(
         tx,
@@ -58,6 +66,7 @@ export async function rollbackDeployment(
   return rollbackEnvironment(tx, outbox, ctx, row.server, row.current_environment, {
     mode: 'immediate',
     reason,
+    sessions,
   });
 }
 
@@ -74,6 +83,12 @@ export interface RollbackInput {
   /** staged: how long each step holds (default 5m). */
   pause?: string | undefined;
   reason?: string | undefined;
+  /**
+   * What happens to the live sessions of the version losing its traffic (`migrate`, `terminate`,
+   * `drain`: it keeps them until they go idle).
+   * @defaultValue the policy of the deployment being rolled back
+   */
+  sessions?: string | undefined;
 }
 
 export interface RollbackResult {
@@ -121,6 +136,7 @@ export function rollback(
   if (input.mode !== 'staged' && (input.steps || input.pause)) {
     throw new BadRequestError('steps and pause apply to a staged rollback only', 'invalid-rollback');
   }
+  const sessions = checkSessionPolicy(input.sessions);
   return withOutbox(deps, async (tx, outbox) => {
     const out: RollbackResult = { mode: input.mode, environments: [] };
     for (const env of envs) {
@@ -131,7 +147,7 @@ export function rollback(
         ctx,
         serverSlug,
         env,
-        { mode: input.mode, reason: input.reason },
+        { mode: input.mode, reason: input.reason, sessions },
         steps,
       );
       // A staged rollback still stepping down is going to its version; otherwise the stable one runs.
@@ -160,7 +176,7 @@ async function rollbackEnvironment(
   ctx: Context,
   serverSlug: string,
   envName: string,
-  input: Pick<RollbackInput, 'mode' | 'reason'>,
+  input: Pick<RollbackInput, 'mode' | 'reason'> & { sessions?: SessionPolicy | undefined },
   steps?: Step[],
 ): Promise<LoadedRow> {
   const { principal } = ctx;
@@ -177,7 +193,7 @@ async function rollbackEnvironment(
         { activeDeployment: row.id },
       );
     }
-    return rollbackDeployment(tx, outbox, ctx, row, input.reason);
+    return rollbackDeployment(tx, outbox, ctx, row, input.reason, input.sessions);
   }
   const current = await currentRelease(tx, server.id, env.id);
   const good = await lastKnownGood(tx, server.id, env.id, current?.version);
@@ -201,6 +217,7 @@ async function rollbackEnvironment(
       strategy: steps ? 'canary' : 'immediate',
       reason: input.reason ?? `${input.mode} rollback from ${current.version}`,
       verification: { required: false },
+      sessions: input.sessions,
     },
     { kind: 'rollback', rollbackOf: current.deployment_id, ...(steps ? { steps } : {}) },
     { strategy: steps ? 'canary' : 'immediate', steps: steps ?? [{ weight: 100 }] },
