@@ -12,6 +12,7 @@ import type { Logger } from '#core/logger.ts';
 import type { Stores } from '#core/stores.ts';
 import { openDeployDeps } from '#core/deploy/wiring.ts';
 import { openCanaryQueue } from '#core/canary/queue.ts';
+import { gatewayBaseUrl } from '#core/gateway/access.ts';
 import { AccessLogWriter } from '#core/warehouse/access-log.ts';
 import { installAuth } from './plugins/auth.ts';
 import { installRateLimit } from './plugins/rate-limit.ts';
@@ -23,6 +24,7 @@ import { auditRoutes } from './routes/audit.ts';
 import { channelRoutes } from './routes/channels.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
 import { environmentRoutes } from './routes/environments.ts';
+import { gatewayRoutes } from './routes/gateway.ts';
 import { healthCheckRoutes } from './routes/health-checks.ts';
 import { ingestKeyRoutes } from './routes/ingest-keys.ts';
 import { meRoutes } from './routes/me.ts';
@@ -42,7 +44,8 @@ import { installStatic } from './static.ts';
 export const API_PREFIX = '/api/v1';
 
 export interface ApiDeps {
-  config: Pick<Config, 'apiBodyLimit' | 'rateLimit'> & Partial<Pick<Config, 'allowPrivateWebhooks'>>;
+  config: Pick<Config, 'apiBodyLimit' | 'rateLimit'> &
+    Partial<Pick<Config, 'allowPrivateWebhooks' | 'gatewayUrl' | 'gatewayPort' | 'host'>>;
   stores: Pick<Stores, 'db' | 'warehouse' | 'redis'>;
   logger: Logger;
   version: string;
@@ -131,6 +134,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const deploy = openDeployDeps({ db: stores.db, redis: stores.redis, logger: deps.logger });
       v1.addHook('onClose', () => deploy.close());
       await v1.register(environmentRoutes(stores.db));
+      // Read per request: a gateway on an OS-picked port (PYLEE_GATEWAY_PORT=0) is known once it listens.
+      await v1.register(gatewayRoutes(stores.db, () => gatewayBaseUrl(config)));
       await v1.register(deploymentRoutes(deploy.deps));
       await v1.register(healthCheckRoutes(stores.db, stores.warehouse, stores.redis));
       await v1.register(alertRoutes({ ...stores, logger: deps.logger }));

@@ -23,6 +23,7 @@ export const Permission = Type.Union([
   Type.Literal('read'),
   Type.Literal('write'),
   Type.Literal('deploy'),
+  Type.Literal('connect'),
   Type.Literal('admin'),
 ]);
 export const Timestamp = Type.String({ format: 'date-time' });

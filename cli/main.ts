@@ -16,6 +16,7 @@ import { canaryCommands } from './commands/canary.ts';
 import { channelCommands } from './commands/channels.ts';
 import { checkCommands } from './commands/checks.ts';
 import { deployCommands } from './commands/deploy.ts';
+import { gatewayCommands } from './commands/gateway.ts';
 import { loginCommands } from './commands/login.ts';
 import { orgCommands } from './commands/orgs.ts';
 import { serverCommands } from './commands/servers.ts';
@@ -55,6 +56,7 @@ const COMMANDS: Command[] = [
   ...versionCommands,
   ...deployCommands,
   ...canaryCommands,
+  ...gatewayCommands,
   ...tokenCommands,
   ...orgCommands,
   ...alertCommands,

@@ -8,14 +8,18 @@ import { IdParams, Nullable, Permission, problems, Slug, Timestamp, TokenView } 
 const CreateToken = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
-    permissions: Type.Array(Permission, { minItems: 1, uniqueItems: true }),
+    permissions: Type.Array(Permission, {
+      minItems: 1,
+      uniqueItems: true,
+      description: 'connect: MCP clients through the gateway only (it does not include read)',
+    }),
     servers: Type.Optional(Nullable(Type.Array(Slug, { minItems: 1, maxItems: 100 }))),
     environments: Type.Optional(
       Nullable(
         Type.Array(Slug, {
           minItems: 1,
           maxItems: 100,
-          description: 'Limit deploy actions to these environments',
+          description: 'Limit deploy actions and gateway connections to these environments',
         }),
       ),
     ),

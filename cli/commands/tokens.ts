@@ -46,7 +46,7 @@ export const tokenCommands: Command[] = [
         type: 'string',
         multiple: true,
         value: 'E',
-        description: 'limit deploy actions to this environment; repeat for more',
+        description: 'limit deploy actions and gateway connections to this environment; repeat for more',
       },
       'expires-at': { type: 'string', value: 'T', description: 'expiry time, RFC 3339' },
     },

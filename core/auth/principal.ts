@@ -1,6 +1,10 @@
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 
-export const PERMISSIONS = ['read', 'write', 'deploy', 'admin'] as const;
+/**
+ * What a token may do. `connect` lets MCP clients through the gateway (see {@link assertConnect})
+ * and nothing else: it does not include `read`, and `read`, `write` and `deploy` do not include it.
+ */
+export const PERMISSIONS = ['read', 'write', 'deploy', 'connect', 'admin'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 /** Who is acting: the token a request carried, or Pylee itself (bootstrap, schedulers). */
@@ -12,7 +16,10 @@ export interface Principal {
   permissions: Permission[];
   /** `null`: every server of the org; otherwise only these server slugs. */
   servers: string[] | null;
-  /** Deploy actions: `null`/absent: every environment; otherwise only these environment names. */
+  /**
+   * Deploy actions and gateway connections: `null`/absent: every environment; otherwise only these
+   * environment names.
+   */
   environments?: string[] | null;
 }
 
@@ -26,7 +33,7 @@ export interface Context extends RequestMeta {
   principal: Principal;
 }
 
-/** `admin` holds every permission; `write` and `deploy` each include `read`. */
+/** `admin` holds every permission; `write` and `deploy` each include `read`; `connect` includes nothing else. */
 export function hasPermission(principal: Pick<Principal, 'permissions'>, needed: Permission): boolean {
   const held = principal.permissions;
   if (held.includes('admin') || held.includes(needed)) return true;
@@ -52,18 +59,35 @@ export function assertServerAccess(principal: Principal, server: string): void {
   }
 }
 
+function assertEnvironment(principal: Principal, environment: string, action: 'deploy' | 'connect'): void {
+  const allowed = principal.environments;
+  if (allowed && !allowed.includes(environment)) {
+    throw new ForbiddenError(
+      `this token (${principal.tokenName}) may ${action} only to ${allowed.join(', ')}, not ${environment}; ask an admin of @${principal.orgSlug} for a token that includes ${environment}`,
+      'environment-not-permitted',
+    );
+  }
+}
+
 /**
  * A token limited to named environments may deploy (and promote, roll back…) only there. Unlike
  * servers, environments are not hidden: the refusal names the environment and the token's list.
  */
 export function assertEnvironmentAccess(principal: Principal, environment: string): void {
-  const allowed = principal.environments;
-  if (allowed && !allowed.includes(environment)) {
-    throw new ForbiddenError(
-      `this token (${principal.tokenName}) may deploy only to ${allowed.join(', ')}, not ${environment}; ask an admin of @${principal.orgSlug} for a token that includes ${environment}`,
-      'environment-not-permitted',
-    );
-  }
+  assertEnvironment(principal, environment, 'deploy');
+}
+
+/**
+ * May this token connect an MCP client to `server` in `environment` through the gateway? A token
+ * limited to other servers sees the server as absent (404 `server-not-found`); one without the
+ * `connect` permission gets 403 `missing-permission`; one whose `environments` list leaves out
+ * `environment` gets 403 `environment-not-permitted` (the list limits connections as it limits
+ * deploys, admins' tokens included).
+ */
+export function assertConnect(principal: Principal, server: string, environment: string): void {
+  assertServerAccess(principal, server);
+  assertPermission(principal, 'connect');
+  assertEnvironment(principal, environment, 'connect');
 }
 
 /** Normalises a permission list: sorted, unique, with `admin` standing alone. */

@@ -29,7 +29,7 @@ export interface TokenView {
   prefix: string;
   permissions: Permission[];
   servers: string[] | null;
-  /** `null`: deploy to every environment; otherwise only to these. */
+  /** `null`: deploy to and connect through the gateway in every environment; otherwise only these. */
   environments: string[] | null;
   createdAt: string;
   createdBy: string | null;
@@ -88,7 +88,7 @@ export interface NewToken {
   name: string;
   permissions: Permission[];
   servers?: string[] | null | undefined;
-  /** Limits what the token may deploy to (environment names). */
+  /** Limits where the token may deploy and connect MCP clients through the gateway (environment names). */
   environments?: string[] | null | undefined;
   expiresAt?: string | null | undefined;
 }

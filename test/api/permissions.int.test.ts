@@ -358,8 +358,28 @@ const analysisRoutes: RouteCase[] = [
   },
 ];
 
+const gatewayRoutes: RouteCase[] = [
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/gateway',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/gateway' }),
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/servers/:server/environments/:environment/gateway',
+    needs: 'admin',
+    // A fresh server each time, so an allowed call is a real change (setting the mode in force is none).
+    request: async () => ({
+      url: `/api/v1/servers/${await freshServer()}/environments/staging/gateway`,
+      body: { access: 'public' },
+    }),
+  },
+];
+
 const ROUTES: RouteCase[] = [
   ...variableRoutes,
+  ...gatewayRoutes,
   ...analysisRoutes,
   ...deploymentRoutes,
   ...notifyRoutes,
@@ -763,7 +783,9 @@ const GRANTS: Record<string, Permission[]> = {
   read: ['read'],
   write: ['read', 'write'],
   deploy: ['read', 'deploy'],
-  admin: ['read', 'write', 'deploy', 'admin'],
+  // Connecting MCP clients through the gateway only: no route of /api/v1 needs it, and it reads nothing.
+  connect: ['connect'],
+  admin: ['read', 'write', 'deploy', 'connect', 'admin'],
 };
 
 const tokens: Record<string, string> = {};

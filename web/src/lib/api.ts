@@ -1,7 +1,7 @@
 // The one module that talks to Pylee's API. The browser authenticates with the httpOnly session
 // cookie set by POST /session; unsafe requests carry the session's CSRF token, kept in memory only.
 
-export type Permission = 'read' | 'write' | 'deploy' | 'admin';
+export type Permission = 'read' | 'write' | 'deploy' | 'connect' | 'admin';
 
 export interface Session {
   authenticated: true;

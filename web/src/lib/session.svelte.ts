@@ -6,6 +6,7 @@ export const auth = $state<{ session: Session | null }>({ session: null });
 export function can(permission: Permission): boolean {
   const perms = auth.session?.permissions ?? [];
   if (perms.includes('admin')) return true;
-  if (permission === 'read') return perms.length > 0;
+  // `connect` (MCP clients through the gateway) includes no read.
+  if (permission === 'read') return perms.some((p) => p !== 'connect');
   return perms.includes(permission);
 }
