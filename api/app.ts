@@ -11,6 +11,7 @@ import { installProblemHandlers } from '#core/http/problem.ts';
 import type { Logger } from '#core/logger.ts';
 import type { Stores } from '#core/stores.ts';
 import { openDeployDeps } from '#core/deploy/wiring.ts';
+import { announceRoutingChange } from '#core/gateway/routing-signal.ts';
 import { openCanaryQueue } from '#core/canary/queue.ts';
 import { gatewayBaseUrl } from '#core/gateway/access.ts';
 import { AccessLogWriter } from '#core/warehouse/access-log.ts';
@@ -93,6 +94,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       installAuth(v1, stores.db, sessions);
       const accessLog = new AccessLogWriter(stores.warehouse, deps.logger);
       v1.addHook('onClose', () => accessLog.close());
+      // Any change to a server (its versions, variables, secrets, access, archive) may change what the
+      // gateway routes to: the gateway processes hear of it at once instead of at their next refresh.
+      v1.addHook('onResponse', async (req, reply) => {
+        const server = (req.params as { server?: unknown } | undefined)?.server;
+        if (req.method === 'GET' || reply.statusCode >= 300 || typeof server !== 'string' || !req.principal)
+          return;
+        await announceRoutingChange(stores.redis.client, { orgId: req.principal.orgId, server });
+      });
       v1.addHook('onResponse', async (req, reply) => {
         accessLog.write({
           org_id: req.principal?.orgId ?? '',

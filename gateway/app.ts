@@ -6,6 +6,7 @@ import { assertConnect, type Principal } from '#core/auth/principal.ts';
 import { authenticate } from '#core/auth/tokens.ts';
 import type { Config } from '#core/config.ts';
 import type { SecretBox } from '#core/crypto/secret-box.ts';
+import { NotFoundError } from '#core/errors.ts';
 import { clientKeyOf } from '#core/gateway/routing.ts';
 import { subscribeRoutingChanges } from '#core/gateway/routing-signal.ts';
 import { fastifyOptions } from '#core/http/fastify-options.ts';
@@ -150,11 +151,17 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     const principal = await principalOf(token ?? '');
     // Another org's server is as unknown as a server that does not exist.
     if (principal.orgId !== target.routing.orgId) throw unknownServer();
-    assertConnect(
-      principal,
-      target.routing.server,
-      target.env?.name ?? `${target.routing.server}@${target.pinned}`,
-    );
+    try {
+      assertConnect(
+        principal,
+        target.routing.server,
+        target.env?.name ?? `${target.routing.server}@${target.pinned}`,
+      );
+    } catch (error) {
+      // A token limited to other servers does not learn that this one exists.
+      if (error instanceof NotFoundError) throw unknownServer();
+      throw error;
+    }
     return {
       clientKey: clientKeyOf({
         tokenId: principal.tokenId ?? undefined,

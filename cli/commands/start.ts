@@ -95,12 +95,15 @@ export async function start(options: { role?: string | undefined }): Promise<voi
       );
     }
     const secretBox = createSecretBox(loadSecretKey(config, logger));
-    const names = config.role === 'all' ? (['collector', 'gateway', 'api', 'alerts'] as const) : [config.role];
+    const names =
+      config.role === 'all' ? (['collector', 'gateway', 'api', 'alerts'] as const) : [config.role];
     for (const name of names) {
       if (stopping) return await stopping;
       const role = ROLES[name]({ config, stores, logger, version: PYLEE_VERSION, secretBox });
       await role.start();
       roles.push(role);
+      // With a port picked at start (0), the URLs the API shows for the gateway need the real one.
+      if (name === 'gateway' && config.gatewayPort === 0 && !config.gatewayUrl) config.gatewayUrl = role.url;
     }
   } catch (error) {
     await stop('startup failure');

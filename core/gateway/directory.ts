@@ -179,7 +179,7 @@ export function upstreamOf(
     ? remotes.find((r) => r.type === transport)
     : (remotes.find((r) => r.type === 'streamable-http') ?? remotes.find((r) => r.type === 'sse'));
   if (!remote) {
-    const what = transport ? `a remote of type ${transport}` : 'a remote';
+    const what = transport ? `remote of type ${transport}` : 'remote';
     return {
       problem: `version ${version} has no ${what} in its configuration, so the gateway cannot reach it`,
     };
@@ -202,9 +202,4 @@ export function upstreamOf(
   const headers: Record<string, string> = {};
   for (const h of remote.headers ?? []) if (h.value !== undefined) headers[h.name.toLowerCase()] = h.value;
   return { version, transport: remote.type, url: url.toString(), headers };
-}
-
-/** Names of the org's environments, for routes that must tell an unknown environment from a quiet one. */
-export async function environmentNames(db: Queryable, orgId: string): Promise<string[]> {
-  return (await listEnvironmentRows(db, orgId)).map((e) => e.name);
 }

@@ -96,6 +96,12 @@ const deploymentRoutes: RouteCase[] = [
   },
   {
     method: 'GET',
+    route: '/api/v1/servers/:server/environments/:environment/routing',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/environments/development/routing' }),
+  },
+  {
+    method: 'GET',
     route: '/api/v1/servers/:server/deployments',
     needs: 'read',
     request: async () => ({ url: '/api/v1/servers/matrix/deployments?environment=staging' }),

@@ -1,9 +1,11 @@
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway } from '#gateway/app.ts';
+import type { UpstreamTimeouts } from '#gateway/upstream-client.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 import { until } from '#test/helpers/until.ts';
@@ -21,8 +23,9 @@ let connectToken: string;
 const upstreams: Upstream[] = [];
 const clients: Client[] = [];
 
-async function startGateway(): Promise<{ app: FastifyInstance; base: string }> {
+async function startGateway(timeouts?: UpstreamTimeouts): Promise<{ app: FastifyInstance; base: string }> {
   const app = await buildGateway({
+    timeouts,
     stores,
     logger: silentLogger,
     secretBox: testSecretBox,
@@ -42,7 +45,7 @@ async function startGateway(): Promise<{ app: FastifyInstance; base: string }> {
 }
 
 async function ok<T = Record<string, unknown>>(
-  method: 'GET' | 'POST' | 'PUT',
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH',
   url: string,
   payload?: object,
 ) {
@@ -314,3 +317,233 @@ function summary(list: Row[]): string[] {
   }
   return [...counts].map(([k, n]) => `${k}|${n}`).sort();
 }
+
+describe('bad input gets a clear JSON-RPC error and reaches no upstream', () => {
+  let v: Record<string, Upstream>;
+  const endpoint = () => `${base}/default/refusals/development/mcp`;
+  const post = (url: string, body: string, headers: Record<string, string> = {}) =>
+    fetch(url, {
+      method: 'POST',
+      headers: {
+        ...bearer(connectToken),
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...headers,
+      },
+      body,
+    });
+  const INIT = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 7,
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  });
+
+  beforeAll(async () => {
+    v = await serverWith('refusals', ['1.0.0']);
+  });
+
+  async function refused(res: Response, status: number, pattern: RegExp, rpcCode?: number) {
+    const text = await res.text();
+    expect(res.status, text).toBe(status);
+    const body = JSON.parse(text) as { jsonrpc: string; error: { code: number; message: string } };
+    expect(body.jsonrpc).toBe('2.0');
+    expect(body.error.message).toMatch(pattern);
+    if (rpcCode !== undefined) expect(body.error.code).toBe(rpcCode);
+    return body;
+  }
+
+  it('answers an unknown org, server or environment, and an archived server, with the same 404', async () => {
+    const before = v['1.0.0']?.initializeCount;
+    await ok('POST', '/servers', { slug: 'archived' });
+    await ok('POST', '/servers/archived/archive');
+    const bodies = [];
+    for (const path of [
+      '/nope/refusals/development/mcp',
+      '/default/nope/development/mcp',
+      '/default/refusals/nowhere/mcp',
+      '/default/archived/development/mcp',
+    ]) {
+      bodies.push(await refused(await post(`${base}${path}`, INIT), 404, /no such MCP server here/));
+    }
+    // Nothing tells them apart.
+    expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
+    expect(v['1.0.0']?.initializeCount).toBe(before);
+  });
+
+  it('refuses missing, wrong and insufficient tokens', async () => {
+    const missing = await fetch(endpoint(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: INIT,
+    });
+    expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    await refused(missing, 401, /no API token/);
+    await refused(
+      await post(endpoint(), INIT, bearer('pyl_not-a-real-token-000000000000')),
+      401,
+      /not valid/,
+    );
+    await refused(await post(endpoint(), INIT, bearer(await api.token(['read']))), 403, /connect permission/);
+    await refused(
+      await post(endpoint(), INIT, bearer(await api.token(['connect'], { servers: ['other'] }))),
+      404,
+      /no such MCP server/,
+    );
+    const other = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/orgs',
+      headers: bearer(BOOTSTRAP_TOKEN),
+      payload: { slug: 'gateway-other-org', name: 'Other' },
+    });
+    const otherAdmin = (other.json() as { token: string }).token;
+    await refused(await post(endpoint(), INIT, bearer(otherAdmin)), 404, /no such MCP server here/);
+  });
+
+  it('refuses bodies that are not JSON, not JSON-RPC, or over the limit', async () => {
+    await refused(await post(endpoint(), '{"jsonrpc": "2.0",'), 400, /./, -32700);
+    await refused(
+      await post(endpoint(), JSON.stringify({ jsonrpc: '1.0', id: 1, method: 'x' })),
+      400,
+      /./,
+      -32600,
+    );
+    const huge = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'x'.repeat(70_000) },
+    });
+    await refused(await post(endpoint(), huge), 413, /larger than/);
+  });
+
+  it('refuses forged, altered and other servers’ session ids with 404', async () => {
+    const { session } = await initialize('refusals');
+    const call = (id: string, url = endpoint()) =>
+      post(url, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), {
+        'mcp-session-id': id,
+        'mcp-protocol-version': '2025-06-18',
+      });
+    expect((await call(session)).status).toBe(200);
+    const flipped = session.slice(0, 40) + (session[40] === 'A' ? 'B' : 'A') + session.slice(41);
+    await refused(await call(flipped), 404, /session is not known/, -32001);
+    await refused(await call('not-a-session'), 404, /session is not known/, -32001);
+    await serverWith('refusals-b', ['1.0.0']);
+    await refused(
+      await call(session, `${base}/default/refusals-b/development/mcp`),
+      404,
+      /session is not known/,
+    );
+  });
+
+  it('refuses browser origins that are not allowed', async () => {
+    await refused(
+      await post(endpoint(), INIT, { origin: 'https://evil.example' }),
+      403,
+      /origin https:\/\/evil\.example/,
+    );
+    expect((await post(endpoint(), INIT, { origin: 'https://app.example.com' })).status).toBe(200);
+  });
+
+  it('serves a pinned version, and refuses unknown and retired ones', async () => {
+    await serverWith('pinned', ['1.0.0', '1.1.0']);
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/default/pinned@1.1.0/mcp`), {
+      requestInit: { headers: bearer(connectToken) },
+    });
+    const client = new Client({ name: 'pinned', version: '1' });
+    await client.connect(transport);
+    clients.push(client);
+    expect(await whoami(client)).toBe('1.1.0');
+    await refused(
+      await post(`${base}/default/pinned@9.9.9/mcp`, INIT),
+      404,
+      /9\.9\.9 of pinned was not found/,
+    );
+    await ok('PATCH', '/servers/pinned/versions/1.1.0', { status: 'retired' });
+    await refused(await post(`${base}/default/pinned@1.1.0/mcp`, INIT), 404, /retired/);
+  });
+
+  it('says so when a version has no remote, and when nothing runs', async () => {
+    await ok('POST', '/servers', { slug: 'no-remote' });
+    await ok('POST', '/servers/no-remote/versions', { version: '1.0.0' });
+    await refused(
+      await post(`${base}/default/no-remote/development/mcp`, INIT),
+      503,
+      /nothing runs in development/,
+    );
+    await ok('POST', '/servers/no-remote/deployments', { version: '1.0.0', environment: 'development' });
+    await until(async () => (await post(`${base}/default/no-remote/development/mcp`, INIT)).status === 404, {
+      what: 'the deployment at the gateway',
+    });
+    await refused(
+      await post(`${base}/default/no-remote/development/mcp`, INIT),
+      404,
+      /1\.0\.0 has no remote/,
+    );
+  });
+});
+
+describe('scale-out', () => {
+  let second: { app: FastifyInstance; base: string };
+  beforeAll(async () => {
+    // Another gateway on the same stores, with a short wait for upstreams.
+    second = await startGateway({ firstByteMs: 300 });
+  });
+  afterAll(async () => {
+    await second?.app.close();
+  });
+
+  it('a second gateway honours sessions the first issued', async () => {
+    await serverWith('replicas', ['1.0.0']);
+    const { session } = await initialize('replicas');
+    const res = await fetch(`${second.base}/default/replicas/development/mcp`, {
+      method: 'POST',
+      headers: {
+        ...bearer(connectToken),
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': session,
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 3,
+        method: 'tools/call',
+        params: { name: 'whoami', arguments: {} },
+      }),
+    });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    expect(text).toContain('"text":"1.0.0"');
+  });
+
+  it('answers 504 naming the version when the upstream does not answer', async () => {
+    const hanging = http.createServer(() => undefined);
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/mcp`;
+      await ok('POST', '/servers', { slug: 'hangs' });
+      await ok('POST', '/servers/hangs/versions', {
+        version: '2.0.0',
+        remotes: [{ type: 'streamable-http', url }],
+      });
+      await ok('POST', '/servers/hangs/deployments', { version: '2.0.0', environment: 'development' });
+      const res = await fetch(`${second.base}/default/hangs/development/mcp`, {
+        method: 'POST',
+        headers: {
+          ...bearer(connectToken),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+      });
+      const body = (await res.json()) as { id: number; error: { message: string } };
+      expect(res.status).toBe(504);
+      expect(body.id).toBe(9);
+      expect(body.error.message).toBe('version 2.0.0 of hangs failed: it did not start answering in time');
+    } finally {
+      hanging.closeAllConnections();
+      hanging.close();
+    }
+  });
+});
