@@ -88,6 +88,9 @@ export async function endToEnd(runs: number): Promise<EndToEndResult> {
           trace_id: '',
           span_id: '',
           session_id: '',
+          source: 'otlp',
+          client_key: '',
+          counted: 1,
         });
       }
       for (const version of ['1.0.0', '1.1.0']) {

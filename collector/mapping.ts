@@ -168,6 +168,10 @@ export function mapSpans(req: TracesRequest, ctx: MappingContext): SpanMapping {
           trace_id: span.traceId,
           span_id: span.spanId,
           session_id: stringAttr(a, ATTR_MCP_SESSION_ID, max),
+          source: 'otlp',
+          client_key: '',
+          // The collector's app clears it for MCP calls the gateway measures (core/telemetry/fronted.ts).
+          counted: 1,
         });
       }
     }

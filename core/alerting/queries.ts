@@ -7,7 +7,8 @@ import { resolution } from '../warehouse/telemetry-queries.ts';
  * thousand rules cost a thousand queries rather than one per series. The aggregates are those of
  * `telemetry-queries.ts` (versionStats, operationStats): t-digest percentiles on raw rows for
  * windows up to six hours (its `resolution()` decides), per-minute rollups beyond; error rate 0
- * and percentiles null without requests; throughput = requests / window seconds.
+ * and percentiles null without requests; throughput = requests / window seconds. Only counted
+ * request rows (`counted = 1`, as the rollups hold) are read: a request is never counted twice.
  */
 export interface SeriesStats {
   environment: string;
@@ -81,7 +82,7 @@ export async function requestSeries(warehouse: Warehouse, scope: SeriesScope): P
        FROM requests_1m WHERE ${condition} GROUP BY ${dims}`
     : `SELECT ${dims}, count() AS requests, sum(error) AS errors,
          quantilesTDigest(0.5, 0.95, 0.99)(duration_ms) AS q
-       FROM requests WHERE ${condition} GROUP BY ${dims}`;
+       FROM requests WHERE ${condition} AND counted = 1 GROUP BY ${dims}`;
   const result = await warehouse.client.query({ query, query_params: params, format: 'JSONEachRow' });
   const rows = await result.json<{
     environment: string;

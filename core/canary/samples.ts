@@ -145,6 +145,8 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
     AND version IN {versions:Array(String)}`;
   const raw = res === 'raw';
   const requestsTable = raw ? 'requests' : 'requests_1m';
+  // Raw rows the gateway also measured are kept uncounted; the rollups hold counted rows only.
+  const counted = raw ? ' AND counted = 1' : '';
   const agg = raw
     ? 'count() AS requests, sum(error) AS errors, quantilesTDigest(0.5, 0.95, 0.99)(duration_ms) AS q'
     : 'countMerge(requests) AS requests, sumMerge(errors) AS errors, quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_ms) AS q';
@@ -163,13 +165,13 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
   const [server, perOperation, resourceRows, healthRows] = await Promise.all([
     select<RequestBucket>(
       warehouse,
-      `SELECT version, ${BUCKET} AS bucket, ${agg} FROM ${requestsTable} WHERE ${where} AND ${window}
+      `SELECT version, ${BUCKET} AS bucket, ${agg} FROM ${requestsTable} WHERE ${where} AND ${window}${counted}
        GROUP BY version, bucket`,
       params,
     ),
     select<RequestBucket>(
       warehouse,
-      `SELECT version, operation, ${BUCKET} AS bucket, ${agg} FROM ${requestsTable} WHERE ${where} AND ${window}
+      `SELECT version, operation, ${BUCKET} AS bucket, ${agg} FROM ${requestsTable} WHERE ${where} AND ${window}${counted}
        GROUP BY version, operation, bucket`,
       params,
     ),

@@ -1,7 +1,8 @@
 /**
- * The rows the collector writes to ClickHouse. Dimensions come first in every table's sort key:
- * org, server, environment, version, operation, time. Unknown dimensions are '' (or
- * `unknown_service` for a missing service.name, as OpenTelemetry does), never dropped.
+ * The rows the telemetry writer puts in ClickHouse, from the collector and the gateway. Dimensions
+ * come first in every table's sort key: org, server, environment, version, operation, time. Unknown
+ * dimensions are '' (or `unknown_service` for a missing service.name, as OpenTelemetry does), never
+ * dropped.
  */
 
 /** One SERVER span: a request the service handled. */
@@ -24,6 +25,15 @@ export interface RequestRow {
   trace_id: string;
   span_id: string;
   session_id: string;
+  /** Who measured it: the collector from a SERVER span, or the gateway from an MCP exchange. */
+  source: 'gateway' | 'otlp';
+  /** The gateway's keyed hash of the client; '' for OTLP. */
+  client_key: string;
+  /**
+   * 1 when the row counts in figures. The collector writes 0 for the MCP calls of a server and
+   * environment the gateway measures (core/telemetry/fronted.ts): kept, never counted twice.
+   */
+  counted: 0 | 1;
 }
 
 /**
@@ -49,4 +59,25 @@ export interface MetricPointRow {
   value: number;
   bounds: number[];
   bucket_counts: number[];
+}
+
+/** A gateway session's beginning, end or move to another version (migrations/0005_request_source.sql). */
+export interface SessionEventRow {
+  org_id: string;
+  server: string;
+  environment: string;
+  /** The version the session is on (after a 'migrate', the one it moved to). */
+  version: string;
+  session_id: string;
+  /** RFC 3339 with milliseconds. */
+  time: string;
+  event: 'start' | 'end' | 'migrate';
+  /**
+   * 'end': 'delete' | 'idle' | 'upstream-failure' | 'rollback' | 'terminated'; 'migrate': the
+   * version moved from; '' for 'start'.
+   */
+  reason: string;
+  /** The gateway's keyed hash of the client. */
+  client_key: string;
+  source: 'gateway';
 }

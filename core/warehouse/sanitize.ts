@@ -1,12 +1,13 @@
 import { DEFAULT_MAX_ATTRIBUTE_LENGTH } from '../telemetry/naming.ts';
-import type { MetricPointRow, RequestRow } from './rows.ts';
+import type { MetricPointRow, RequestRow, SessionEventRow } from './rows.ts';
+import type { TelemetryTable } from './spool.ts';
 
 /**
  * Makes every value of a telemetry row valid for its ClickHouse column before the row is batched,
  * so that one bad value cannot make ClickHouse refuse (or silently wrap) a whole JSONEachRow insert.
  * Rows are repaired in place and the number of repaired values is returned (0 for a valid row, which
  * is left exactly as it was). Each table is described once, by a column spec ({@link REQUEST_SPEC},
- * {@link METRIC_POINT_SPEC}); the rules per kind of column are:
+ * {@link METRIC_POINT_SPEC}, {@link SESSION_EVENT_SPEC}); the rules per kind of column are:
  *
  * - `string`, `lowcard`: made well-formed UTF-16 (a lone surrogate becomes U+FFFD, as OpenTelemetry
  *   SDKs do), so the UTF-8 sent is valid; cut to the column's `maxLength` UTF-16 code units without
@@ -85,7 +86,7 @@ export type ColumnSpec =
  * (a time that falls back to another column is repaired after that column).
  */
 export interface TableSpec<Row> {
-  readonly table: 'requests' | 'metric_points';
+  readonly table: TelemetryTable;
   readonly columns: { readonly [K in keyof Row]-?: ColumnSpec };
   /** A histogram's bounds and bucket counts columns, checked together before the columns. */
   readonly histogram?: { readonly bounds: keyof Row & string; readonly counts: keyof Row & string };
@@ -96,7 +97,7 @@ const plain = { kind: 'string', maxLength: MAX_STRING_LENGTH } as const;
 const count = { kind: 'uint64', min: 0, max: MAX_UINT64, outOfRange: 'absent' } as const;
 const float = { kind: 'float64' } as const;
 
-/** The `requests` table (migrations/0002_requests.sql). */
+/** The `requests` table (migrations/0002_requests.sql, with the columns 0005 adds). */
 export const REQUEST_SPEC: TableSpec<RequestRow> = {
   table: 'requests',
   columns: {
@@ -119,6 +120,11 @@ export const REQUEST_SPEC: TableSpec<RequestRow> = {
     trace_id: plain,
     span_id: plain,
     session_id: plain,
+    /** 'otlp' or 'gateway'; any other text is stored as it is, like every other LowCardinality value. */
+    source: lowcard,
+    client_key: plain,
+    /** A flag, as `error` is. */
+    counted: { kind: 'uint8', min: 0, max: 1, outOfRange: 'clamp' },
   },
 };
 
@@ -217,11 +223,35 @@ function compileColumn(name: string, column: ColumnSpec): Step {
   }
 }
 
-const REQUEST_PLAN = compile(REQUEST_SPEC);
-const METRIC_POINT_PLAN = compile(METRIC_POINT_SPEC);
+/** The `session_events` table (migrations/0005_request_source.sql). */
+export const SESSION_EVENT_SPEC: TableSpec<SessionEventRow> = {
+  table: 'session_events',
+  columns: {
+    org_id: lowcard,
+    server: lowcard,
+    environment: lowcard,
+    version: lowcard,
+    session_id: plain,
+    time: { kind: 'datetime64' },
+    event: lowcard,
+    reason: lowcard,
+    client_key: plain,
+    source: lowcard,
+  },
+};
 
 /** Every table's spec, by table name. */
-export const TABLE_SPECS = { requests: REQUEST_SPEC, metric_points: METRIC_POINT_SPEC } as const;
+export const TABLE_SPECS = {
+  requests: REQUEST_SPEC,
+  metric_points: METRIC_POINT_SPEC,
+  session_events: SESSION_EVENT_SPEC,
+} as const;
+
+const PLANS: Record<TelemetryTable, Plan> = {
+  requests: compile(REQUEST_SPEC),
+  metric_points: compile(METRIC_POINT_SPEC),
+  session_events: compile(SESSION_EVENT_SPEC),
+};
 
 /**
  * Repairs a request row in place so that ClickHouse accepts every value (by {@link REQUEST_SPEC}
@@ -229,7 +259,7 @@ export const TABLE_SPECS = { requests: REQUEST_SPEC, metric_points: METRIC_POINT
  * was valid.
  */
 export function sanitizeRequestRow(row: RequestRow): number {
-  return run(REQUEST_PLAN, row as unknown as Record<string, unknown>);
+  return run(PLANS.requests, row as unknown as Record<string, unknown>);
 }
 
 /**
@@ -238,12 +268,20 @@ export function sanitizeRequestRow(row: RequestRow): number {
  * repaired, 0 when the row was valid.
  */
 export function sanitizeMetricPointRow(row: MetricPointRow): number {
-  return run(METRIC_POINT_PLAN, row as unknown as Record<string, unknown>);
+  return run(PLANS.metric_points, row as unknown as Record<string, unknown>);
 }
 
-/** {@link sanitizeRequestRow} or {@link sanitizeMetricPointRow}, by table name. */
-export function sanitizeRow(table: keyof typeof TABLE_SPECS, row: object): number {
-  return run(table === 'requests' ? REQUEST_PLAN : METRIC_POINT_PLAN, row as Record<string, unknown>);
+/**
+ * Repairs a session event row in place (by {@link SESSION_EVENT_SPEC}); returns how many values were
+ * repaired, 0 when the row was valid.
+ */
+export function sanitizeSessionEventRow(row: SessionEventRow): number {
+  return run(PLANS.session_events, row as unknown as Record<string, unknown>);
+}
+
+/** Repairs a row of any telemetry table in place, by the table's spec. */
+export function sanitizeRow(table: TelemetryTable, row: object): number {
+  return run(PLANS[table], row as Record<string, unknown>);
 }
 
 function run(plan: Plan, row: Record<string, unknown>): number {

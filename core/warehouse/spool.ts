@@ -3,8 +3,16 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 /** The tables the telemetry writer inserts into (and the only ones a spool file may name). */
-export const TELEMETRY_TABLES = ['requests', 'metric_points'] as const;
+export const TELEMETRY_TABLES = ['requests', 'metric_points', 'session_events'] as const;
 export type TelemetryTable = (typeof TELEMETRY_TABLES)[number];
+
+/** A record with one fresh value per telemetry table. */
+export function perTable<T>(make: (table: TelemetryTable) => T): Record<TelemetryTable, T> {
+  return Object.fromEntries(TELEMETRY_TABLES.map((table) => [table, make(table)])) as Record<
+    TelemetryTable,
+    T
+  >;
+}
 
 /** Consecutive rows that came in one request: who to name when ClickHouse refuses one of them. */
 export interface Origin {

@@ -1,9 +1,10 @@
 import type { Warehouse } from './client.ts';
 
 /**
- * Release-health queries over the telemetry tables (migrations 0002 and 0003). Every value is a
- * typed query parameter; the only text chosen in code is which table and aggregate functions a
- * resolution reads.
+ * Release-health queries over the telemetry tables (migrations 0002, 0003 and 0005). Only rows
+ * with `counted = 1` reach a figure, so a request the gateway and OTLP both saw counts once. Every
+ * value is a typed query parameter; the only text chosen in code is which table and aggregate
+ * functions a resolution reads.
  *
  * Latency percentiles are t-digest estimates at every resolution (`quantilesTDigest` on raw rows,
  * `quantilesTDigestMerge` on the rollups' states), so a chart does not jump when a longer window
@@ -105,6 +106,11 @@ interface Source {
   requests: string;
   errorsTable: string;
   resources: string;
+  /**
+   * The condition on request rows that counts each request once (`counted = 1`: see
+   * core/telemetry/fronted.ts); '' on the rollups, which hold counted rows only.
+   */
+  counted: string;
   count: string;
   errors: string;
   quantiles: string;
@@ -125,6 +131,7 @@ const RAW: Source = {
   requests: 'requests',
   errorsTable: 'requests',
   resources: 'metric_points',
+  counted: 'counted = 1',
   count: 'count()',
   errors: 'sum(error)',
   quantiles: 'quantilesTDigest(0.5, 0.95, 0.99)(duration_ms)',
@@ -141,6 +148,7 @@ function rollup(suffix: '1m' | '1h', floor: string): Source {
     requests: `requests_${suffix}`,
     errorsTable: `request_errors_${suffix}`,
     resources: `resources_${suffix}`,
+    counted: '',
     count: 'countMerge(requests)',
     errors: 'sumMerge(errors)',
     quantiles: 'quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_ms)',
@@ -159,7 +167,11 @@ const SOURCES: Record<Resolution, Source> = {
   hour: rollup('1h', 'toStartOfHour'),
 };
 
-/** The WHERE clause shared by every query, and its parameters. */
+/**
+ * The WHERE clause shared by every query, and its parameters. Request tables (the default) get
+ * the source's `counted` condition; `resources: true` is for the process resources, which have no
+ * operation and are never double counted.
+ */
 function filter(
   scope: Scope & {
     version?: string | undefined;
@@ -167,7 +179,7 @@ function filter(
     operation?: string | undefined;
   },
   source: Source,
-  options: { operation?: boolean } = {},
+  options: { resources?: boolean } = {},
 ): { where: string; params: Params } {
   const { from, to } = millis(scope);
   if (!(to > from)) throw new RangeError('the window must end after it starts');
@@ -185,10 +197,11 @@ function filter(
     conditions.push('version IN {versions:Array(String)}');
     params.versions = scope.versions;
   }
-  if (scope.operation !== undefined && options.operation !== false) {
+  if (scope.operation !== undefined && !options.resources) {
     conditions.push('operation = {operation:String}');
     params.operation = scope.operation;
   }
+  if (source.counted && !options.resources) conditions.push(source.counted);
   conditions.push(source.window);
   return { where: conditions.join(' AND '), params };
 }
@@ -353,7 +366,7 @@ export async function series(
   const step = Math.ceil(Math.max(asked, fewest, bucket) / bucket) * bucket;
 
   const requests = filter(scope, source);
-  const resources = filter(scope, source, { operation: false });
+  const resources = filter(scope, source, { resources: true });
   const stepExpr = 'toUnixTimestamp(toStartOfInterval(time, INTERVAL {step:UInt32} SECOND))';
   const [requestRows, resourceRows] = await Promise.all([
     select<HealthRow & { bucket: number }>(
@@ -493,6 +506,7 @@ export async function versionsWithTraffic(
 const RETENTION_TABLES: { table: string; tier: keyof RetentionDays; column: string }[] = [
   { table: 'requests', tier: 'rawDays', column: 'toDateTime(time)' },
   { table: 'metric_points', tier: 'rawDays', column: 'toDateTime(time)' },
+  { table: 'session_events', tier: 'rawDays', column: 'toDateTime(time)' },
   { table: 'requests_1m', tier: 'minuteDays', column: 'time' },
   { table: 'request_errors_1m', tier: 'minuteDays', column: 'time' },
   { table: 'resources_1m', tier: 'minuteDays', column: 'time' },
@@ -502,11 +516,11 @@ const RETENTION_TABLES: { table: string; tier: keyof RetentionDays; column: stri
 ];
 
 /**
- * Sets the TTL of the telemetry tables to `retention` (raw rows, minute and hour rollups), altering
- * only tables whose TTL differs, so running it at every start costs nothing once applied. Returns
- * the tables it altered. Existing parts are rewritten by ClickHouse in the background to the new
- * TTL. The day counts are checked whole numbers written into the DDL: TTL clauses take no query
- * parameters on the ClickHouse servers Pylee supports.
+ * Sets the TTL of the telemetry tables to `retention` (raw rows and session events, minute and hour
+ * rollups), altering only tables whose TTL differs, so running it at every start costs nothing once
+ * applied. Returns the tables it altered. Existing parts are rewritten by ClickHouse in the
+ * background to the new TTL. The day counts are checked whole numbers written into the DDL: TTL
+ * clauses take no query parameters on the ClickHouse servers Pylee supports.
  */
 export async function applyRetention(warehouse: Warehouse, retention: RetentionDays): Promise<string[]> {
   for (const tier of ['rawDays', 'minuteDays', 'hourDays'] as const) {
@@ -614,6 +628,7 @@ export async function fleetStats(
   }
 
   const conditions = ['org_id = {org:String}', 'server IN {servers:Array(String)}', source.window];
+  if (source.counted) conditions.push(source.counted);
   const params: Params = { org: scope.orgId, servers: [...scope.servers], from, to, step };
   if (scope.environments !== undefined) {
     conditions.push('environment IN {environments:Array(String)}');

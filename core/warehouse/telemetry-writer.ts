@@ -5,11 +5,13 @@ import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import { insertIsolating, type RefusedRow } from './batch-insert.ts';
 import type { Warehouse } from './client.ts';
-import type { MetricPointRow, RequestRow } from './rows.ts';
+import type { MetricPointRow, RequestRow, SessionEventRow } from './rows.ts';
 import { sanitizeRow } from './sanitize.ts';
 import {
+  perTable,
   Spool,
   SpoolFileError,
+  TELEMETRY_TABLES,
   SpoolFullError,
   type Batch,
   type Origin,
@@ -103,9 +105,10 @@ const BEHIND_RETRY_AFTER_SECONDS = 5;
 const MAX_RETRY_AFTER_SECONDS = 60;
 
 /**
- * Buffers request rows and metric points and inserts them into ClickHouse in batches, by size or
- * after {@link TelemetryWriterOptions.flushIntervalMs}. `write*` resolves once the rows are on disk
- * in the write-ahead log (or durably spooled); after that they are stored exactly once:
+ * Buffers request rows, metric points and session events and inserts them into ClickHouse in
+ * batches, by size or after {@link TelemetryWriterOptions.flushIntervalMs}. `write*` resolves once
+ * the rows are on disk in the write-ahead log (or durably spooled); after that they are stored
+ * exactly once:
  *
  * - every value is made valid for its column first (`sanitize.ts`), so one client's bad data
  *   cannot make ClickHouse refuse a batch that holds other clients' rows; if ClickHouse still
@@ -136,10 +139,7 @@ export class TelemetryWriter {
   readonly #maxRetryDelayMs: number;
   readonly #timer: NodeJS.Timeout;
 
-  readonly #open: Record<TelemetryTable, OpenRows> = {
-    requests: { start: 0, lines: [], origins: [] },
-    metric_points: { start: 0, lines: [], origins: [] },
-  };
+  readonly #open = perTable((): OpenRows => ({ start: 0, lines: [], origins: [] }));
   /** Formed batches waiting for their insert, oldest first (the one being inserted is not here). */
   readonly #pending: MemoryBatch[] = [];
   /** Rows in memory, wherever they are, and rows whose log write is in flight; the bound applies to this. */
@@ -217,6 +217,11 @@ export class TelemetryWriter {
   /** Accepts metric points, as {@link writeRequests} accepts request rows. */
   writeMetricPoints(rows: readonly MetricPointRow[], origin = ''): Promise<void> {
     return this.#accept('metric_points', rows, origin);
+  }
+
+  /** Accepts the gateway's session events, as {@link writeRequests} accepts request rows. */
+  writeSessionEvents(rows: readonly SessionEventRow[], origin = ''): Promise<void> {
+    return this.#accept('session_events', rows, origin);
   }
 
   /**
@@ -486,8 +491,7 @@ export class TelemetryWriter {
 
   /** Cuts buffered rows into batches of at most `batchSize`; only full ones unless `all`. */
   #formBatches(all: boolean): void {
-    this.#formTable('requests', all);
-    this.#formTable('metric_points', all);
+    for (const table of TELEMETRY_TABLES) this.#formTable(table, all);
   }
 
   #formTable(table: TelemetryTable, all: boolean): void {

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
-import { TELEMETRY_TABLES, type Origin, type TelemetryTable } from './spool.ts';
+import { perTable, TELEMETRY_TABLES, type Origin, type TelemetryTable } from './spool.ts';
 
 const writev = promisify(fs.writev);
 const fdatasync = promisify(fs.fdatasync);
@@ -96,14 +96,11 @@ export class WriteAheadLog {
   #fd = -1;
   #size = 0;
   #nextSegment = 1;
-  readonly #next: Record<TelemetryTable, number> = { requests: 0, metric_points: 0 };
+  readonly #next = perTable(() => 0);
   /** All rows below this position are released. */
-  readonly #released: Record<TelemetryTable, number> = { requests: 0, metric_points: 0 };
+  readonly #released = perTable(() => 0);
   /** Released ranges above the watermark: from → to. */
-  readonly #releasedAhead: Record<TelemetryTable, Map<number, number>> = {
-    requests: new Map(),
-    metric_points: new Map(),
-  };
+  readonly #releasedAhead = perTable(() => new Map<number, number>());
   #queue: Group = emptyGroup();
   #writing = false;
   #closed = false;
@@ -292,7 +289,7 @@ export class WriteAheadLog {
     this.#fd = fd;
     this.#size = header.length;
     this.#bytes += header.length;
-    this.#segments.push({ file, bytes: header.length, end: { requests: 0, metric_points: 0 } });
+    this.#segments.push({ file, bytes: header.length, end: perTable(() => 0) });
   }
 
   /** Writes a whole closed segment of batch records for `generation`; returns its file name. */

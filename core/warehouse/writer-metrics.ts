@@ -63,7 +63,7 @@ export function instruments(): WriterInstruments {
     provider,
     accepted: rows(
       'pylee.collector.rows.accepted',
-      'Spans (request rows) and metric points the writer accepted',
+      'Rows (requests, metric points, session events) the writer accepted',
     ),
     rejected: rows(
       'pylee.collector.rows.rejected',

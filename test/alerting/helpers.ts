@@ -41,6 +41,9 @@ export function requests(t: Traffic): RequestRow[] {
       trace_id: randomBytes(16).toString('hex'),
       span_id: randomBytes(8).toString('hex'),
       session_id: '',
+      source: 'otlp',
+      client_key: '',
+      counted: 1,
     });
   }
   return rows;

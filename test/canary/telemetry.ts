@@ -41,6 +41,9 @@ export function requestRows(
         trace_id: '',
         span_id: '',
         session_id: '',
+        source: 'otlp',
+        client_key: '',
+        counted: 1,
       });
     }
   }

@@ -53,6 +53,9 @@ describe('mapSpans', () => {
       trace_id: '5b8efff798038103d269b633813fc60c',
       span_id: 'eee19b7ec3c1b174',
       session_id: '',
+      source: 'otlp',
+      client_key: '',
+      counted: 1,
     });
   });
 

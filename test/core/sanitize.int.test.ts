@@ -14,8 +14,10 @@ import {
   MAX_UINT64,
   METRIC_POINT_SPEC,
   REQUEST_SPEC,
+  SESSION_EVENT_SPEC,
   sanitizeMetricPointRow,
   sanitizeRequestRow,
+  sanitizeRow,
 } from '#core/warehouse/sanitize.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
 import { rowsOf } from './sanitize-arbitraries.ts';
@@ -35,7 +37,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-type Table = 'requests' | 'metric_points';
+type Table = 'requests' | 'metric_points' | 'session_events';
 type Loose = Record<string, unknown>;
 
 /** An insert exactly as the telemetry writer makes it on chDB: JSONEachRow, a dedup token, best-effort times. */
@@ -90,6 +92,9 @@ function requestRow(org: string, overrides: Loose = {}): Loose {
     trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
     span_id: '00f067aa0ba902b7',
     session_id: '',
+    source: 'otlp',
+    client_key: '',
+    counted: 1,
     ...overrides,
   };
 }
@@ -311,7 +316,9 @@ const makeRow = (c: PoisonCase, org: string) =>
 const sanitize = (table: Table, row: Loose) =>
   table === 'requests'
     ? sanitizeRequestRow(row as unknown as RequestRow)
-    : sanitizeMetricPointRow(row as unknown as MetricPointRow);
+    : table === 'metric_points'
+      ? sanitizeMetricPointRow(row as unknown as MetricPointRow)
+      : sanitizeRow(table, row);
 
 const report: string[] = [];
 
@@ -384,7 +391,7 @@ describe('what chDB does with poison values, unsanitized', () => {
 
 /** The rows of `table` for `org` (all of them when undefined), times as RFC 3339 text. */
 async function stored(table: Table, org?: string): Promise<Loose[]> {
-  const times = table === 'requests' ? ['time'] : ['start_time', 'time'];
+  const times = table === 'metric_points' ? ['start_time', 'time'] : ['time'];
   const rows = await select<Loose>(
     `SELECT *, ${times.map((t) => `toUnixTimestamp64Milli(${t}) AS ${t}_ms`).join(', ')} FROM ${table}
      ${org === undefined ? '' : 'WHERE org_id = {org:String}'}`,
@@ -461,6 +468,7 @@ const histogram = fc.oneof(
 );
 
 const requestRows = rowsOf(REQUEST_SPEC, { string: anyString, number: anyNumber, time: anyTime });
+const sessionEventRows = rowsOf(SESSION_EVENT_SPEC, { string: anyString, number: anyNumber, time: anyTime });
 const metricPointRows = rowsOf(METRIC_POINT_SPEC, {
   string: anyString,
   number: anyNumber,
@@ -475,6 +483,7 @@ describe('generated poison rows, sanitized', () => {
   for (const [table, rows] of [
     ['requests', requestRows],
     ['metric_points', metricPointRows],
+    ['session_events', sessionEventRows],
   ] as const) {
     it(`are all accepted into ${table} and read back with the repaired values`, async () => {
       await warehouse.client.command({ query: `TRUNCATE TABLE ${table}` });

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isoTime } from '#collector/mapping.ts';
 import { DEFAULT_MAX_ATTRIBUTE_LENGTH } from '#core/telemetry/naming.ts';
-import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
+import type { MetricPointRow, RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
 import {
   MAX_LOWCARD_LENGTH,
   MAX_STRING_LENGTH,
@@ -13,9 +13,11 @@ import {
   METRIC_POINT_SPEC,
   MIN_TIME,
   REQUEST_SPEC,
+  SESSION_EVENT_SPEC,
   sanitizeMetricPointRow,
   sanitizeRequestRow,
   sanitizeRow,
+  sanitizeSessionEventRow,
   TABLE_SPECS,
   type ColumnSpec,
 } from '#core/warehouse/sanitize.ts';
@@ -41,6 +43,25 @@ function makeRequestRow(overrides: Partial<RequestRow> = {}): RequestRow {
     trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
     span_id: '00f067aa0ba902b7',
     session_id: 'sess-1',
+    source: 'otlp',
+    client_key: '',
+    counted: 1,
+    ...overrides,
+  };
+}
+
+function makeSessionEventRow(overrides: Partial<SessionEventRow> = {}): SessionEventRow {
+  return {
+    org_id: 'org-1',
+    server: 'weather',
+    environment: 'production',
+    version: '1.2.0',
+    session_id: 'sess-1',
+    time: '2026-03-01T10:00:00.123Z',
+    event: 'end',
+    reason: 'idle',
+    client_key: 'c1',
+    source: 'gateway',
     ...overrides,
   };
 }
@@ -380,27 +401,35 @@ describe('the column specs', () => {
     'Array(UInt64)': 'uint64[]',
   };
 
-  function migrationColumns(file: string, table: string): [string, ColumnSpec['kind'] | undefined][] {
-    const sql = fs.readFileSync(
-      path.join(import.meta.dirname, '../../core/warehouse/migrations', file),
-      'utf8',
+  const migrations = fs
+    .readdirSync(path.join(import.meta.dirname, '../../core/warehouse/migrations'))
+    .sort()
+    .map((file) =>
+      fs.readFileSync(path.join(import.meta.dirname, '../../core/warehouse/migrations', file), 'utf8'),
     );
-    const body = sql.split(`CREATE TABLE IF NOT EXISTS ${table} (`)[1]!.split(') ENGINE')[0]!;
-    return body
-      .split(',\n')
-      .map((line) => line.trim().match(/^(\w+) (.+)$/)!)
-      .map(([, name, type]) => [name!, kindOf[type!]]);
+
+  /** A table's columns as the migrations leave it: created, then added to (defaults left out). */
+  function migrationColumns(table: string): [string, ColumnSpec['kind'] | undefined][] {
+    const column = (line: string) => {
+      const [, name, type] = line.trim().match(/^(\w+) (.+?)(?: DEFAULT .*)?$/)!;
+      return [name!, kindOf[type!]] as [string, ColumnSpec['kind'] | undefined];
+    };
+    const columns: [string, ColumnSpec['kind'] | undefined][] = [];
+    for (const sql of migrations) {
+      const created = sql.split(`CREATE TABLE IF NOT EXISTS ${table} (`)[1]?.split(') ENGINE')[0];
+      if (created) columns.push(...created.split(',\n').map(column));
+      const added = new RegExp(`^ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS (.+);$`, 'gm');
+      for (const [, line] of sql.matchAll(added)) columns.push(column(line!));
+    }
+    return columns;
   }
 
   it('names every column of the tables, in order, with the kind of its ClickHouse type', () => {
-    for (const [file, spec] of [
-      ['0002_requests.sql', REQUEST_SPEC],
-      ['0003_metric_points.sql', METRIC_POINT_SPEC],
-    ] as const) {
+    for (const spec of Object.values(TABLE_SPECS)) {
       const columns = Object.entries(spec.columns as Record<string, ColumnSpec>).map(
         ([name, c]) => [name, c.kind] as const,
       );
-      expect(columns).toEqual(migrationColumns(file, spec.table));
+      expect(columns).toEqual(migrationColumns(spec.table));
     }
   });
 
@@ -410,11 +439,22 @@ describe('the column specs', () => {
     expect(sanitizeRow('requests', row)).toBe(1);
     expect(sanitizeRow('metric_points', point({ count: -1 }))).toBe(1);
     expect(sanitizeRow('metric_points', makeMetricPointRow())).toBe(0);
+    expect(TABLE_SPECS.session_events).toBe(SESSION_EVENT_SPEC);
+    expect(sanitizeRow('session_events', makeSessionEventRow({ time: 'soon' } as never))).toBe(1);
+    expect(sanitizeRow('session_events', makeSessionEventRow())).toBe(0);
   });
 
   it('covers exactly the properties of the row types', () => {
     expect(Object.keys(REQUEST_SPEC.columns)).toEqual(Object.keys(makeRequestRow()));
     expect(Object.keys(METRIC_POINT_SPEC.columns)).toEqual(Object.keys(makeMetricPointRow()));
+    expect(Object.keys(SESSION_EVENT_SPEC.columns)).toEqual(Object.keys(makeSessionEventRow()));
+  });
+
+  it('keeps counted a flag and the source as written', () => {
+    const row = request({ counted: 2, source: 'gateway', client_key: 'k'.repeat(MAX_STRING_LENGTH + 1) });
+    expect(sanitizeRequestRow(row)).toBe(2);
+    expect([row.counted, row.source, row.client_key.length]).toEqual([1, 'gateway', MAX_STRING_LENGTH]);
+    expect(sanitizeRequestRow(request({ counted: -1 }))).toBe(1);
   });
 });
 
@@ -462,7 +502,7 @@ function validValue(spec: ColumnSpec, value: unknown): boolean {
   }
 }
 
-function validRow(spec: typeof REQUEST_SPEC | typeof METRIC_POINT_SPEC, row: Loose): boolean {
+function validRow(spec: (typeof TABLE_SPECS)[keyof typeof TABLE_SPECS], row: Loose): boolean {
   for (const [name, column] of Object.entries(spec.columns as Record<string, ColumnSpec>)) {
     if (!validValue(column, row[name])) return false;
   }
@@ -605,6 +645,11 @@ const histogramArrays = fc.oneof(
 );
 
 const poisonRequestRow = rowsOf(REQUEST_SPEC, { string: anyString, number: anyNumber, time: anyTime });
+const poisonSessionEventRow = rowsOf(SESSION_EVENT_SPEC, {
+  string: anyString,
+  number: anyNumber,
+  time: anyTime,
+});
 const poisonMetricPointRow = rowsOf(METRIC_POINT_SPEC, {
   string: anyString,
   number: anyNumber,
@@ -621,6 +666,12 @@ describe('properties', () => {
       METRIC_POINT_SPEC,
       poisonMetricPointRow,
       (row: Loose) => sanitizeMetricPointRow(row as never),
+    ],
+    [
+      'session events',
+      SESSION_EVENT_SPEC,
+      poisonSessionEventRow,
+      (row: Loose) => sanitizeSessionEventRow(row as never),
     ],
   ] as const;
 

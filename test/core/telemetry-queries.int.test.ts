@@ -92,6 +92,9 @@ function request(i: number, fields: Partial<RequestRow>): RequestRow {
     trace_id: randomUUID().replaceAll('-', ''),
     span_id: `span-${i}`,
     session_id: '',
+    source: 'otlp',
+    client_key: '',
+    counted: 1,
     ...fields,
   };
 }
@@ -535,6 +538,7 @@ describe('applyRetention', () => {
       'requests_1m',
       'resources_1h',
       'resources_1m',
+      'session_events',
     ]);
     expect(await ttls()).toEqual({
       metric_points: '3',
@@ -545,9 +549,10 @@ describe('applyRetention', () => {
       requests_1m: '30',
       resources_1h: '200',
       resources_1m: '30',
+      session_events: '3',
     });
     expect(await applyRetention(warehouse, { rawDays: 3, minuteDays: 30, hourDays: 200 })).toEqual([]);
-    expect((await applyRetention(warehouse, DEFAULT_RETENTION)).length).toBe(8);
+    expect((await applyRetention(warehouse, DEFAULT_RETENTION)).length).toBe(9);
     expect(await applyRetention(warehouse, DEFAULT_RETENTION)).toEqual([]);
     expect((await versionStats(warehouse, { ...scope, version: A })).requests).toBe(600);
   });

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '#core/logger.ts';
 import { openWarehouse, type Warehouse } from '#core/warehouse/client.ts';
 import { migrateWarehouse } from '#core/warehouse/migrate.ts';
-import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
+import type { MetricPointRow, RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
 import {
   TelemetryWriter,
   WriterOverloadedError,
@@ -121,6 +121,9 @@ function requests(org: string, n: number, first = 0): RequestRow[] {
       trace_id: randomUUID().replaceAll('-', ''),
       span_id: `span-${i}`,
       session_id: 'session-1',
+      source: 'otlp',
+      client_key: '',
+      counted: 1,
     };
   });
 }
@@ -239,6 +242,50 @@ describe('TelemetryWriter batching', () => {
         span_ms: 60_000,
       },
     ]);
+  });
+
+  it('stores session events once, through the spool and a restart, with invalid values repaired', async () => {
+    const org = randomUUID();
+    const spoolDir = path.join(tempDir('pylee-writer-sessions'), 'spool');
+    const events: SessionEventRow[] = (['start', 'migrate', 'end'] as const).map((event, i) => ({
+      org_id: org,
+      server: 'weather',
+      environment: 'production',
+      version: event === 'start' ? '1.2.0' : '1.3.0',
+      session_id: 'session-1',
+      time: new Date(BASE + i * 1000).toISOString(),
+      event,
+      reason: event === 'migrate' ? '1.2.0' : event === 'end' ? 'rollback' : '',
+      client_key: 'client-1',
+      source: 'gateway',
+    }));
+    (events[2] as { reason: unknown }).reason = 42; // repaired to ''
+    const first = writer({ spoolDir });
+    setStore('down');
+    await first.writeSessionEvents(events, 'req-sessions');
+    await first.close();
+    expect(fs.readdirSync(spoolDir).filter((f) => f.endsWith('.session_events.jsonl'))).toHaveLength(1);
+
+    setStore('up');
+    const second = writer({ spoolDir });
+    await second.flush();
+    const result = await warehouse.client.query({
+      query: `SELECT version, session_id, toUnixTimestamp64Milli(time) AS ms, event, reason, client_key, source
+              FROM session_events WHERE org_id = {org:String} ORDER BY time`,
+      query_params: { org },
+      format: 'JSONEachRow',
+    });
+    expect(await result.json()).toEqual(
+      events.map((e, i) => ({
+        version: e.version,
+        session_id: 'session-1',
+        ms: BASE + i * 1000,
+        event: e.event,
+        reason: i === 2 ? '' : e.reason,
+        client_key: 'client-1',
+        source: 'gateway',
+      })),
+    );
   });
 
   it('keeps two batches whose rollup rows are identical: rollup deduplication follows the source block', async () => {

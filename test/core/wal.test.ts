@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TELEMETRY_TABLES } from '#core/warehouse/spool.ts';
 import { WalFullError, WriteAheadLog, type WalRange } from '#core/warehouse/wal.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
 
@@ -53,6 +54,24 @@ describe('write-ahead log', () => {
 
     second.discardRecovered();
     expect(WriteAheadLog.open(dir).recovered).toEqual([]);
+  });
+
+  it('numbers the rows of each table apart, session events included, and recovers them per table', async () => {
+    const dir = walDir();
+    const wal = WriteAheadLog.open(dir);
+    const ranges = await Promise.all(
+      TELEMETRY_TABLES.map(async (table) => {
+        let range: WalRange | undefined;
+        await wal.appendRows(table, lines(2), `req-${table}`, (r) => (range = r));
+        return range;
+      }),
+    );
+    expect(ranges).toEqual(TELEMETRY_TABLES.map(() => ({ from: 0, to: 2 })));
+
+    const recovered = WriteAheadLog.open(dir).recovered;
+    expect(recovered.map((r) => [r.table, r.lines, r.origins])).toEqual(
+      TELEMETRY_TABLES.map((table) => [table, lines(2), [{ requestId: `req-${table}`, rows: 2 }]]),
+    );
   });
 
   it('rebuilds a logged batch with its own token, and skips batches released before the crash', async () => {
