@@ -20,6 +20,7 @@ import { GATEWAY_ERROR, GatewayError, installRpcErrors } from './errors.ts';
 import { forward, type Caller, type Target } from './mcp.ts';
 import { Recorder } from './recorder.ts';
 import { Sessions, header } from './sessions.ts';
+import { SseTransport } from './sse-transport.ts';
 import { UpstreamClient, type UpstreamTimeouts } from './upstream-client.ts';
 
 export interface GatewayDeps {
@@ -231,6 +232,21 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       },
     });
   }
+  const sse = new SseTransport(forwardDeps);
+  app.get<EnvParams>('/:org/:server/:environment/sse', async (req, reply) => {
+    const target = await environmentTarget(req.params);
+    const { org, server, environment } = req.params;
+    const messages = `/${org}/${server}/${environment}/messages`;
+    return sse.stream(req, reply, target, await admit(req, target), messages);
+  });
+  app.post<EnvParams & { Querystring: { session?: string } }>(
+    '/:org/:server/:environment/messages',
+    async (req, reply) => {
+      const target = await environmentTarget(req.params);
+      const caller = await admit(req, target);
+      return sse.message(req, reply, target, caller, req.query.session ?? '');
+    },
+  );
   return app;
 }
 

@@ -26,6 +26,7 @@ export class DirectoryCache {
   readonly #ttlMs: number;
   readonly #servers = new Map<string, Entry<ServerRouting | undefined>>();
   readonly #upstreams = new Map<string, Entry<Upstream | NoUpstream>>();
+  readonly #listeners = new Set<(orgId: string, server: string) => void>();
 
   constructor(db: Queryable, box: SecretBox, options: { ttlMs?: number } = {}) {
     this.#db = db;
@@ -58,11 +59,18 @@ export class DirectoryCache {
     );
   }
 
+  /** Calls `listener` after every {@link invalidate}, e.g. for streams that must end on a rollback. */
+  onInvalidate(listener: (orgId: string, server: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /** Forgets everything about `server` of `orgId`: the next request reads it again. */
   invalidate(orgId: string, server: string): void {
     for (const [key, entry] of this.#servers) if (entry.server === server) this.#servers.delete(key);
     for (const [key, entry] of this.#upstreams)
       if (entry.server === server && entry.orgId === orgId) this.#upstreams.delete(key);
+    for (const listener of this.#listeners) listener(orgId, server);
   }
 
   #get<T>(

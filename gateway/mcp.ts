@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessMode } from '#core/gateway/access.ts';
-import type { EnvironmentRouting, ServerRouting } from '#core/gateway/directory.ts';
+import type { EnvironmentRouting, ServerRouting, Upstream } from '#core/gateway/directory.ts';
 import {
   parseBody,
   parseMessage,
@@ -142,13 +142,7 @@ export async function forward(
   const upstream = await deps.directory.upstream(routing, version, env?.name ?? null);
   if ('problem' in upstream) throw new GatewayError(404, -32000, upstream.problem, firstId);
 
-  const headers: Record<string, string> = {};
-  for (const name of FORWARDED_REQUEST_HEADERS) {
-    const value = header(req.headers[name]);
-    if (value !== undefined) headers[name] = value;
-  }
-  if (caller.authorization !== undefined) headers.authorization = caller.authorization;
-  Object.assign(headers, upstream.headers);
+  const headers = upstreamHeaders(req, caller, upstream);
   if (upstreamSessionId !== undefined) headers['mcp-session-id'] = upstreamSessionId;
 
   const startedAt = Date.now();
@@ -239,7 +233,27 @@ export async function forward(
   return reply.send(text);
 }
 
-function upstreamError(failure: UpstreamFailure, server: string, version: string, id: JsonRpcId | null) {
+/** What goes upstream: the client's protocol headers, its credentials in passthrough, the remote's own headers. */
+export function upstreamHeaders(
+  req: FastifyRequest,
+  caller: Caller,
+  upstream: Upstream,
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = header(req.headers[name]);
+    if (value !== undefined) headers[name] = value;
+  }
+  if (caller.authorization !== undefined) headers.authorization = caller.authorization;
+  return Object.assign(headers, upstream.headers);
+}
+
+export function upstreamError(
+  failure: UpstreamFailure,
+  server: string,
+  version: string,
+  id: JsonRpcId | null,
+) {
   return new GatewayError(
     failure.status,
     -32000,
@@ -280,7 +294,7 @@ function recordResponses(
   return answered;
 }
 
-function answer(
+export function answer(
   recorder: Recorder,
   scope: ExchangeScope,
   pending: Map<JsonRpcId, PendingCall>,
@@ -343,7 +357,7 @@ function measuredStream(
   return out;
 }
 
-async function readBounded(body: Readable): Promise<string> {
+export async function readBounded(body: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {

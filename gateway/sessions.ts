@@ -62,6 +62,22 @@ export class Sessions {
   }
 
   /**
+   * The claims of session `id` when it is authentic, current, and was issued for this org, server
+   * and environment ('' for a pinned version); undefined otherwise, whatever the reason (404 alike).
+   */
+  open(id: string, routing: ServerRouting, environment: string): SessionClaims | undefined {
+    const opened = openSession(this.#box, id, {
+      now: Date.now(),
+      maxAgeMs: SESSION_MAX_AGE_MS,
+      org: routing.orgId,
+    });
+    if (!opened.ok) return undefined;
+    const { claims } = opened;
+    if (claims.server !== routing.server || claims.environment !== environment) return undefined;
+    return claims;
+  }
+
+  /**
    * Where the session `id` goes, on the route it came in on (`environment` null for a pinned
    * version). Forged, altered, expired or another route's ids are `unknown` (404, as the spec says
    * for sessions a server does not know). A session whose version lost its traffic follows that
@@ -74,15 +90,8 @@ export class Sessions {
     pinned: string | undefined,
     clientKey: string,
   ): Promise<SessionRoute | SessionRefused> {
-    const opened = openSession(this.#box, id, {
-      now: Date.now(),
-      maxAgeMs: SESSION_MAX_AGE_MS,
-      org: routing.orgId,
-    });
-    if (!opened.ok) return { refused: 'unknown' };
-    const { claims } = opened;
-    if (claims.server !== routing.server || claims.environment !== (env?.name ?? ''))
-      return { refused: 'unknown' };
+    const claims = this.open(id, routing, env?.name ?? '');
+    if (!claims) return { refused: 'unknown' };
     if (pinned !== undefined && claims.version !== pinned) return { refused: 'unknown' };
     const key = this.#recorder.sessionKey(id);
     const route: SessionRoute = {
@@ -197,7 +206,7 @@ export class Sessions {
   }
 }
 
-function isLive(env: EnvironmentRouting, version: string): boolean {
+export function isLive(env: EnvironmentRouting, version: string): boolean {
   return env.weights.some((w) => w.version === version && w.weight > 0);
 }
 

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import type { UpstreamTimeouts } from '#gateway/upstream-client.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 import { until } from '#test/helpers/until.ts';
+import { startMcpTarget } from '../health/targets.ts';
 import { startUpstream, type Upstream } from './upstream.ts';
 
 // The gateway with real parts: MCP SDK servers (one per version) and SDK clients over real HTTP,
@@ -545,5 +547,41 @@ describe('scale-out', () => {
       hanging.closeAllConnections();
       hanging.close();
     }
+  });
+});
+
+describe('the older HTTP+SSE transport', () => {
+  it('streams a version whose remote is of type sse, rewriting its message endpoint, and records the calls', async () => {
+    const target = await startMcpTarget('3.0.0');
+    upstreams.push({ close: () => target.close() } as Upstream);
+    await ok('POST', '/servers', { slug: 'legacy' });
+    await ok('POST', '/servers/legacy/versions', {
+      version: '3.0.0',
+      remotes: [{ type: 'sse', url: target.sseUrl }],
+    });
+    await ok('POST', '/servers/legacy/deployments', { version: '3.0.0', environment: 'development' });
+    const transport = new SSEClientTransport(new URL(`${base}/default/legacy/development/sse`), {
+      requestInit: { headers: bearer(connectToken) },
+    });
+    const client = new Client({ name: 'legacy-client', version: '1' });
+    await client.connect(transport);
+    clients.push(client);
+    const result = (await client.callTool({ name: 'forecast', arguments: { city: 'Oslo', days: 2 } })) as {
+      content: { text: string }[];
+    };
+    expect(result.content[0]?.text).toBe('Oslo: sunny for 2 days');
+    expect(target.initializeCount).toBe(1);
+    await until(async () => (await rows('legacy')).some((r) => r.operation === 'tools/call forecast'), {
+      what: 'the SSE call row',
+    });
+    expect(summary(await rows('legacy'))).toEqual(['initialize|0||1', 'tools/call forecast|0||1']);
+
+    // A message endpoint the client made up is not forwarded anywhere.
+    const forged = await fetch(`${base}/default/legacy/development/messages?session=made-up`, {
+      method: 'POST',
+      headers: { ...bearer(connectToken), 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(forged.status).toBe(404);
   });
 });
