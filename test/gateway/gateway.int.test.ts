@@ -585,3 +585,48 @@ describe('the older HTTP+SSE transport', () => {
     expect(forged.status).toBe(404);
   });
 });
+
+describe('who may connect', () => {
+  const call = (slug: string, headers: Record<string, string>) =>
+    fetch(`${base}/default/${slug}/development/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...headers,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-06-18',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '1' },
+        },
+      }),
+    });
+
+  it('passthrough hands the client’s own Authorization to the upstream; public needs none', async () => {
+    const v = await serverWith('modes', ['1.0.0']);
+    const upstream = v['1.0.0'] as Upstream;
+    // pylee (the default): no token, no entry; the Pylee token never reaches the upstream.
+    expect((await call('modes', {})).status).toBe(401);
+    expect((await call('modes', bearer(connectToken))).status).toBe(200);
+    expect(upstream.authorizations.at(-1)).toBeUndefined();
+
+    await ok('PUT', '/servers/modes/environments/development/gateway', { access: 'passthrough' });
+    await until(
+      async () => (await call('modes', { authorization: 'Bearer upstream-oauth-token' })).status === 200,
+      {
+        what: 'passthrough at the gateway',
+      },
+    );
+    expect(upstream.authorizations.at(-1)).toBe('Bearer upstream-oauth-token');
+
+    await ok('PUT', '/servers/modes/environments/development/gateway', { access: 'public' });
+    await until(async () => (await call('modes', {})).status === 200, { what: 'public at the gateway' });
+    const audit = await ok<{ events: { action: string }[] }>('GET', '/audit?action=gateway.access.set');
+    expect(audit.events.filter((e) => e.action === 'gateway.access.set').length).toBeGreaterThanOrEqual(2);
+  });
+});
