@@ -67,6 +67,24 @@ const FORWARDED_RESPONSE_HEADERS = [
   'www-authenticate',
 ];
 const MAX_JSON_RESPONSE_BYTES = 64 * 1024 * 1024;
+/**
+ * Sent to a client whose session a rollback moved to another version (MCP's notification that the
+ * tool list changed): its tools may differ, and it lists them again.
+ */
+const LIST_CHANGED_EVENT = `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' })}\n\n`;
+
+/** `text` as one line of JSON (an SSE data line), or undefined when it is not JSON. */
+function compactJson(text: string): string | undefined {
+  try {
+    return JSON.stringify(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+function acceptsEventStream(req: FastifyRequest): boolean {
+  return (header(req.headers.accept) ?? '').includes('text/event-stream');
+}
 
 /**
  * Forwards one streamable-HTTP request (POST, GET or DELETE on `…/mcp`) to the version its session
@@ -100,6 +118,8 @@ export async function forward(
   let version: string | undefined;
   let upstreamSessionId: string | undefined;
   let sessionKey = '';
+  /** This request moved the session to another version: the client hears that its tools may differ. */
+  let migrated = false;
   if (sessionId !== undefined) {
     const route = await deps.sessions.route(sessionId, routing, env, target.pinned, clientKeyHash);
     if ('refused' in route) {
@@ -111,6 +131,7 @@ export async function forward(
     }
     ({ version, upstreamSessionId } = route);
     sessionKey = route.key;
+    migrated = route.migratedFrom !== undefined;
   } else if (method === 'DELETE') {
     throw new GatewayError(400, -32600, 'DELETE ends a session: send the Mcp-Session-Id header', null);
   } else if (target.pinned !== undefined) {
@@ -221,7 +242,9 @@ export async function forward(
     reply.header('x-accel-buffering', 'no');
     reply.header('cache-control', 'no-cache, no-transform');
     const clientGone = () => reply.raw.destroyed && !reply.raw.writableFinished;
-    return reply.send(measuredStream(deps, res.body, scope, pending, method === 'GET', clientGone));
+    const stream = measuredStream(deps, res.body, scope, pending, method === 'GET', clientGone);
+    if (migrated) stream.unshift(LIST_CHANGED_EVENT);
+    return reply.send(stream);
   }
   const text = await readBounded(res.body).catch((error: unknown) => {
     throw upstreamError(failureOf(error), routing.server, version, firstId);
@@ -230,6 +253,13 @@ export async function forward(
   for (const call of pending.values())
     if (!answered.has(call.message.id)) deps.recorder.failed(scope, call, String(res.status), res.status);
   if (batch && text === '') return reply.send();
+  // A JSON answer becomes a two-event stream when the client accepts one, so it hears first.
+  const compact = migrated && res.status === 200 && acceptsEventStream(req) ? compactJson(text) : undefined;
+  if (compact !== undefined) {
+    reply.header('content-type', 'text/event-stream');
+    reply.header('cache-control', 'no-cache, no-transform');
+    return reply.send(`${LIST_CHANGED_EVENT}event: message\ndata: ${compact}\n\n`);
+  }
   return reply.send(text);
 }
 

@@ -21,6 +21,8 @@ export interface SessionRoute {
   upstreamSessionId: string | undefined;
   /** {@link Recorder.sessionKey} of the session. */
   key: string;
+  /** Set on the request that migrated the session: the version it left. */
+  migratedFrom?: string;
 }
 
 export type SessionRefused = { refused: 'unknown' | 'terminated' };
@@ -141,11 +143,17 @@ export class Sessions {
       // Another replica migrated it first: use its upstream session, end ours.
       const theirs = await this.#moved(key);
       if (fresh) void this.#end(upstream, fresh);
-      if (theirs) return { ...route, version: theirs.version, upstreamSessionId: theirs.upstreamSessionId };
+      if (theirs)
+        return {
+          ...route,
+          version: theirs.version,
+          upstreamSessionId: theirs.upstreamSessionId,
+          migratedFrom: route.version,
+        };
     }
     this.#recorder.session({ ...scope, version: next }, 'migrate', route.version);
     recordGatewaySession('migrated', next);
-    return { ...route, version: next, upstreamSessionId: fresh };
+    return { ...route, version: next, upstreamSessionId: fresh, migratedFrom: route.version };
   }
 
   async #moved(key: string): Promise<Moved | undefined> {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway } from '#gateway/app.ts';
@@ -206,6 +207,11 @@ describe('rollbacks move live sessions', () => {
       const c = await connect('migrate');
       if ((await whoami(c.client)) === '1.1.0') onCanary.push(c);
     }
+    let listChanged = 0;
+    for (const { client } of onCanary)
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        listChanged++;
+      });
     const initsBefore = v['1.0.0']?.initializeCount ?? 0;
     await act('migrate', deployment.id, 'rollback');
     await until(async () => (await split('migrate', 10))['1.1.0'] === undefined, {
@@ -217,6 +223,9 @@ describe('rollbacks move live sessions', () => {
       expect(await whoami(client)).toBe('1.0.0');
       expect(transport.sessionId).toBe(session);
     }
+    // Each migrated client heard once that its tools may have changed.
+    await until(() => listChanged === onCanary.length, { what: 'tools/list_changed per migrated client' });
+    expect(listChanged).toBe(3);
     // One new upstream session per migrated client (plus the ten probes), opened with its initialize.
     expect((v['1.0.0']?.initializeCount ?? 0) - initsBefore).toBe(3 + 10);
   });
