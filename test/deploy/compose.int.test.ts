@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const COMPOSE_FILE = path.join(ROOT, 'docker-compose.yml');
 const TOKEN = 'compose-test-bootstrap-token-123';
-const ROLES = ['api', 'collector', 'alerts'] as const;
+const ROLES = ['api', 'collector', 'gateway', 'alerts'] as const;
 const STORES = ['postgres', 'clickhouse', 'redis'] as const;
 const STORE_URLS = {
   PYLEE_DATABASE_URL: 'postgres://pylee:pylee@postgres:5432/pylee',
@@ -103,7 +103,7 @@ describe('docker-compose.yml', () => {
     expect(result.stderr).toBe('');
   });
 
-  it('defines the three Pylee roles and the three stores', () => {
+  it('defines the four Pylee roles and the three stores', () => {
     const result = compose(['config', '--services']);
     expect(result.status, result.stderr).toBe(0);
     const names = result.stdout.split('\n').filter((line) => line !== '');
@@ -134,14 +134,15 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('leaves collector and alerts free of fixed host ports and names, so they scale', () => {
+  it('leaves collector, gateway and alerts free of fixed host ports and names, so they scale', () => {
     const services = renderedServices();
-    for (const role of ['collector', 'alerts']) {
+    for (const role of ['collector', 'gateway', 'alerts']) {
       const text = block(services, role);
       expect(text, role).not.toContain('published:');
       expect(text, role).not.toContain('container_name:');
     }
     expect(block(services, 'collector')).toMatch(/ports:\n\s+- target: 4318\n/);
+    expect(block(services, 'gateway')).toMatch(/ports:\n\s+- target: 8081\n/);
     expect(block(services, 'api')).toMatch(/ports:\n\s+- published: 8080\n\s+target: 8080\n/);
   });
 
