@@ -58,6 +58,11 @@ describe('loadConfig', () => {
       PYLEE_SHUTDOWN_TIMEOUT: '500ms',
       PYLEE_ALLOW_PRIVATE_WEBHOOKS: 'true',
       PYLEE_PUBLIC_URL: 'https://pylee.example.com/',
+      PYLEE_GATEWAY_PORT: '9100',
+      PYLEE_GATEWAY_URL: 'https://mcp.example.com/',
+      PYLEE_GATEWAY_BODY_LIMIT: '1MiB',
+      PYLEE_GATEWAY_ALLOWED_ORIGINS: 'https://app.example.com, http://localhost:5173',
+      PYLEE_GATEWAY_RATE_LIMIT_MAX: '50',
     });
     expect(config).toEqual({
       role: 'collector',
@@ -79,7 +84,27 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 500,
       allowPrivateWebhooks: true,
       publicUrl: 'https://pylee.example.com',
+      gatewayPort: 9100,
+      gatewayUrl: 'https://mcp.example.com',
+      gatewayBodyLimit: 1024 * 1024,
+      gatewayAllowedOrigins: ['https://app.example.com', 'http://localhost:5173'],
+      gatewayRateLimitMax: 50,
     });
+  });
+
+  it('checks the gateway port and origins', () => {
+    expect(loadConfig({})).toMatchObject({
+      gatewayPort: 8081,
+      gatewayAllowedOrigins: [],
+      gatewayUrl: undefined,
+    });
+    expect(() => loadConfig({ PYLEE_GATEWAY_PORT: '8080' })).toThrow(/PYLEE_GATEWAY_PORT/);
+    expect(() => loadConfig({ PYLEE_GATEWAY_ALLOWED_ORIGINS: 'https://app.example.com/path' })).toThrow(
+      /PYLEE_GATEWAY_ALLOWED_ORIGINS/,
+    );
+    expect(() => loadConfig({ PYLEE_GATEWAY_ALLOWED_ORIGINS: 'app.example.com' })).toThrow(
+      /PYLEE_GATEWAY_ALLOWED_ORIGINS/,
+    );
   });
 
   it('refuses webhooks to private addresses unless told, and checks the public URL', () => {
@@ -112,7 +137,7 @@ describe('loadConfig', () => {
     ['PYLEE_API_PORT', '99999', 'not a TCP port'],
     ['PYLEE_API_PORT', '80a', 'not a TCP port'],
     ['PYLEE_OTLP_PORT', '-1', 'not a TCP port'],
-    ['PYLEE_ROLE', 'web', 'not one of all, api, collector, alerts'],
+    ['PYLEE_ROLE', 'web', 'not one of all, api, collector, gateway, alerts'],
     ['PYLEE_LOG_LEVEL', 'loud', 'not one of'],
     ['PYLEE_LOG_FORMAT', 'yaml', 'not one of json, pretty'],
     ['PYLEE_DATABASE_URL', 'mysql://db/x', 'scheme "mysql:" is not supported'],
