@@ -2,6 +2,9 @@
  * A simulated MCP server for the demo: a real MCP server (TypeScript SDK, streamable HTTP) with three
  * weather tools, instrumented with the OpenTelemetry Node SDK exporting OTLP/protobuf to Pylee's
  * collector. One tool can be made slower and flakier, which is the regression the demo's canary shows.
+ * Its clients reach it through Pylee's gateway, whose rows carry the calls; the collector keeps this
+ * server's tool spans uncounted (so nothing is counted twice), and its CPU and memory metrics are what
+ * only OTLP tells.
  *
  * Configured by environment (it runs as a child process, one per version):
  *   DEMO_PORT, DEMO_VERSION, DEMO_ENVIRONMENT, DEMO_OTLP_URL, DEMO_INGEST_KEY,
@@ -115,10 +118,15 @@ function mcpServer(): McpServer {
   return server;
 }
 
-// Stateless streamable HTTP: a fresh server and transport per request, as the SDK's examples do.
+// Stateless streamable HTTP: a fresh server and transport per request, as the SDK's examples do. A
+// stateless server has nothing to send on its own, so it offers no GET stream (405, as the spec allows).
 const httpServer = http.createServer((req, res) => {
   if (req.url !== '/mcp') {
     res.writeHead(404).end();
+    return;
+  }
+  if (req.method === 'GET') {
+    res.writeHead(405, { allow: 'POST, DELETE' }).end();
     return;
   }
   const chunks: Buffer[] = [];

@@ -1,29 +1,36 @@
 /**
  * `npm run demo`: the whole story on one machine in about two minutes. Starts Pylee (embedded stores),
- * two versions of a real MCP server instrumented with OpenTelemetry, MCP clients as users, a
- * Slack-shaped sink and a signed-webhook sink; registers the server, rolls 1.0.0 out, then starts a
- * canary of 1.1.0 whose `get_forecast` tool is slower and fails more. Pylee's alert reaches "Slack",
- * the canary analysis fails and the rollout rolls back on its own. Everything stays up (Ctrl-C stops
- * it) so the UI at the printed URL can be explored.
+ * two versions of a real MCP server instrumented with OpenTelemetry and registered with their URLs as
+ * remotes, MCP clients as users (connected to Pylee's gateway, never to a version), a Slack-shaped
+ * sink and a signed-webhook sink; registers the server, rolls 1.0.0 out, then starts a canary of 1.1.0
+ * whose `get_forecast` tool is slower and fails more. The gateway puts new sessions on 1.1.0 by the
+ * rollout's weights and records every call; Pylee's alert reaches "Slack", the canary analysis fails,
+ * the rollout rolls back on its own and the gateway moves the canary's sessions to 1.0.0. The demo
+ * prints what the gateway answered (the `x-pylee-version` of its responses). Everything stays up
+ * (Ctrl-C stops it) so the UI at the printed URL can be explored.
  *
- *   DEMO_API_PORT (8080), DEMO_OTLP_PORT (4318), DEMO_DATA_DIR (./demo-data, wiped at start),
+ *   DEMO_API_PORT (8080), DEMO_OTLP_PORT (4318), DEMO_GATEWAY_PORT (8081),
+ *   DEMO_DATA_DIR (./demo-data, wiped at start),
  *   DEMO_EXIT=1 to stop once the story is told (exit code 0 only if every step happened).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSinks } from './sinks.ts';
-import { startTraffic, type Traffic } from './traffic.ts';
+import { startTraffic, type Split, type Traffic } from './traffic.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const apiPort = Number(process.env.DEMO_API_PORT ?? 8080);
 const otlpPort = Number(process.env.DEMO_OTLP_PORT ?? 4318);
+const gatewayPort = Number(process.env.DEMO_GATEWAY_PORT ?? 8081);
 const dataDir = path.resolve(process.env.DEMO_DATA_DIR ?? path.join(root, 'demo-data'));
 const exitWhenDone = process.env.DEMO_EXIT === '1';
 const TOKEN = 'pyl_demo-admin-token-not-for-production';
 const SERVER = 'weather-mcp';
 const ENV = 'production';
 const api = `http://127.0.0.1:${apiPort}`;
+/** Where the demo's MCP clients connect: the gateway endpoint of weather-mcp in production. */
+const endpoint = `http://127.0.0.1:${gatewayPort}/default/${SERVER}/${ENV}/mcp`;
 /** How the canary steps are analysed: 10 s samples so the story fits in about two minutes. */
 const DEMO_ANALYSIS = { analysis: { interval: '10s', lifetime: '3m' } };
 const started = Date.now();
@@ -62,6 +69,7 @@ async function startPlatform(): Promise<void> {
       PYLEE_DATA_DIR: dataDir,
       PYLEE_API_PORT: String(apiPort),
       PYLEE_OTLP_PORT: String(otlpPort),
+      PYLEE_GATEWAY_PORT: String(gatewayPort),
       PYLEE_BOOTSTRAP_TOKEN: TOKEN,
       PYLEE_ALLOW_PRIVATE_WEBHOOKS: 'true',
       PYLEE_PUBLIC_URL: api,
@@ -121,20 +129,40 @@ interface Environments {
   environments: { environment: string; desired: { version: string; weight: number }[] }[];
 }
 
-/** Plays the gateway: applies the desired traffic weights Pylee holds for production. */
-async function followWeights(urls: Record<string, string>): Promise<string> {
+/** The weights the rollout holds for production now: what the gateway places new sessions by. */
+async function rolloutWeights(): Promise<string> {
   const { environments } = await call<Environments>('GET', `/servers/${SERVER}/environments`);
   const desired = environments.find((env) => env.environment === ENV)?.desired ?? [];
-  const weights: Record<string, number> = {};
-  for (const { version, weight } of desired) if (urls[version]) weights[urls[version]] = weight;
-  if (Object.keys(weights).length) traffic?.setWeights(weights);
   return desired.map(({ version, weight }) => `${version} ${weight} %`).join(', ');
+}
+
+const byVersion = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+const total = (counts: Record<string, number>) => Object.values(counts).reduce((sum, n) => sum + n, 0);
+
+/** One line on what the gateway answered over `seconds`: who served the calls, where new sessions went. */
+function gatewayLine(split: Split, seconds: number): string {
+  const calls = total(split.calls);
+  const versions = [...new Set([...Object.keys(split.calls), ...Object.keys(split.sessions)])].sort(
+    byVersion,
+  );
+  const served = versions.map((version) => {
+    const share = calls ? Math.round((100 * (split.calls[version] ?? 0)) / calls) : 0;
+    return `${version} served ${share} % (${split.calls[version] ?? 0} calls, ${split.sessions[version] ?? 0} new sessions)`;
+  });
+  const moves = new Map<string, number>();
+  for (const { from, to } of split.moved)
+    moves.set(`${from} → ${to}`, (moves.get(`${from} → ${to}`) ?? 0) + 1);
+  const moved = [...moves].map(([route, n]) => `; moved ${n} live session${n === 1 ? '' : 's'} ${route}`);
+  const failed = split.failed ? `; ${split.failed} calls unanswered` : '';
+  return `Gateway, last ${seconds} s: ${served.join(' · ') || 'no calls'}${moved.join('')}${failed}`;
 }
 
 async function main(): Promise<void> {
   say(`Starting Pylee (embedded PGlite, chDB, redis-server) in ${path.relative(process.cwd(), dataDir)}/ …`);
   await startPlatform();
-  say(`Pylee is up: API and UI on ${api}, OTLP on http://127.0.0.1:${otlpPort}`);
+  say(
+    `Pylee is up: API and UI on ${api}, OTLP on http://127.0.0.1:${otlpPort}, MCP gateway on http://127.0.0.1:${gatewayPort}`,
+  );
   const sinks = await startSinks(say);
 
   await call('POST', '/servers', {
@@ -142,22 +170,33 @@ async function main(): Promise<void> {
     name: 'Weather MCP',
     description: 'Forecasts and alerts over MCP',
   });
+  const { key: ingestKey } = await call<{ key: string }>('POST', '/ingest-keys', {
+    name: 'demo',
+    server: SERVER,
+  });
+  const urls: Record<string, string> = {
+    '1.0.0': await startMcpServer('1.0.0', ingestKey, false),
+    '1.1.0': await startMcpServer('1.1.0', ingestKey, true),
+  };
+  // Each version names where it runs: the gateway forwards its sessions there.
   await call('POST', `/servers/${SERVER}/versions`, {
     version: '1.0.0',
     releaseNotes: '## 1.0.0\n\nForecasts, alerts and city search.',
+    remotes: [{ type: 'streamable-http', url: urls['1.0.0'] }],
   });
   await call('PATCH', `/servers/${SERVER}/versions/1.0.0`, { status: 'stable', reason: 'in production' });
   await call('POST', `/servers/${SERVER}/versions`, {
     version: '1.1.0',
     releaseNotes: '## 1.1.0\n\n`get_forecast` now asks a second weather provider.',
+    remotes: [{ type: 'streamable-http', url: urls['1.1.0'] }],
   });
   await call('PATCH', `/servers/${SERVER}/versions/1.1.0`, {
     status: 'release-candidate',
     reason: 'canary in production',
   });
-  const { key: ingestKey } = await call<{ key: string }>('POST', '/ingest-keys', {
-    name: 'demo',
-    server: SERVER,
+  const { token: connectToken } = await call<{ token: string }>('POST', '/tokens', {
+    name: 'demo MCP clients',
+    permissions: ['connect'],
   });
   await call('POST', '/channels', {
     name: 'on-call (Slack)',
@@ -166,7 +205,7 @@ async function main(): Promise<void> {
     events: ['alert.*', 'canary.verdict', 'deployment.status'],
   });
   const webhook = await call<{ secret: string }>('POST', '/channels', {
-    name: 'traffic router',
+    name: 'rollout events',
     kind: 'webhook',
     url: sinks.webhookUrl,
     events: ['deployment.*'],
@@ -191,13 +230,9 @@ async function main(): Promise<void> {
     },
   });
   say(
-    `Registered ${SERVER} 1.0.0 (stable) and 1.1.0, an ingest key, Slack + webhook channels, an alert rule`,
+    `Registered ${SERVER} 1.0.0 (stable) and 1.1.0 with their MCP servers as remotes, an ingest key, a connect token, Slack + webhook channels, an alert rule`,
   );
 
-  const urls: Record<string, string> = {
-    '1.0.0': await startMcpServer('1.0.0', ingestKey, false),
-    '1.1.0': await startMcpServer('1.1.0', ingestKey, true),
-  };
   for (const [version, url] of Object.entries(urls)) {
     await call('POST', `/servers/${SERVER}/health-checks`, {
       name: `mcp ${version}`,
@@ -217,11 +252,19 @@ async function main(): Promise<void> {
     strategy: 'immediate',
     reason: 'initial release',
   });
-  traffic = await startTraffic(Object.values(urls), 25);
-  await followWeights(urls);
-  say('1.0.0 serves all production traffic; MCP clients call its tools 25 times a second');
+  traffic = await startTraffic({
+    url: endpoint,
+    token: connectToken,
+    callsPerSecond: 25,
+    clients: 25,
+    callsPerSession: { min: 2, max: 8 },
+  });
+  say(`MCP clients call the tools 25 times a second through the gateway, ${endpoint}`);
+  say('  25 clients; each session makes 2–8 calls, then its client starts a new one, as users come and go.');
+  say('  Which version served a call is what the gateway says in each answer (x-pylee-version).');
   say('Collecting a baseline for 30 s …');
   await sleep(30_000);
+  say(gatewayLine(traffic.take(), 30));
 
   const canary = await call<{ id: string }>('POST', `/servers/${SERVER}/deployments`, {
     version: '1.1.0',
@@ -234,13 +277,20 @@ async function main(): Promise<void> {
   });
   say(`Canary rollout of 1.1.0 started (30 % → 60 % → 100 %, analysed at each step); open ${api}/`);
 
-  const story = { alert: false, verdict: false, rolledBack: false };
+  const story = { alert: false, verdict: false, rolledBack: false, onStable: false };
   let lastWeights = '';
+  let rolledBackAt = 0;
+  let reportedAt = Date.now();
   for (let i = 0; i < 240 && !(story.alert && story.verdict && story.rolledBack); i++) {
     await sleep(1000);
-    const weights = await followWeights(urls);
-    if (weights !== lastWeights) say(`Traffic in production: ${weights}`);
+    const weights = await rolloutWeights();
+    if (weights !== lastWeights)
+      say(`Rollout weights in production: ${weights} (the gateway places new sessions by them)`);
     lastWeights = weights;
+    if (Date.now() - reportedAt >= 10_000) {
+      say(gatewayLine(traffic.take(), Math.round((Date.now() - reportedAt) / 1000)));
+      reportedAt = Date.now();
+    }
     if (!story.alert && sinks.slackMessages().some((m) => /firing/i.test(m.text))) story.alert = true;
     if (!story.verdict) {
       const { analyses } = await call<{ analyses: { verdict: string | null; status: string }[] }>(
@@ -256,14 +306,35 @@ async function main(): Promise<void> {
     const deployment = await call<{ status: string }>('GET', `/servers/${SERVER}/deployments/${canary.id}`);
     if (!story.rolledBack && deployment.status === 'rolled-back') {
       story.rolledBack = true;
+      rolledBackAt = Date.now();
       say('Pylee rolled 1.1.0 back: production is on 1.0.0 again');
     }
   }
 
-  const told = story.alert && story.verdict && story.rolledBack;
+  if (story.rolledBack) {
+    // The gateway has the rollback within a second; what it answered until then, then 5 s after it.
+    await sleep(Math.max(0, rolledBackAt + 2000 - Date.now()));
+    say(gatewayLine(traffic.take(), Math.round((Date.now() - reportedAt) / 1000)));
+    await sleep(5000);
+    const after = traffic.take();
+    const calls = total(after.calls);
+    const stable = after.calls['1.0.0'] ?? 0;
+    story.onStable = calls > 0 && stable === calls;
+    say(
+      `After the rollback the gateway answered ${calls} calls in 5 s: ` +
+        (story.onStable
+          ? `all from 1.0.0 (x-pylee-version), none from 1.1.0`
+          : Object.entries(after.calls)
+              .sort(([a], [b]) => byVersion(a, b))
+              .map(([version, n]) => `${n} from ${version}`)
+              .join(', ') || 'none'),
+    );
+  }
+
+  const told = story.alert && story.verdict && story.rolledBack && story.onStable;
   say(
     told
-      ? `Done in ${((Date.now() - started) / 1000).toFixed(0)} s: alert in Slack, canary failed, rollback performed.`
+      ? `Done in ${((Date.now() - started) / 1000).toFixed(0)} s: alert in Slack, canary failed, rollback performed, the gateway serves 1.0.0.`
       : `Not everything happened in time: ${JSON.stringify(story)}; see ${path.join(dataDir, 'pylee.log')}`,
   );
   say(`Open ${api}/ and sign in with the token ${TOKEN}`);

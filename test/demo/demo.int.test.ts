@@ -6,7 +6,9 @@ import { NODE_BIN, pyleeEnv, ROOT } from '#test/helpers/pylee-process.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
 
 // `npm run demo` is what a newcomer runs first: this runs it once, the way the README says, and
-// checks that the whole story happened (it takes about two minutes).
+// checks that the whole story happened (it takes about two minutes), and that the gateway did it:
+// the demo's clients only ever talk to the gateway, and it prints which version the gateway says
+// (`x-pylee-version`) served each call.
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -16,6 +18,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** The new sessions the gateway put on each version, summed over the "Gateway, last N s" lines of `text`. */
+function newSessions(text: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const [, version, n] of text.matchAll(
+    /(\d+\.\d+\.\d+) served \d+ % \(\d+ calls, (\d+) new sessions\)/g,
+  ))
+    counts[version!] = (counts[version!] ?? 0) + Number(n);
+  return counts;
+}
+
 describe('npm run demo', () => {
   let child: ChildProcess | undefined;
   // The demo stops its own children on SIGTERM; a failed run must not leave it going.
@@ -23,13 +35,14 @@ describe('npm run demo', () => {
     if (child?.exitCode === null) child.kill('SIGTERM');
   });
 
-  it('tells the whole story: alert in Slack, canary verdict fail, automatic rollback', async () => {
+  it('tells the whole story through the gateway: canary at 30 %, alert in Slack, verdict fail, rollback, calls back on 1.0.0', async () => {
     const demo = spawn(NODE_BIN, [path.join(ROOT, 'demo/run.ts')], {
       cwd: ROOT,
       env: pyleeEnv({
         DEMO_EXIT: '1',
         DEMO_API_PORT: String(await freePort()),
         DEMO_OTLP_PORT: String(await freePort()),
+        DEMO_GATEWAY_PORT: String(await freePort()),
         DEMO_DATA_DIR: tempDir('pylee-demo'),
       }),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -43,11 +56,28 @@ describe('npm run demo', () => {
     expect(output).toMatch(
       /Webhook \(signature verified\) deployment\.step 1\.1\.0 in production: progressing, weight 30 %/,
     );
-    expect(output).toMatch(/Traffic in production: 1\.0\.0 70 %, 1\.1\.0 30 %/);
+    expect(output).toMatch(/Rollout weights in production: 1\.0\.0 70 %, 1\.1\.0 30 %/);
     expect(output).toMatch(/📣 Slack {2}FIRING · CRITICAL · Canary errors above stable/);
     expect(output).toMatch(/Canary analysis verdict: FAIL/);
     expect(output).toMatch(/Pylee rolled 1\.1\.0 back: production is on 1\.0\.0 again/);
-    expect(output).toMatch(/Traffic in production: 1\.0\.0 100 %/);
+    expect(output).toMatch(/Rollout weights in production: 1\.0\.0 100 %/);
+
+    // Before the canary the gateway served everything from 1.0.0; during it, it placed about 30 % of
+    // the new sessions on 1.1.0 (bounds far outside the noise of a few hundred sessions).
+    expect(output).toMatch(/Gateway, last 30 s: 1\.0\.0 served 100 % \(\d+ calls, \d+ new sessions\)\n/);
+    const canary = output.slice(
+      output.indexOf('Canary rollout of 1.1.0 started'),
+      output.indexOf('Pylee rolled 1.1.0 back'),
+    );
+    const sessions = newSessions(canary);
+    const share = (sessions['1.1.0'] ?? 0) / ((sessions['1.0.0'] ?? 0) + (sessions['1.1.0'] ?? 0));
+    expect(share, canary).toBeGreaterThan(0.15);
+    expect(share, canary).toBeLessThan(0.5);
+    // The rollback: the gateway moved the canary's live sessions, then every call was served by 1.0.0.
+    expect(output).toMatch(/moved \d+ live sessions? 1\.1\.0 → 1\.0\.0/);
+    const after = /After the rollback the gateway answered (\d+) calls in 5 s: all from 1\.0\.0/.exec(output);
+    expect(after, output).not.toBeNull();
+    expect(Number(after?.[1])).toBeGreaterThan(50);
     expect(output).not.toMatch(/signature refused|Demo failed/);
     expect(code, output).toBe(0);
   }, 330_000);
