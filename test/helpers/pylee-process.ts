@@ -77,6 +77,8 @@ export interface PyleeProcess {
   readonly apiUrl: string | undefined;
   /** Base URL of the OTLP collector, when the collector role runs. */
   readonly otlpUrl: string | undefined;
+  /** Base URL of the MCP gateway, when the gateway role runs. */
+  readonly gatewayUrl: string | undefined;
   /** The admin token printed on first start, if one was. */
   readonly token: string | undefined;
   /** stdout lines so far (pino JSON lines and the plain token banner). */
@@ -188,6 +190,7 @@ export async function startPylee(options: {
     pid: child.pid as number,
     apiUrl: listening('api'),
     otlpUrl: listening('collector'),
+    gatewayUrl: listening('gateway'),
     token,
     lines,
     stderr,
