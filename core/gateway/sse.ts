@@ -29,6 +29,7 @@ export class EventStreamReader {
   /** The events that `chunk` completes. */
   push(chunk: Uint8Array | string): ServerSentEvent[] {
     let text = typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, { stream: true });
+    if (text === '') return [];
     if (this.#pendingCr && text.startsWith('\n')) text = text.slice(1);
     this.#pendingCr = false;
     this.#buffer += text;

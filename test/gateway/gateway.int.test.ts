@@ -26,7 +26,10 @@ let connectToken: string;
 const upstreams: Upstream[] = [];
 const clients: Client[] = [];
 
-async function startGateway(timeouts?: UpstreamTimeouts): Promise<{ app: FastifyInstance; base: string }> {
+async function startGateway(
+  timeouts?: UpstreamTimeouts,
+  rateLimitMax = 1_000_000,
+): Promise<{ app: FastifyInstance; base: string }> {
   const app = await buildGateway({
     timeouts,
     stores,
@@ -36,7 +39,7 @@ async function startGateway(timeouts?: UpstreamTimeouts): Promise<{ app: Fastify
       dataDir: stores.dir,
       gatewayBodyLimit: 64 * 1024,
       gatewayAllowedOrigins: ['https://app.example.com'],
-      gatewayRateLimitMax: 1_000_000,
+      gatewayRateLimitMax: rateLimitMax,
       rateLimit: { max: 1_000_000, windowMs: 60_000 },
     },
     // An hour: a rollout change must reach the gateway by its Redis signal, not by the refresh.
@@ -496,12 +499,38 @@ describe('bad input gets a clear JSON-RPC error and reaches no upstream', () => 
 
 describe('scale-out', () => {
   let second: { app: FastifyInstance; base: string };
+  // Its own token: the rate limit counts every gateway's requests per token.
+  let scaleToken: string;
   beforeAll(async () => {
-    // Another gateway on the same stores, with a short wait for upstreams.
-    second = await startGateway({ firstByteMs: 300 });
+    scaleToken = await api.token(['connect'], { name: 'scale-out' });
+    // Another gateway on the same stores, with a short wait for upstreams and a low rate limit.
+    second = await startGateway({ firstByteMs: 300 }, 3);
   });
   afterAll(async () => {
     await second?.app.close();
+  });
+
+  it('limits requests per token, shared by every gateway, with a JSON-RPC 429', async () => {
+    await serverWith('limited', ['1.0.0']);
+    const token = await api.token(['connect'], { name: 'limited' });
+    const send = () =>
+      fetch(`${second.base}/default/limited/development/mcp`, {
+        method: 'POST',
+        headers: {
+          ...bearer(token),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+      });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await send()).status);
+    expect(statuses.slice(0, 3).every((s) => s !== 429)).toBe(true);
+    const limited = await send();
+    expect(limited.status).toBe(429);
+    expect(((await limited.json()) as { error: { message: string } }).error.message).toMatch(
+      /more than 3 requests/,
+    );
   });
 
   it('a second gateway honours sessions the first issued', async () => {
@@ -510,7 +539,7 @@ describe('scale-out', () => {
     const res = await fetch(`${second.base}/default/replicas/development/mcp`, {
       method: 'POST',
       headers: {
-        ...bearer(connectToken),
+        ...bearer(scaleToken),
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         'mcp-session-id': session,
@@ -542,7 +571,7 @@ describe('scale-out', () => {
       const res = await fetch(`${second.base}/default/hangs/development/mcp`, {
         method: 'POST',
         headers: {
-          ...bearer(connectToken),
+          ...bearer(scaleToken),
           'content-type': 'application/json',
           accept: 'application/json, text/event-stream',
         },
@@ -615,6 +644,36 @@ describe('who may connect', () => {
         },
       }),
     });
+
+  it('fills the remote’s URL variables and headers from the environment’s variables and secrets', async () => {
+    const upstream = await startUpstream('4.0.0');
+    upstreams.push(upstream);
+    const port = new URL(upstream.url).port;
+    await ok('POST', '/servers', { slug: 'templated' });
+    await ok('POST', '/servers/templated/versions', {
+      version: '4.0.0',
+      remotes: [
+        {
+          type: 'streamable-http',
+          url: 'http://127.0.0.1:{port}/mcp',
+          variables: { port: { description: 'port', isRequired: true } },
+          headers: [
+            {
+              name: 'X-Api-Key',
+              value: '{API_KEY}',
+              variables: { API_KEY: { description: 'key', isRequired: true, isSecret: true } },
+            },
+          ],
+        },
+      ],
+    });
+    await ok('PUT', '/servers/templated/variables/port?environment=development', { value: port });
+    await ok('PUT', '/servers/templated/secrets/API_KEY?environment=development', { value: 'k-123' });
+    await ok('POST', '/servers/templated/deployments', { version: '4.0.0', environment: 'development' });
+    const { client } = await connect('templated');
+    expect(await whoami(client)).toBe('4.0.0');
+    expect(upstream.lastHeaders['x-api-key']).toBe('k-123');
+  });
 
   it('passthrough hands the client’s own Authorization to the upstream; public needs none', async () => {
     const v = await serverWith('modes', ['1.0.0']);
