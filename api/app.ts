@@ -144,7 +144,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       v1.addHook('onClose', () => deploy.close());
       await v1.register(environmentRoutes(stores.db));
       // Read per request: a gateway on an OS-picked port (PYLEE_GATEWAY_PORT=0) is known once it listens.
-      await v1.register(gatewayRoutes(stores.db, () => gatewayBaseUrl(config)));
+      await v1.register(gatewayRoutes(stores.db, () => gatewayBaseUrl(config), stores.warehouse));
       await v1.register(deploymentRoutes(deploy.deps));
       await v1.register(healthCheckRoutes(stores.db, stores.warehouse, stores.redis));
       await v1.register(alertRoutes({ ...stores, logger: deps.logger }));

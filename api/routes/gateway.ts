@@ -2,8 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Db } from '#core/db/client.ts';
 import { gatewayEndpoints, setAccessMode } from '#core/gateway/access.ts';
+import type { Warehouse } from '#core/warehouse/client.ts';
 import { contextOf } from '../plugins/auth.ts';
-import { problems } from '../schemas.ts';
+import { Nullable, problems } from '../schemas.ts';
 import { ServerParams } from './servers.ts';
 
 const Access = Type.Union([Type.Literal('pylee'), Type.Literal('passthrough'), Type.Literal('public')], {
@@ -18,13 +19,69 @@ const ServerEnvParams = Type.Object(
 
 const AccessSetting = Type.Object({ environment: Type.String(), access: Access });
 
+const Str = Type.String();
+
+const Snippets = Type.Object(
+  {
+    vscode: Type.Object(
+      {
+        servers: Type.Record(
+          Str,
+          Type.Object({ type: Str, url: Str, headers: Type.Optional(Type.Record(Str, Str)) }),
+        ),
+        inputs: Type.Optional(
+          Type.Array(Type.Object({ type: Str, id: Str, description: Str, password: Type.Boolean() })),
+        ),
+      },
+      { description: 'VS Code: .vscode/mcp.json' },
+    ),
+    claudeDesktop: Type.Object(
+      {
+        mcpServers: Type.Record(
+          Str,
+          Type.Object({
+            command: Str,
+            args: Type.Array(Str),
+            env: Type.Optional(Type.Record(Str, Str)),
+          }),
+        ),
+      },
+      { description: 'Claude Desktop: claude_desktop_config.json (through mcp-remote)' },
+    ),
+  },
+  { description: 'MCP client configurations for url, ready to paste' },
+);
+
+const LiveSplit = Type.Object(
+  {
+    windowSeconds: Type.Integer(),
+    sessions: Type.Array(
+      Type.Object({
+        version: Str,
+        sessions: Type.Integer(),
+        share: Type.Number({ description: 'Of the sessions counted per version in the window, 0..1' }),
+      }),
+      { description: 'Distinct gateway sessions per version, most first' },
+    ),
+    requests: Type.Array(Type.Object({ version: Str, requests: Type.Integer() }), {
+      description: 'JSON-RPC requests per version, most first',
+    }),
+  },
+  {
+    description:
+      'What went through the gateway per version in the last windowSeconds; null when the warehouse did not answer',
+  },
+);
+
 const GatewayEndpoints = Type.Object({
   environments: Type.Array(
     Type.Object({
-      environment: Type.String(),
+      environment: Str,
       access: Access,
       url: Type.String({ description: 'Streamable HTTP endpoint' }),
       sseUrl: Type.String({ description: 'The older HTTP+SSE transport' }),
+      snippets: Snippets,
+      live: Nullable(LiveSplit),
     }),
     { description: 'Every environment of the org, in pipeline order' },
   ),
@@ -34,7 +91,11 @@ const GatewayEndpoints = Type.Object({
 });
 
 /** Where MCP clients connect to a server through the gateway (read) and who may (admin to change). */
-export function gatewayRoutes(db: Db, gatewayBase: () => string): FastifyPluginAsyncTypebox {
+export function gatewayRoutes(
+  db: Db,
+  gatewayBase: () => string,
+  warehouse: Warehouse,
+): FastifyPluginAsyncTypebox {
   return async (app) => {
     const tags = ['gateway'];
 
@@ -43,13 +104,18 @@ export function gatewayRoutes(db: Db, gatewayBase: () => string): FastifyPluginA
       {
         schema: {
           tags,
-          summary: 'The gateway endpoints of a server per environment, and who may connect',
+          summary:
+            'The gateway endpoints of a server per environment, who may connect, client configurations and the live split of sessions per version',
           params: ServerParams,
           response: { 200: GatewayEndpoints, ...problems },
         },
         preHandler: app.requirePermission('read'),
       },
-      async (req) => gatewayEndpoints(db, contextOf(req).principal, req.params.server, gatewayBase()),
+      async (req) =>
+        gatewayEndpoints(db, contextOf(req).principal, req.params.server, gatewayBase(), {
+          warehouse,
+          onLiveError: (err) => req.log.warn({ err }, 'the warehouse did not answer the live gateway split'),
+        }),
     );
 
     app.put(

@@ -1,9 +1,7 @@
 import { AppError } from '#core/errors.ts';
 import { ACCESS_MODES, isAccessMode, type AccessMode, type GatewayEndpoints } from '#core/gateway/access.ts';
+import { clientSnippets } from '#core/gateway/client-config.ts';
 import { api, segment, type Command } from '../client.ts';
-
-/** The id of the VS Code input that prompts for the token. */
-const TOKEN_INPUT = 'pylee-token';
 
 const ACCESS_HELP: Record<AccessMode, string> = {
   pylee: 'clients send a Pylee token with the connect permission',
@@ -11,53 +9,6 @@ const ACCESS_HELP: Record<AccessMode, string> = {
     "the client's Authorization goes to the server untouched (it authenticates clients itself, e.g. with OAuth); no Pylee token",
   public: 'anyone may connect, without a token',
 };
-
-/** VS Code's `.vscode/mcp.json`: a streamable HTTP server, with a prompted token under `pylee`. */
-export function vscodeConfig(server: string, url: string, access: AccessMode) {
-  const withToken = access === 'pylee';
-  return {
-    servers: {
-      [server]: {
-        type: 'http',
-        url,
-        ...(withToken ? { headers: { Authorization: `Bearer \${input:${TOKEN_INPUT}}` } } : {}),
-      },
-    },
-    ...(withToken
-      ? {
-          inputs: [
-            {
-              type: 'promptString',
-              id: TOKEN_INPUT,
-              description: 'Pylee token with the connect permission',
-              password: true,
-            },
-          ],
-        }
-      : {}),
-  };
-}
-
-/**
- * Claude Desktop's `claude_desktop_config.json` runs local (stdio) servers only: `mcp-remote`
- * bridges to the gateway, sending the token from `env` under `pylee`. It refuses plain HTTP to
- * hosts other than localhost unless told `--allow-http`.
- */
-export function claudeDesktopConfig(server: string, url: string, access: AccessMode) {
-  const withToken = access === 'pylee';
-  const args = ['-y', 'mcp-remote', url];
-  if (url.startsWith('http:')) args.push('--allow-http');
-  if (withToken) args.push('--header', 'Authorization: Bearer ${PYLEE_TOKEN}');
-  return {
-    mcpServers: {
-      [server]: {
-        command: 'npx',
-        args,
-        ...(withToken ? { env: { PYLEE_TOKEN: '<a Pylee token with the connect permission>' } } : {}),
-      },
-    },
-  };
-}
 
 const envFlag = {
   env: { type: 'string', value: 'E', required: true, description: 'environment, e.g. production' },
@@ -74,7 +25,8 @@ async function endpointOf(client: Parameters<typeof api>[0], server: string, env
       `environment ${environment} does not exist; environments: ${gateway.environments.map((e) => e.environment).join(', ') || 'none'}`,
     );
   }
-  return { ...endpoint, pinnedUrlTemplate: gateway.pinnedUrlTemplate };
+  const { environment: name, access, url, sseUrl } = endpoint;
+  return { environment: name, access, url, sseUrl, pinnedUrlTemplate: gateway.pinnedUrlTemplate };
 }
 
 const pretty = (value: unknown) => JSON.stringify(value, null, 2);
@@ -89,8 +41,8 @@ export const gatewayCommands: Command[] = [
       const [server] = ctx.positionals as [string];
       const environment = ctx.flags.env as string;
       const endpoint = await endpointOf(ctx.client, server, environment);
-      const vscode = vscodeConfig(server, endpoint.url, endpoint.access);
-      const claudeDesktop = claudeDesktopConfig(server, endpoint.url, endpoint.access);
+      // Built here, not taken from the API's snippets: the same function, and older APIs lack them.
+      const { vscode, claudeDesktop } = clientSnippets(server, endpoint.url, endpoint.access);
       const note =
         endpoint.access === 'pylee'
           ? 'create a token with: pylee tokens create --name <who> --permission connect' +

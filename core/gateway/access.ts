@@ -13,6 +13,9 @@ import type { Db, Queryable } from '../db/client.ts';
 import { findEnvironment, listEnvironmentRows } from '../deploy/environments.ts';
 import { BadRequestError } from '../errors.ts';
 import { findServer } from '../registry/servers.ts';
+import type { Warehouse } from '../warehouse/client.ts';
+import { clientSnippets, type ClientSnippets } from './client-config.ts';
+import { emptyLiveSplit, liveSplit, type LiveSplit } from './live-split.ts';
 
 export const ACCESS_MODES = ['pylee', 'passthrough', 'public'] as const;
 export type AccessMode = (typeof ACCESS_MODES)[number];
@@ -115,6 +118,13 @@ export interface GatewayEndpoint {
   url: string;
   /** The older HTTP+SSE transport. */
   sseUrl: string;
+  /** MCP client configurations for {@link url}, ready to paste. */
+  snippets: ClientSnippets;
+  /**
+   * Sessions and requests per version through the gateway in the last minutes; null when the
+   * warehouse was not asked or did not answer.
+   */
+  live: LiveSplit | null;
 }
 
 export interface GatewayEndpoints {
@@ -124,25 +134,45 @@ export interface GatewayEndpoints {
   pinnedUrlTemplate: string;
 }
 
-/** How MCP clients connect to a server through the gateway, per environment, and who may. */
+/**
+ * How MCP clients connect to a server through the gateway, per environment, who may, and, given
+ * the warehouse, the live split of its sessions per version. The endpoints do not depend on the
+ * warehouse: when it fails, `onLiveError` hears why and every `live` is null.
+ */
 export async function gatewayEndpoints(
   db: Queryable,
   principal: Principal,
   serverSlug: string,
   base: string,
+  options: { warehouse?: Warehouse; onLiveError?: (error: unknown) => void; now?: number } = {},
 ): Promise<GatewayEndpoints> {
   const server = await findServer(db, principal, serverSlug);
-  const [modes, environments] = await Promise.all([
+  const { warehouse } = options;
+  const [modes, environments, live] = await Promise.all([
     accessModes(db, server.id),
     listEnvironmentRows(db, principal.orgId),
+    warehouse
+      ? liveSplit(warehouse, { orgId: principal.orgId, server: server.slug, now: options.now }).catch(
+          (error: unknown) => {
+            options.onLiveError?.(error);
+            return null;
+          },
+        )
+      : null,
   ]);
   const org = encodeURIComponent(principal.orgSlug);
   return {
-    environments: environments.map((env) => ({
-      environment: env.name,
-      access: modes[env.name] ?? DEFAULT_ACCESS_MODE,
-      ...gatewayUrls(base, principal.orgSlug, server.slug, env.name),
-    })),
+    environments: environments.map((env) => {
+      const access = modes[env.name] ?? DEFAULT_ACCESS_MODE;
+      const urls = gatewayUrls(base, principal.orgSlug, server.slug, env.name);
+      return {
+        environment: env.name,
+        access,
+        ...urls,
+        snippets: clientSnippets(server.slug, urls.url, access),
+        live: live ? (live.get(env.name) ?? emptyLiveSplit()) : null,
+      };
+    }),
     pinnedUrlTemplate: `${base}/${org}/${encodeURIComponent(server.slug)}@{version}/mcp`,
   };
 }

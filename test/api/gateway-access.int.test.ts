@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '#api/app.ts';
@@ -5,10 +6,16 @@ import { assertConnect } from '#core/auth/principal.ts';
 import { authenticate } from '#core/auth/tokens.ts';
 import type { Db } from '#core/db/client.ts';
 import { migrateDb } from '#core/db/migrate.ts';
-import { accessModes, gatewayBaseUrl } from '#core/gateway/access.ts';
+import { accessModes, gatewayBaseUrl, gatewayEndpoints } from '#core/gateway/access.ts';
+import { LIVE_WINDOW_SECONDS } from '#core/gateway/live-split.ts';
+import { systemPrincipal } from '#core/orgs.ts';
+import type { Warehouse } from '#core/warehouse/client.ts';
+import type { RequestRow } from '#core/warehouse/rows.ts';
+import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { DB_DRIVERS } from '#test/helpers/drivers.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { tempDir } from '#test/helpers/temp-dir.ts';
 
 type Stores = Awaited<ReturnType<typeof openTestStores>>;
 
@@ -22,6 +29,42 @@ afterAll(async () => {
 
 const BASE = 'http://127.0.0.1:8081';
 const PIPELINE = ['development', 'staging', 'canary', 'production'];
+const NO_TRAFFIC = { windowSeconds: LIVE_WINDOW_SECONDS, sessions: [], requests: [] };
+
+/** Request rows as the gateway's recorder writes them, through the real telemetry writer. */
+async function writeRows(rows: Partial<RequestRow>[]): Promise<void> {
+  const dataDir = tempDir('pylee-gateway-rows');
+  const writer = new TelemetryWriter(stores.warehouse, { dataDir, wal: false });
+  try {
+    await writer.writeRequests(
+      rows.map((row) => ({
+        org_id: '',
+        server: '',
+        environment: 'production',
+        version: '1.0.0',
+        operation: 'tools/call forecast',
+        time: new Date(Date.now() - 30_000).toISOString(),
+        duration_ms: 12,
+        error: 0,
+        error_type: '',
+        http_status: 200,
+        mcp_method: 'tools/call',
+        tool: 'forecast',
+        trace_id: '',
+        span_id: '',
+        session_id: '',
+        source: 'gateway',
+        client_key: '',
+        counted: 1,
+        ...row,
+      })),
+    );
+    await writer.flush();
+  } finally {
+    await writer.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
 
 describe('gateway base URL', () => {
   it('is PYLEE_GATEWAY_URL when set, else http://<host>:<gateway port>', () => {
@@ -80,6 +123,42 @@ describe.each(DB_DRIVERS)('gateway access on $name', (driver) => {
         access: 'pylee',
         url: `${BASE}/default/weather/${environment}/mcp`,
         sseUrl: `${BASE}/default/weather/${environment}/sse`,
+        snippets: {
+          vscode: {
+            servers: {
+              weather: {
+                type: 'http',
+                url: `${BASE}/default/weather/${environment}/mcp`,
+                headers: { Authorization: 'Bearer ${input:pylee-token}' },
+              },
+            },
+            inputs: [
+              {
+                type: 'promptString',
+                id: 'pylee-token',
+                description: 'Pylee token with the connect permission',
+                password: true,
+              },
+            ],
+          },
+          claudeDesktop: {
+            mcpServers: {
+              weather: {
+                command: 'npx',
+                args: [
+                  '-y',
+                  'mcp-remote',
+                  `${BASE}/default/weather/${environment}/mcp`,
+                  '--allow-http',
+                  '--header',
+                  'Authorization: Bearer ${PYLEE_TOKEN}',
+                ],
+                env: { PYLEE_TOKEN: '<a Pylee token with the connect permission>' },
+              },
+            },
+          },
+        },
+        live: NO_TRAFFIC,
       })),
       pinnedUrlTemplate: `${BASE}/default/weather@{version}/mcp`,
     });
@@ -200,6 +279,97 @@ describe.each(DB_DRIVERS)('gateway access on $name', (driver) => {
     expect(qa).toMatchObject({ access: 'pylee', url: `${BASE}/default/weather/qa/mcp` });
     expect(await accessModes(db, await serverId('weather'))).not.toHaveProperty('qa');
     await call({ method: 'DELETE', url: '/api/v1/environments/qa', headers: admin });
+  });
+
+  it('leaves the Authorization out of the snippets when the access mode needs no Pylee token', async () => {
+    await put('files', 'canary', { access: 'public' });
+    const canary = (
+      (await get('files')).json().environments as { environment: string; snippets: unknown }[]
+    ).find((e) => e.environment === 'canary');
+    const url = `${BASE}/default/files/canary/mcp`;
+    expect(canary?.snippets).toEqual({
+      vscode: { servers: { files: { type: 'http', url } } },
+      claudeDesktop: {
+        mcpServers: { files: { command: 'npx', args: ['-y', 'mcp-remote', url, '--allow-http'] } },
+      },
+    });
+  });
+
+  it('splits the last five minutes of gateway sessions and requests per version, per environment', async () => {
+    // Its own server: the warehouse is shared by both database drivers, whose org ids may match.
+    const slug = `live-${driver.name}`;
+    await call({ method: 'POST', url: '/api/v1/servers', headers: admin, payload: { slug } });
+    const here = { org_id: api.org.id, server: slug };
+    const ago = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString();
+    await writeRows([
+      // production, 1.0.0: three sessions of two requests each, and a request without a session.
+      ...['s1', 's2', 's3'].flatMap((session_id) => [
+        { ...here, session_id },
+        { ...here, session_id, operation: 'tools/list', time: ago(200) },
+      ]),
+      { ...here, session_id: '' },
+      // production, 1.1.0: one session of three requests, one of them failed.
+      { ...here, version: '1.1.0', session_id: 's4' },
+      { ...here, version: '1.1.0', session_id: 's4', error: 1, error_type: 'tool_error' },
+      { ...here, version: '1.1.0', session_id: 's4', time: ago(10) },
+      // staging: one session on 1.0.0.
+      { ...here, environment: 'staging', session_id: 's5' },
+      // Not counted: older than the window, measured by OTLP, pinned (no environment), another server.
+      { ...here, session_id: 'old', time: ago(LIVE_WINDOW_SECONDS + 60) },
+      { ...here, version: '1.1.0', session_id: 'otlp', source: 'otlp' },
+      { ...here, environment: '', version: '1.1.0', session_id: 'pinned' },
+      { ...here, server: 'not-a-server', session_id: 'elsewhere' },
+    ]);
+
+    const res = await get(slug, bearer(await api.token(['read'])));
+
+    expect(res.statusCode, res.body).toBe(200);
+    const live = Object.fromEntries(
+      (res.json().environments as { environment: string; live: unknown }[]).map((e) => [
+        e.environment,
+        e.live,
+      ]),
+    );
+    expect(live).toEqual({
+      development: NO_TRAFFIC,
+      staging: {
+        windowSeconds: LIVE_WINDOW_SECONDS,
+        sessions: [{ version: '1.0.0', sessions: 1, share: 1 }],
+        requests: [{ version: '1.0.0', requests: 1 }],
+      },
+      canary: NO_TRAFFIC,
+      production: {
+        windowSeconds: LIVE_WINDOW_SECONDS,
+        sessions: [
+          { version: '1.0.0', sessions: 3, share: 0.75 },
+          { version: '1.1.0', sessions: 1, share: 0.25 },
+        ],
+        requests: [
+          { version: '1.0.0', requests: 7 },
+          { version: '1.1.0', requests: 3 },
+        ],
+      },
+    });
+  });
+
+  it('still gives the endpoints when the warehouse does not answer, with no live split', async () => {
+    const down = new Error('connect ECONNREFUSED');
+    const warehouse = {
+      ...stores.warehouse,
+      client: { query: () => Promise.reject(down) },
+    } as unknown as Warehouse;
+    const errors: unknown[] = [];
+
+    const endpoints = await gatewayEndpoints(db, systemPrincipal(api.org), 'weather', BASE, {
+      warehouse,
+      onLiveError: (error) => errors.push(error),
+    });
+
+    expect(endpoints.environments.map((e) => [e.environment, e.live])).toEqual(
+      PIPELINE.map((environment) => [environment, null]),
+    );
+    expect(endpoints.environments[3]?.url).toBe(`${BASE}/default/weather/production/mcp`);
+    expect(errors).toEqual([down]);
   });
 
   it('creates connect tokens, which connect where they are limited to and read nothing', async () => {

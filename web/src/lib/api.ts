@@ -274,7 +274,38 @@ export const api = {
   createIngestKey: (body: { name: string; server?: string | null }) =>
     post<{ key: string; id: string }>('/ingest-keys', body),
   revokeIngestKey: (id: string) => request<unknown>('DELETE', `/ingest-keys/${seg(id)}`),
+  /** Where MCP clients connect through the gateway, per environment, with the live split of sessions. */
+  gateway: (s: string) => get<GatewayEndpoints>(`/servers/${seg(s)}/gateway`),
 };
+
+export type GatewayAccess = 'pylee' | 'passthrough' | 'public';
+
+/** What went through the gateway per version in the last `windowSeconds`. */
+export interface LiveSplit {
+  windowSeconds: number;
+  /** Most sessions first; `share` of all sessions counted per version, 0..1. */
+  sessions: { version: string; sessions: number; share: number }[];
+  requests: { version: string; requests: number }[];
+}
+
+export interface GatewayEndpoint {
+  environment: string;
+  access: GatewayAccess;
+  /** Streamable HTTP. */
+  url: string;
+  /** The older HTTP+SSE transport. */
+  sseUrl: string;
+  /** `.vscode/mcp.json` and `claude_desktop_config.json`, ready to paste. */
+  snippets: { vscode: Record<string, unknown>; claudeDesktop: Record<string, unknown> };
+  /** Null when the API could not read the warehouse. */
+  live: LiveSplit | null;
+}
+
+export interface GatewayEndpoints {
+  /** Every environment, in pipeline order. */
+  environments: GatewayEndpoint[];
+  pinnedUrlTemplate: string;
+}
 
 export interface Deployment {
   id: string;
