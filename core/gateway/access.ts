@@ -17,14 +17,9 @@ import type { Warehouse } from '../warehouse/client.ts';
 import { clientSnippets, type ClientSnippets } from './client-config.ts';
 import { emptyLiveSplit, liveSplit, type LiveSplit } from './live-split.ts';
 
-export const ACCESS_MODES = ['pylee', 'passthrough', 'public'] as const;
-export type AccessMode = (typeof ACCESS_MODES)[number];
+import { ACCESS_MODES, DEFAULT_ACCESS_MODE, isAccessMode, type AccessMode } from './access-mode.ts';
 
-/** What an environment without a setting of its own uses. */
-export const DEFAULT_ACCESS_MODE: AccessMode = 'pylee';
-
-export const isAccessMode = (value: unknown): value is AccessMode =>
-  (ACCESS_MODES as readonly unknown[]).includes(value);
+export { ACCESS_MODES, DEFAULT_ACCESS_MODE, isAccessMode, type AccessMode } from './access-mode.ts';
 
 /**
  * The access modes set explicitly for a server, by environment name; an environment that is absent

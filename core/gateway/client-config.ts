@@ -3,7 +3,7 @@
  * API returns them per environment (GET /servers/{server}/gateway, shown by the web UI) and
  * `pylee gateway url` prints them, both from these functions.
  */
-import type { AccessMode } from './access.ts';
+import type { AccessMode } from './access-mode.ts';
 
 /** The id of the VS Code input that prompts for the token. */
 export const VSCODE_TOKEN_INPUT = 'pylee-token';
