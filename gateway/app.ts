@@ -51,7 +51,12 @@ const PRINCIPAL_CACHE_MAX = 10_000;
  */
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
   const { stores, config } = deps;
-  const app = Fastify(fastifyOptions(deps.logger, config.gatewayBodyLimit));
+  // No log line per request: the gateway serves every MCP call, and each is a telemetry row already;
+  // failures are logged where they happen.
+  const app = Fastify({
+    ...fastifyOptions(deps.logger, config.gatewayBodyLimit),
+    disableRequestLogging: true,
+  });
   installRpcErrors(app);
   installOpsRoutes(app, 'gateway', stores);
   app.removeAllContentTypeParsers();

@@ -12,6 +12,7 @@ import { UpstreamFailure, type UpstreamClient } from './upstream-client.ts';
 /** Gateway session ids older than this are refused (the client re-initializes). */
 export const SESSION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 const MOVED_PREFIX = 'pylee:gateway:moved:';
+const OPENED_CACHE_MAX = 50_000;
 
 /** Where a live session's requests go now. */
 export interface SessionRoute {
@@ -44,6 +45,7 @@ export class Sessions {
   readonly #directory: DirectoryCache;
   readonly #client: UpstreamClient;
   readonly #recorder: Recorder;
+  readonly #cache = new Map<string, { claims: SessionClaims; key: string }>();
 
   constructor(deps: {
     box: SecretBox;
@@ -68,15 +70,31 @@ export class Sessions {
    * and environment ('' for a pinned version); undefined otherwise, whatever the reason (404 alike).
    */
   open(id: string, routing: ServerRouting, environment: string): SessionClaims | undefined {
-    const opened = openSession(this.#box, id, {
-      now: Date.now(),
-      maxAgeMs: SESSION_MAX_AGE_MS,
-      org: routing.orgId,
-    });
-    if (!opened.ok) return undefined;
-    const { claims } = opened;
+    const claims = this.#opened(id)?.claims;
+    if (!claims || Date.now() - claims.issuedAt > SESSION_MAX_AGE_MS) return undefined;
+    if (claims.org !== routing.orgId) return undefined;
     if (claims.server !== routing.server || claims.environment !== environment) return undefined;
     return claims;
+  }
+
+  /** {@link Recorder.sessionKey} of an id {@link open} accepted. */
+  keyOf(id: string): string {
+    return this.#opened(id)?.key ?? this.#recorder.sessionKey(id);
+  }
+
+  /**
+   * Opening an id costs an AES-GCM decryption and its key an HMAC, on every request of a session:
+   * authentic ids are remembered (claims are immutable; expiry and route are checked on each use).
+   */
+  #opened(id: string): { claims: SessionClaims; key: string } | undefined {
+    const hit = this.#cache.get(id);
+    if (hit) return hit;
+    const opened = openSession(this.#box, id, { now: Date.now(), maxAgeMs: SESSION_MAX_AGE_MS });
+    if (!opened.ok) return undefined;
+    if (this.#cache.size >= OPENED_CACHE_MAX) this.#cache.clear();
+    const entry = { claims: opened.claims, key: this.#recorder.sessionKey(id) };
+    this.#cache.set(id, entry);
+    return entry;
   }
 
   /**
@@ -95,7 +113,7 @@ export class Sessions {
     const claims = this.open(id, routing, env?.name ?? '');
     if (!claims) return { refused: 'unknown' };
     if (pinned !== undefined && claims.version !== pinned) return { refused: 'unknown' };
-    const key = this.#recorder.sessionKey(id);
+    const key = this.keyOf(id);
     const route: SessionRoute = {
       claims,
       version: claims.version,

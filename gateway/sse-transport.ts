@@ -189,7 +189,7 @@ export class SseTransport {
       server: routing.server,
       environment: env.name,
       version,
-      sessionKey: this.#deps.recorder.sessionKey(sessionId),
+      sessionKey: this.#deps.sessions.keyOf(sessionId),
       clientKey: this.#deps.recorder.clientKey(caller.clientKey),
     };
     const startedAt = Date.now();

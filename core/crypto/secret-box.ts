@@ -1,4 +1,12 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  randomBytes,
+} from 'node:crypto';
 
 /** A value sealed with AES-256-GCM; every field is base64 except `keyId` (hex). */
 export interface Sealed {
@@ -47,9 +55,11 @@ export function createSecretBox(key: Buffer): SecretBox {
   // Copied so a caller zeroing or reusing its buffer cannot change the box's key.
   const aesKey = Buffer.from(key);
   const keyId = secretKeyId(aesKey);
+  const cipherKey = createSecretKey(aesKey);
   // A separate key for fingerprints, so an HMAC output never relates to the encryption key's use.
-  const fingerprintKey = Buffer.from(
-    hkdfSync('sha256', aesKey, Buffer.alloc(0), 'pylee secret fingerprint v1', 32),
+  // A KeyObject, built once: the gateway fingerprints on every request.
+  const fingerprintKey = createSecretKey(
+    Buffer.from(hkdfSync('sha256', aesKey, Buffer.alloc(0), 'pylee secret fingerprint v1', 32)),
   );
 
   return {
@@ -57,7 +67,7 @@ export function createSecretBox(key: Buffer): SecretBox {
 
     seal(plaintext, aad) {
       const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv(ALGORITHM, aesKey, iv, { authTagLength: TAG_BYTES });
+      const cipher = createCipheriv(ALGORITHM, cipherKey, iv, { authTagLength: TAG_BYTES });
       cipher.setAAD(Buffer.from(aad, 'utf8'));
       const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
       return {
@@ -79,7 +89,7 @@ export function createSecretBox(key: Buffer): SecretBox {
         throw new Error(`secret failed authentication: its IV or tag has the wrong length`);
       }
       try {
-        const decipher = createDecipheriv(ALGORITHM, aesKey, iv, { authTagLength: TAG_BYTES });
+        const decipher = createDecipheriv(ALGORITHM, cipherKey, iv, { authTagLength: TAG_BYTES });
         decipher.setAAD(Buffer.from(aad, 'utf8'));
         decipher.setAuthTag(tag);
         return Buffer.concat([

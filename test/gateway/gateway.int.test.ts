@@ -474,6 +474,9 @@ describe('bad input gets a clear JSON-RPC error and reaches no upstream', () => 
       /9\.9\.9 of pinned was not found/,
     );
     await ok('PATCH', '/servers/pinned/versions/1.1.0', { status: 'retired' });
+    await until(async () => (await post(`${base}/default/pinned@1.1.0/mcp`, INIT)).status === 404, {
+      what: 'the retirement at the gateway',
+    });
     await refused(await post(`${base}/default/pinned@1.1.0/mcp`, INIT), 404, /retired/);
   });
 
