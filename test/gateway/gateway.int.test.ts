@@ -249,6 +249,68 @@ describe('rollbacks move live sessions', () => {
   });
 });
 
+describe('drain and session-less clients', () => {
+  it('lets the old version’s sessions drain when another is promoted to 100 %', async () => {
+    await serverWith('drain', ['1.0.0', '1.1.0']);
+    const deployment = await canary('drain', '1.1.0', [50]);
+    let onStable: Client | undefined;
+    while (!onStable) {
+      const { client } = await connect('drain');
+      if ((await whoami(client)) === '1.0.0') onStable = client;
+    }
+    await act('drain', deployment.id, 'promote');
+    await until(async () => (await split('drain', 10))['1.0.0'] === undefined, {
+      what: 'the promotion at the gateway',
+    });
+    expect(await whoami(onStable)).toBe('1.0.0');
+  });
+
+  it('sends requests without a session by client key, one client to one version, split by the weights', async () => {
+    const targets = await Promise.all(['1.0.0', '1.1.0'].map((v) => startMcpTarget(v)));
+    for (const t of targets) upstreams.push({ close: () => t.close() } as Upstream);
+    await ok('POST', '/servers', { slug: 'stateless' });
+    for (const [i, version] of ['1.0.0', '1.1.0'].entries()) {
+      await ok('POST', '/servers/stateless/versions', {
+        version,
+        remotes: [{ type: 'streamable-http', url: targets[i]?.url }],
+      });
+    }
+    await ok('POST', '/servers/stateless/deployments', { version: '1.0.0', environment: 'development' });
+    await canary('stateless', '1.1.0', [30]);
+    // Public, so the client key header is what identifies a client (a token's id would come first).
+    await ok('PUT', '/servers/stateless/environments/development/gateway', { access: 'public' });
+    const versionFor = async (key: string) => {
+      const res = await fetch(`${base}/default/stateless/development/mcp`, {
+        method: 'POST',
+        headers: {
+          'x-pylee-client-key': key,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-06-18',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      });
+      await res.text();
+      if (res.status !== 200) return `HTTP ${res.status}`;
+      expect(res.headers.get('mcp-session-id')).toBeNull();
+      return res.headers.get('x-pylee-version');
+    };
+    await until(async () => (await versionFor('probe')) !== 'HTTP 401', {
+      what: 'public access at the gateway',
+    });
+    let onCanary = 0;
+    for (let i = 0; i < 200; i++) {
+      const key = `client-${i}`;
+      const first = await versionFor(key);
+      for (let j = 0; j < 2; j++) expect(await versionFor(key)).toBe(first);
+      if (first === '1.1.0') onCanary++;
+    }
+    // 200 clients at 30 %: 60 expected, 3.5 standard deviations either way.
+    expect(onCanary).toBeGreaterThanOrEqual(38);
+    expect(onCanary).toBeLessThanOrEqual(82);
+  });
+});
+
 describe('the protocol through the gateway', () => {
   it('passes progress notifications through before the final response', async () => {
     await serverWith('progress', ['1.0.0']);
