@@ -39,6 +39,7 @@ export class Recorder {
   readonly #box: SecretBox;
   readonly #fronting: GatewayFronting;
   readonly #logger: Logger;
+  #rows: RequestRow[] = [];
 
   constructor(writer: TelemetryWriter, box: SecretBox, fronting: GatewayFronting, logger: Logger) {
     this.#writer = writer;
@@ -86,7 +87,9 @@ export class Recorder {
       client_key: scope.clientKey,
       source: 'gateway',
     };
-    this.#writer.writeSessionEvents([row]).catch((error: unknown) => this.#dropped(error, 'session event'));
+    this.#writer
+      .writeSessionEvents([row])
+      .catch((error: unknown) => this.#dropped(error, 1, 'session event'));
   }
 
   #write(
@@ -113,11 +116,26 @@ export class Recorder {
       client_key: scope.clientKey,
       counted: 1,
     };
-    this.#writer.writeRequests([row]).catch((error: unknown) => this.#dropped(error, 'request row'));
+    // Rows of one turn of the event loop go to the writer together: one log append, not one each.
+    this.#rows.push(row);
+    if (this.#rows.length === 1) setImmediate(() => this.flush());
   }
 
-  #dropped(error: unknown, what: string): void {
-    recordGatewayRowsDropped(1);
-    this.#logger.warn({ err: error }, `the telemetry writer refused a gateway ${what}; it is not recorded`);
+  /** Hands the rows gathered so far to the writer (called once per turn, and before the writer closes). */
+  flush(): void {
+    const rows = this.#rows;
+    if (rows.length === 0) return;
+    this.#rows = [];
+    this.#writer
+      .writeRequests(rows)
+      .catch((error: unknown) => this.#dropped(error, rows.length, 'request rows'));
+  }
+
+  #dropped(error: unknown, count: number, what: string): void {
+    recordGatewayRowsDropped(count);
+    this.#logger.warn(
+      { err: error, count },
+      `the telemetry writer refused gateway ${what}; they are not recorded`,
+    );
   }
 }
