@@ -19,7 +19,6 @@
 //   BENCH_GATEWAY_LOG_LEVEL (warn: no request logs, as haproxy has none; Pylee's default is info),
 //   BENCH_GATEWAY_CPU_PROF (a directory: Pylee runs with --cpu-prof and writes its profile there).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -30,10 +29,10 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { Pool } from 'undici';
 import { z } from 'zod';
+import { sessionHandler } from '#test/gateway/upstream.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 16);
@@ -68,40 +67,7 @@ async function serveUpstream(): Promise<void> {
     );
     return server;
   };
-  const readJson = async (req: http.IncomingMessage): Promise<unknown> => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
-    return text ? JSON.parse(text) : undefined;
-  };
-  const httpServer = http.createServer((req, res) => {
-    void (async () => {
-      const body = req.method === 'POST' ? await readJson(req) : undefined;
-      const sessionId = req.headers['mcp-session-id'];
-      const existing = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
-      if (existing) return existing.handleRequest(req, res, body);
-      if (sessionId !== undefined || !isInitializeRequest(body)) {
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }),
-        );
-        return;
-      }
-      const transport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          sessions.set(id, transport);
-        },
-      });
-      transport.onclose = () => {
-        if (transport.sessionId) sessions.delete(transport.sessionId);
-      };
-      await build().connect(transport);
-      await transport.handleRequest(req, res, body);
-    })().catch((error: unknown) => {
-      if (!res.headersSent) res.writeHead(500).end(String(error));
-    });
-  });
+  const httpServer = http.createServer(sessionHandler(sessions, build));
   // Longer than every client's idle timeout, so no proxy races the server closing an idle connection.
   httpServer.keepAliveTimeout = 120_000;
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));

@@ -67,36 +67,11 @@ export async function startUpstream(version: string): Promise<Upstream> {
     return server;
   };
 
+  const handle = sessionHandler(sessions, build, () => state.initializeCount++);
   const httpServer = http.createServer((req, res) => {
-    void (async () => {
-      state.authorizations.push(req.headers.authorization);
-      state.lastHeaders = req.headers;
-      const body = req.method === 'POST' ? await readJson(req) : undefined;
-      const sessionId = req.headers['mcp-session-id'];
-      const existing = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
-      if (existing) return existing.handleRequest(req, res, body);
-      if (sessionId !== undefined || !isInitializeRequest(body)) {
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }),
-        );
-        return;
-      }
-      state.initializeCount++;
-      const transport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          sessions.set(id, transport);
-        },
-      });
-      transport.onclose = () => {
-        if (transport.sessionId) sessions.delete(transport.sessionId);
-      };
-      await build().connect(transport);
-      await transport.handleRequest(req, res, body);
-    })().catch((error: unknown) => {
-      if (!res.headersSent) res.writeHead(500).end(String(error));
-    });
+    state.authorizations.push(req.headers.authorization);
+    state.lastHeaders = req.headers;
+    handle(req, res);
   });
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   const { port } = httpServer.address() as AddressInfo;
@@ -115,6 +90,46 @@ export async function startUpstream(version: string): Promise<Upstream> {
     kill: stop,
     close: stop,
   }) as Upstream;
+}
+
+/**
+ * Streamable HTTP with sessions, as the SDK's examples serve it: a transport (and server) per
+ * session, created on `initialize`; anything else without a known session is 404.
+ */
+export function sessionHandler(
+  sessions: Map<string, StreamableHTTPServerTransport>,
+  build: () => McpServer,
+  onInitialize: () => void = () => {},
+): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  return (req, res) => {
+    void (async () => {
+      const body = req.method === 'POST' ? await readJson(req) : undefined;
+      const sessionId = req.headers['mcp-session-id'];
+      const existing = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
+      if (existing) return existing.handleRequest(req, res, body);
+      if (sessionId !== undefined || !isInitializeRequest(body)) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }),
+        );
+        return;
+      }
+      onInitialize();
+      const transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          sessions.set(id, transport);
+        },
+      });
+      transport.onclose = () => {
+        if (transport.sessionId) sessions.delete(transport.sessionId);
+      };
+      await build().connect(transport);
+      await transport.handleRequest(req, res, body);
+    })().catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500).end(String(error));
+    });
+  };
 }
 
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
