@@ -33,6 +33,10 @@ export function startupSummary(options: {
   }
   const otlp = url('collector');
   if (otlp) lines.push(`  OTLP/HTTP    ${otlp}  (POST /v1/traces, /v1/metrics with an ingest key)`);
+  const gateway = url('gateway');
+  if (gateway) {
+    lines.push(`  MCP gateway  ${gateway}/{org}/{server}/{environment}/mcp  (a token with connect)`);
+  }
   if (api) {
     const token = {
       printed: 'printed above, this once: keep it safe',

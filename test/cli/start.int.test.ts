@@ -380,6 +380,9 @@ describe('pylee start on a terminal', () => {
       expect(api).toBeDefined();
       expect(text).toContain(`API docs     ${api}/api/docs`);
       expect(text).toMatch(/OTLP\/HTTP {4}http:\/\/127\.0\.0\.1:\d+ {2}\(POST \/v1\/traces/);
+      expect(text).toMatch(
+        /MCP gateway {2}http:\/\/127\.0\.0\.1:\d+\/\{org\}\/\{server\}\/\{environment\}\/mcp/,
+      );
       expect(text).toContain('Admin token  printed above, this once: keep it safe');
       expect(text).toMatch(/Created org @default with an admin token[^]*pyl_[A-Za-z0-9_-]{20,}/);
       expect((await fetch(`${api}/api/docs`)).status).toBe(200);
