@@ -32,6 +32,7 @@ import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { overviewRoutes } from './routes/overview.ts';
 import { registryRoutes } from './routes/registry.ts';
+import { releaseHealthRoutes } from './routes/release-health.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
@@ -131,6 +132,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(ingestKeyRoutes(stores.db));
       await v1.register(telemetryRoutes(stores.db, stores.warehouse));
       await v1.register(overviewRoutes(stores.db, stores.warehouse));
+      await v1.register(releaseHealthRoutes(stores.db, stores.warehouse));
       await v1.register(
         channelRoutes({
           db: stores.db,

@@ -507,6 +507,7 @@ const RETENTION_TABLES: { table: string; tier: keyof RetentionDays; column: stri
   { table: 'requests', tier: 'rawDays', column: 'toDateTime(time)' },
   { table: 'metric_points', tier: 'rawDays', column: 'toDateTime(time)' },
   { table: 'session_events', tier: 'rawDays', column: 'toDateTime(time)' },
+  { table: 'session_states', tier: 'rawDays', column: 'toDateTime(last_seen)' },
   { table: 'requests_1m', tier: 'minuteDays', column: 'time' },
   { table: 'request_errors_1m', tier: 'minuteDays', column: 'time' },
   { table: 'resources_1m', tier: 'minuteDays', column: 'time' },
@@ -554,7 +555,7 @@ export async function applyRetention(warehouse: Warehouse, retention: RetentionD
 }
 
 /** The days of a `TTL … + toIntervalDay(N)` clause in `engine_full`, if there is one. */
-function ttlDays(engineFull: string): number | undefined {
+export function ttlDays(engineFull: string): number | undefined {
   const match = /\bTTL\b.*?toIntervalDay\((?:_CAST\()?(\d+)/.exec(engineFull);
   return match ? Number(match[1]) : undefined;
 }

@@ -524,6 +524,12 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: 'GET',
+    route: '/api/v1/servers/:server/release-health',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/release-health?environment=staging&window=24h' }),
+  },
+  {
+    method: 'GET',
     route: '/api/v1/overview',
     needs: 'read',
     request: async () => ({ url: '/api/v1/overview?window=1h' }),

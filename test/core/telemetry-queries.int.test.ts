@@ -539,6 +539,7 @@ describe('applyRetention', () => {
       'resources_1h',
       'resources_1m',
       'session_events',
+      'session_states',
     ]);
     expect(await ttls()).toEqual({
       metric_points: '3',
@@ -550,9 +551,10 @@ describe('applyRetention', () => {
       resources_1h: '200',
       resources_1m: '30',
       session_events: '3',
+      session_states: '3',
     });
     expect(await applyRetention(warehouse, { rawDays: 3, minuteDays: 30, hourDays: 200 })).toEqual([]);
-    expect((await applyRetention(warehouse, DEFAULT_RETENTION)).length).toBe(9);
+    expect((await applyRetention(warehouse, DEFAULT_RETENTION)).length).toBe(10);
     expect(await applyRetention(warehouse, DEFAULT_RETENTION)).toEqual([]);
     expect((await versionStats(warehouse, { ...scope, version: A })).requests).toBe(600);
   });
