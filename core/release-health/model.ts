@@ -86,7 +86,39 @@ export interface HealthFigures {
 
 const ratio = (part: number, whole: number): number | null => (whole > 0 ? part / whole : null);
 
-/** Counts, rates and durations of `sessions` at `now`. */
+/** Sessions of a set by status, and its users whose sessions count in the rates. */
+export interface CountedSessions {
+  sessions: StatusCounts;
+  /** Distinct non-empty client keys with a session that is neither moved-by-rollout nor active. */
+  decidedUsers: number;
+  /** Of those, the users with a crashed session. */
+  crashedUsers: number;
+}
+
+/**
+ * The rates of a set of sessions: moved-by-rollout and active sessions (their fate is not this
+ * version's, or not known yet) are left out of every denominator.
+ */
+export function rates(
+  c: CountedSessions,
+): Pick<HealthFigures, 'crashFreeSessions' | 'crashFreeUsers' | 'erroredRate'> {
+  const settled = c.sessions.total - c.sessions['moved-by-rollout'] - c.sessions.active;
+  const crashFree = (crashed: number, whole: number) => (whole > 0 ? 1 - crashed / whole : null);
+  return {
+    crashFreeSessions: crashFree(c.sessions.crashed, settled),
+    crashFreeUsers: crashFree(c.crashedUsers, c.decidedUsers),
+    erroredRate: ratio(c.sessions.errored, settled),
+  };
+}
+
+/** Whether an ended session of this status has a duration (its whole life is known). */
+export const hasDuration = (s: SessionState, status: SessionStatus): boolean =>
+  s.ended && (status === 'healthy' || status === 'errored' || status === 'crashed');
+
+/**
+ * Counts, rates and durations of `sessions` at `now`: the reference the warehouse query
+ * (queries.ts, which computes the same in SQL) is tested against.
+ */
 export function healthFigures(
   sessions: readonly SessionState[],
   now: number,
@@ -112,17 +144,16 @@ export function healthFigures(
     if (s.clientKey) users.add(s.clientKey);
     if (status === 'moved-by-rollout' || status === 'active') continue;
     if (s.clientKey) decided.set(s.clientKey, (decided.get(s.clientKey) ?? false) || status === 'crashed');
-    if (s.ended && status !== 'abnormal') durations.push(Math.max(0, s.lastSeen - s.firstSeen));
+    if (hasDuration(s, status)) durations.push(Math.max(0, s.lastSeen - s.firstSeen));
   }
-  const settled = counts.total - counts['moved-by-rollout'] - counts.active;
-  const crashedUsers = [...decided.values()].filter(Boolean).length;
-  const crashFree = (crashed: number, whole: number) => (whole > 0 ? 1 - crashed / whole : null);
   return {
     sessions: counts,
     users: users.size,
-    crashFreeSessions: crashFree(counts.crashed, settled),
-    crashFreeUsers: crashFree(crashedUsers, decided.size),
-    erroredRate: ratio(counts.errored, settled),
+    ...rates({
+      sessions: counts,
+      decidedUsers: decided.size,
+      crashedUsers: [...decided.values()].filter(Boolean).length,
+    }),
     duration: {
       p50: durations.length ? quantile(durations, 0.5) : null,
       p90: durations.length ? quantile(durations, 0.9) : null,
@@ -160,6 +191,31 @@ export function adoption(
 export type AdoptionStage = 'adopted' | 'replaced' | 'low-adoption';
 
 /**
+ * The ends of the 6-hour windows that decide the stage at `now`: `now` itself, then 1, 2, 3… hours
+ * earlier while the window starts no earlier than `since`.
+ */
+export function stageWindowEnds(now: number, since: number): number[] {
+  const ends = [now];
+  for (
+    let to = now - ADOPTION_STAGE_STEP_MS;
+    to - ADOPTION_STAGE_WINDOW_MS >= since;
+    to -= ADOPTION_STAGE_STEP_MS
+  )
+    ends.push(to);
+  return ends;
+}
+
+/**
+ * The stage from the version's share of sessions in each window of {@link stageWindowEnds}
+ * (`shares[0]` the last 6 hours): `adopted` when that is ≥ 10 %; `replaced` when below it now but
+ * ≥ 10 % in an earlier window; `low-adoption` otherwise.
+ */
+export function stageOf(shares: readonly (number | null)[]): AdoptionStage {
+  if ((shares[0] ?? 0) >= ADOPTED_SHARE) return 'adopted';
+  return shares.slice(1).some((s) => (s ?? 0) >= ADOPTED_SHARE) ? 'replaced' : 'low-adoption';
+}
+
+/**
  * The adoption stage of `version` at `now`, from the environment's sessions:
  * - `adopted`: its share of sessions seen in the last 6 hours is ≥ 10 %;
  * - `replaced`: below that now, but ≥ 10 % in an earlier 6-hour window ending at `now` − k hours
@@ -173,14 +229,9 @@ export function adoptionStage(
   now: number,
   since: number,
 ): AdoptionStage {
-  const share = (to: number) => adoption(all, version, to - ADOPTION_STAGE_WINDOW_MS, to).sessions ?? 0;
-  if (share(now) >= ADOPTED_SHARE) return 'adopted';
-  for (
-    let to = now - ADOPTION_STAGE_STEP_MS;
-    to - ADOPTION_STAGE_WINDOW_MS >= since;
-    to -= ADOPTION_STAGE_STEP_MS
-  ) {
-    if (share(to) >= ADOPTED_SHARE) return 'replaced';
-  }
-  return 'low-adoption';
+  return stageOf(
+    stageWindowEnds(now, since).map(
+      (to) => adoption(all, version, to - ADOPTION_STAGE_WINDOW_MS, to).sessions,
+    ),
+  );
 }

@@ -7,12 +7,14 @@ import { sortDescending } from '../registry/semver-policy.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import { DEFAULT_RETENTION, ttlDays } from '../warehouse/telemetry-queries.ts';
 import {
+  ADOPTION_STAGE_WINDOW_MS,
   ADOPTION_WINDOW_MS,
-  adoption,
-  adoptionStage,
-  healthFigures,
+  rates,
   SESSION_IDLE_LIMIT_MS,
+  stageOf,
+  stageWindowEnds,
   type AdoptionStage,
+  type CountedSessions,
   type HealthFigures,
   type SessionState,
 } from './model.ts';
@@ -62,34 +64,44 @@ interface StateRow {
 
 const instant = (value: string) => Date.parse(`${value.replace(' ', 'T')}Z`);
 
+/** Scope of the session queries: one server × environment, sessions seen in [from, to]. */
+interface SessionScope {
+  orgId: string;
+  server: string;
+  environment: string;
+  from: number;
+  to: number;
+}
+
 /**
- * The merged state of every session of one server × environment seen in [from, to]. The
- * aggregation (GROUP BY session over `session_states`) runs in ClickHouse; statuses are computed in
- * TypeScript from these rows (model.ts), one row per session and version.
+ * One row per session and version seen in [{from}, {to}], merged from every part of
+ * `session_states` (so rows written by two gateways, or twice, fold into one session).
  */
-export async function sessionStates(
-  warehouse: Warehouse,
-  scope: { orgId: string; server: string; environment: string; from: number; to: number },
-): Promise<SessionState[]> {
+const MERGED_SESSIONS = `SELECT version, session_id,
+    min(first_seen) AS first_at, max(last_seen) AS last_at,
+    sum(requests) AS request_count, sum(errors) AS error_count, sum(crashes) AS crash_count,
+    max(ended) AS was_ended, argMaxMerge(end_reason) AS why, max(moved) AS was_moved,
+    max(client_key) AS client
+  FROM session_states
+  WHERE org_id = {org:String} AND server = {server:String} AND environment = {environment:String}
+    AND last_seen >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+  GROUP BY version, session_id
+  HAVING last_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+    AND first_at <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')`;
+
+const scopeParams = (scope: SessionScope) => ({
+  org: scope.orgId,
+  server: scope.server,
+  environment: scope.environment,
+  from: scope.from,
+  to: scope.to,
+});
+
+/** The merged state of every session of one server × environment seen in [from, to], one row per session and version. */
+export async function sessionStates(warehouse: Warehouse, scope: SessionScope): Promise<SessionState[]> {
   const result = await warehouse.client.query({
-    query: `SELECT version, session_id,
-        min(first_seen) AS first_at, max(last_seen) AS last_at,
-        sum(requests) AS request_count, sum(errors) AS error_count, sum(crashes) AS crash_count,
-        max(ended) AS was_ended, argMaxMerge(end_reason) AS why, max(moved) AS was_moved,
-        max(client_key) AS client
-      FROM session_states
-      WHERE org_id = {org:String} AND server = {server:String} AND environment = {environment:String}
-        AND last_seen >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
-      GROUP BY version, session_id
-      HAVING last_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
-        AND first_at <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')`,
-    query_params: {
-      org: scope.orgId,
-      server: scope.server,
-      environment: scope.environment,
-      from: scope.from,
-      to: scope.to,
-    },
+    query: MERGED_SESSIONS,
+    query_params: scopeParams(scope),
     format: 'JSONEachRow',
   });
   return (await result.json<StateRow>()).map((r) => ({
@@ -105,6 +117,159 @@ export async function sessionStates(
     moved: Number(r.was_moved) === 1,
     clientKey: r.client,
   }));
+}
+
+/**
+ * The status of each merged session, in SQL: the rules of {@link sessionStatus} (model.ts), in the
+ * same order. `{now:Int64}` and `{idle:Int64}` are milliseconds.
+ */
+const STATUS_SQL = `multiIf(
+    was_moved = 1 OR (was_ended = 1 AND why = 'rollback'), 'moved-by-rollout',
+    crash_count > 0 OR (was_ended = 1 AND why = 'upstream-failure'), 'crashed',
+    error_count > 0, 'errored',
+    was_ended = 1, 'healthy',
+    toUnixTimestamp64Milli(last_at) >= {now:Int64} - {idle:Int64}, 'active',
+    'abnormal')`;
+
+/** Figures of one version, or of every version pooled (`version` null). */
+export interface CountedFigures extends CountedSessions {
+  version: string | null;
+  users: number;
+  duration: { p50: number | null; p90: number | null };
+}
+
+interface FiguresRow {
+  bucket: string;
+  pooled: number;
+  total: string | number;
+  healthy: string | number;
+  errored: string | number;
+  crashed: string | number;
+  abnormal: string | number;
+  moved: string | number;
+  active: string | number;
+  users: string | number;
+  decided_users: string | number;
+  crashed_users: string | number;
+  durations: string | number;
+  duration: number[];
+}
+
+/**
+ * Sessions by status, users and durations per version in [from, to], and pooled over every version
+ * (the row with `version: null`), computed in ClickHouse from the merged states: one scan whatever
+ * the number of sessions, and only one row per version leaves the warehouse. Durations are exact
+ * quantiles interpolated as R's type 7 (`quantileExactInclusive`), like core/stats.
+ */
+export async function sessionFigures(
+  warehouse: Warehouse,
+  scope: SessionScope & { now: number; idleMs: number },
+): Promise<CountedFigures[]> {
+  const result = await warehouse.client.query({
+    query: `SELECT target.1 AS bucket, target.2 AS pooled,
+        count() AS total,
+        countIf(status = 'healthy') AS healthy,
+        countIf(status = 'errored') AS errored,
+        countIf(status = 'crashed') AS crashed,
+        countIf(status = 'abnormal') AS abnormal,
+        countIf(status = 'moved-by-rollout') AS moved,
+        countIf(status = 'active') AS active,
+        uniqExactIf(client, client != '') AS users,
+        uniqExactIf(client, client != '' AND status NOT IN ('moved-by-rollout', 'active')) AS decided_users,
+        uniqExactIf(client, client != '' AND status = 'crashed') AS crashed_users,
+        countIf(finished) AS durations,
+        quantilesExactInclusiveIf(0.5, 0.9)(lifetime, finished) AS duration
+      FROM (
+        SELECT version, client, ${STATUS_SQL} AS status,
+          toFloat64(greatest(0, toUnixTimestamp64Milli(last_at) - toUnixTimestamp64Milli(first_at))) AS lifetime,
+          was_ended = 1 AND status IN ('healthy', 'errored', 'crashed') AS finished,
+          arrayJoin([(toString(version), toUInt8(0)), ('', toUInt8(1))]) AS target
+        FROM (${MERGED_SESSIONS})
+      )
+      GROUP BY bucket, pooled`,
+    query_params: { ...scopeParams(scope), now: scope.now, idle: scope.idleMs },
+    format: 'JSONEachRow',
+  });
+  return (await result.json<FiguresRow>()).map((r) => {
+    const timed = Number(r.durations) > 0;
+    return {
+      version: Number(r.pooled) === 1 ? null : r.bucket,
+      sessions: {
+        total: Number(r.total),
+        healthy: Number(r.healthy),
+        errored: Number(r.errored),
+        crashed: Number(r.crashed),
+        abnormal: Number(r.abnormal),
+        'moved-by-rollout': Number(r.moved),
+        active: Number(r.active),
+      },
+      users: Number(r.users),
+      decidedUsers: Number(r.decided_users),
+      crashedUsers: Number(r.crashed_users),
+      duration: { p50: timed ? (r.duration[0] ?? null) : null, p90: timed ? (r.duration[1] ?? null) : null },
+    };
+  });
+}
+
+/** Sessions and users in each of several windows, per version and pooled (`version` null). */
+export interface WindowCounts {
+  version: string | null;
+  /** One per window given, in their order. */
+  sessions: number[];
+  users: number[];
+}
+
+/**
+ * For each window [starts[i], ends[i]], the sessions (and distinct users) seen in it, per version and
+ * pooled over every version: what adoption and the stage are computed from.
+ */
+export async function windowCounts(
+  warehouse: Warehouse,
+  scope: SessionScope & { windows: { from: number; to: number }[] },
+): Promise<WindowCounts[]> {
+  const result = await warehouse.client.query({
+    query: `SELECT target.1 AS bucket, target.2 AS pooled, i, count() AS sessions,
+        uniqExactIf(client, client != '') AS users
+      FROM (
+        SELECT version, client,
+          arrayJoin(arrayFilter(
+            j -> toUnixTimestamp64Milli(last_at) >= {starts:Array(Int64)}[j]
+              AND toUnixTimestamp64Milli(first_at) <= {ends:Array(Int64)}[j],
+            range(1, length({ends:Array(Int64)}) + 1))) AS i,
+          arrayJoin([(toString(version), toUInt8(0)), ('', toUInt8(1))]) AS target
+        FROM (${MERGED_SESSIONS})
+      )
+      GROUP BY bucket, pooled, i`,
+    query_params: {
+      ...scopeParams(scope),
+      starts: scope.windows.map((w) => w.from),
+      ends: scope.windows.map((w) => w.to),
+    },
+    format: 'JSONEachRow',
+  });
+  const out = new Map<string, WindowCounts>();
+  for (const r of await result.json<{
+    bucket: string;
+    pooled: number;
+    i: number;
+    sessions: string | number;
+    users: string | number;
+  }>()) {
+    const version = Number(r.pooled) === 1 ? null : r.bucket;
+    const key = version === null ? '\u0000' : `v${version}`;
+    let entry = out.get(key);
+    if (!entry) {
+      entry = {
+        version,
+        sessions: scope.windows.map(() => 0),
+        users: scope.windows.map(() => 0),
+      };
+      out.set(key, entry);
+    }
+    entry.sessions[Number(r.i) - 1] = Number(r.sessions);
+    entry.users[Number(r.i) - 1] = Number(r.users);
+  }
+  return [...out.values()];
 }
 
 /** Days the raw session states are kept (the TTL of `session_states`). */
@@ -141,46 +306,55 @@ export async function releaseHealth(
   const idleMs = input.idleMs ?? SESSION_IDLE_LIMIT_MS;
   // Adoption looks 24 hours back, and the stage at earlier 6-hour windows, whatever the window.
   const since = Math.min(from, to - ADOPTION_WINDOW_MS);
-  const all = await sessionStates(warehouse, {
-    orgId: principal.orgId,
-    server: input.server,
-    environment: input.environment,
-    from: since,
-    to,
-  });
-  const inWindow = all.filter((s) => s.lastSeen >= from && s.firstSeen <= to);
-  const byVersion = new Map<string, SessionState[]>();
-  for (const s of inWindow) {
-    const list = byVersion.get(s.version) ?? [];
-    list.push(s);
-    byVersion.set(s.version, list);
-  }
-  const versions = [...byVersion.entries()].map(([version, sessions]): VersionHealth => {
-    const f = healthFigures(sessions, to, idleMs);
-    const { 'moved-by-rollout': movedByRollout, ...counts } = f.sessions;
-    return {
-      version,
-      sessions: { ...counts, movedByRollout },
-      users: f.users,
-      crashFreeSessions: f.crashFreeSessions,
-      crashFreeUsers: f.crashFreeUsers,
-      erroredRate: f.erroredRate,
-      duration: f.duration,
-      adoption: adoption(all, version, to - ADOPTION_WINDOW_MS, to),
-      stage: adoptionStage(all, version, to, since),
-    };
-  });
-  const average = healthFigures(inWindow, to, idleMs);
+  const scope = { orgId: principal.orgId, server: input.server, environment: input.environment };
+  // Window 0 is adoption's 24 hours; then the 6-hour windows of the stage, the latest first.
+  const stageEnds = stageWindowEnds(to, since);
+  const windows = [
+    { from: to - ADOPTION_WINDOW_MS, to },
+    ...stageEnds.map((end) => ({ from: end - ADOPTION_STAGE_WINDOW_MS, to: end })),
+  ];
+  const [figures, counts] = await Promise.all([
+    sessionFigures(warehouse, { ...scope, from, to, now: to, idleMs }),
+    windowCounts(warehouse, { ...scope, from: since, to, windows }),
+  ]);
+  const pooledCounts = counts.find((c) => c.version === null);
+  const share = (part: number | undefined, whole: number | undefined) => (whole ? (part ?? 0) / whole : null);
+  const versions = figures
+    .filter((f): f is CountedFigures & { version: string } => f.version !== null)
+    .map((f): VersionHealth => {
+      const mine = counts.find((c) => c.version === f.version);
+      const { 'moved-by-rollout': movedByRollout, ...byStatus } = f.sessions;
+      return {
+        version: f.version,
+        sessions: { ...byStatus, movedByRollout },
+        users: f.users,
+        ...rates(f),
+        duration: f.duration,
+        adoption: {
+          sessions: share(mine?.sessions[0], pooledCounts?.sessions[0]),
+          users: share(mine?.users[0], pooledCounts?.users[0]),
+        },
+        stage: stageOf(
+          windows.slice(1).map((_, i) => share(mine?.sessions[i + 1], pooledCounts?.sessions[i + 1])),
+        ),
+      };
+    });
+  const pooled = figures.find((f) => f.version === null);
+  const empty = {
+    total: 0,
+    healthy: 0,
+    errored: 0,
+    crashed: 0,
+    abnormal: 0,
+    'moved-by-rollout': 0,
+    active: 0,
+  };
   return {
     server: input.server,
     environment: input.environment,
     window: { from, to },
     versions: newestFirst(versions),
-    average: {
-      crashFreeSessions: average.crashFreeSessions,
-      crashFreeUsers: average.crashFreeUsers,
-      erroredRate: average.erroredRate,
-    },
+    average: rates(pooled ?? { sessions: empty, decidedUsers: 0, crashedUsers: 0 }),
   };
 }
 

@@ -1,0 +1,180 @@
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  adoption,
+  adoptionStage,
+  ADOPTION_STAGE_WINDOW_MS,
+  ADOPTION_WINDOW_MS,
+  healthFigures,
+  rates,
+  stageOf,
+  stageWindowEnds,
+  type SessionState,
+} from '#core/release-health/model.ts';
+import { sessionFigures, sessionStates, windowCounts } from '#core/release-health/queries.ts';
+import { openWarehouse, type Warehouse } from '#core/warehouse/client.ts';
+import { migrateWarehouse } from '#core/warehouse/migrate.ts';
+import type { RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
+import { seededRandom } from '#test/helpers/random.ts';
+import { tempDir } from '#test/helpers/temp-dir.ts';
+
+// The release-health query computes statuses, rates and adoption in ClickHouse; the model
+// (model.ts) is the reference. Random sessions written as request rows and session events must
+// give the same figures both ways.
+
+const HOUR = 3_600_000;
+const NOW = Math.floor(Date.now() / 1000) * 1000;
+const IDLE = 30 * 60_000;
+// 0.9.0 only more than 14 hours ago (replaced), 3.0.0-rc.1 rare (low adoption).
+const VERSIONS = ['0.9.0', '1.0.0', '1.1.0', '2.0.0', '3.0.0-rc.1'];
+const scope = { orgId: 'org-1', server: 'fuzz', environment: 'production' };
+
+let dir: string;
+let warehouse: Warehouse;
+
+beforeAll(async () => {
+  dir = tempDir('pylee-release-health');
+  warehouse = await openWarehouse({ dataDir: dir });
+  await migrateWarehouse(warehouse);
+  const random = seededRandom(15);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const requests: RequestRow[] = [];
+  const events: SessionEventRow[] = [];
+  for (let i = 0; i < 400; i++) {
+    const session = `s${i}`;
+    const client = pick(['', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
+    const start = NOW - Math.floor(random() * 30 * HOUR);
+    const version =
+      i % 50 === 0
+        ? '3.0.0-rc.1'
+        : NOW - start > 14 * HOUR && random() < 0.5
+          ? '0.9.0'
+          : pick(['1.0.0', '1.1.0', '2.0.0']);
+    const n = 1 + Math.floor(random() * 4);
+    for (let j = 0; j < n; j++) {
+      const failure = random();
+      requests.push({
+        org_id: scope.orgId,
+        server: scope.server,
+        environment: scope.environment,
+        version,
+        operation: 'tools/call whoami',
+        time: new Date(start + j * 60_000).toISOString(),
+        duration_ms: Math.floor(random() * 500),
+        error: failure < 0.15 ? 1 : 0,
+        error_type:
+          failure < 0.05 ? pick(['502', 'upstream_disconnected']) : failure < 0.15 ? 'tool_error' : '',
+        http_status: 200,
+        mcp_method: 'tools/call',
+        tool: 'whoami',
+        trace_id: '',
+        span_id: '',
+        session_id: session,
+        source: pick(['gateway', 'otlp']),
+        client_key: client,
+        counted: random() < 0.95 ? 1 : 0,
+      });
+    }
+    const event = (over: Partial<SessionEventRow>): SessionEventRow => ({
+      org_id: scope.orgId,
+      server: scope.server,
+      environment: scope.environment,
+      version,
+      session_id: session,
+      time: new Date(start + n * 60_000).toISOString(),
+      event: 'end',
+      reason: 'delete',
+      client_key: client,
+      source: 'gateway',
+      ...over,
+    });
+    const fate = random();
+    if (fate < 0.5)
+      events.push(
+        event({ reason: pick(['delete', 'delete', 'client-closed', 'upstream-failure', 'rollback']) }),
+      );
+    else if (fate < 0.6)
+      events.push(
+        event({
+          event: 'migrate',
+          version: pick(['1.0.0', '1.1.0', '2.0.0'].filter((v) => v !== version)),
+          reason: version,
+        }),
+      );
+  }
+  // In several inserts, so the states of one session sit in several parts.
+  for (let k = 0; k < 4; k++) {
+    await warehouse.client.insert({
+      table: 'requests',
+      values: requests.filter((_, i) => i % 4 === k),
+      format: 'JSONEachRow',
+    });
+  }
+  await warehouse.client.insert({ table: 'session_events', values: events, format: 'JSONEachRow' });
+});
+afterAll(async () => {
+  await warehouse?.close();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the release-health query against the model', () => {
+  it.each([6, 24])(
+    'gives the model’s counts, rates and durations per version over %i hours',
+    async (hours) => {
+      const from = NOW - hours * HOUR;
+      const states = await sessionStates(warehouse, { ...scope, from, to: NOW });
+      expect(states.length).toBeGreaterThan(50);
+      const figures = await sessionFigures(warehouse, { ...scope, from, to: NOW, now: NOW, idleMs: IDLE });
+      const statuses = new Set<string>();
+      for (const version of [...VERSIONS, null]) {
+        const mine = states.filter((s) => version === null || s.version === version);
+        const expected = healthFigures(mine, NOW, IDLE);
+        const actual = figures.find((f) => f.version === version);
+        if (expected.sessions.total === 0) {
+          expect(actual).toBeUndefined();
+          continue;
+        }
+        expect(actual?.sessions, String(version)).toEqual(expected.sessions);
+        expect(actual?.users).toBe(expected.users);
+        const got = rates(actual ?? { sessions: expected.sessions, decidedUsers: 0, crashedUsers: 0 });
+        for (const key of ['crashFreeSessions', 'crashFreeUsers', 'erroredRate'] as const) {
+          if (expected[key] === null) expect(got[key]).toBeNull();
+          else expect(got[key]).toBeCloseTo(expected[key], 9);
+        }
+        for (const key of ['p50', 'p90'] as const) {
+          if (expected.duration[key] === null) expect(actual?.duration[key]).toBeNull();
+          else expect(actual?.duration[key]).toBeCloseTo(expected.duration[key], 6);
+        }
+        for (const [status, count] of Object.entries(expected.sessions)) if (count > 0) statuses.add(status);
+      }
+      // Every status occurs, so every rule was compared.
+      expect([...statuses].sort()).toEqual(
+        ['abnormal', 'active', 'crashed', 'errored', 'healthy', 'moved-by-rollout', 'total'].sort(),
+      );
+    },
+  );
+
+  it('gives the model’s adoption and stage per version', async () => {
+    const since = NOW - 24 * HOUR;
+    const all: SessionState[] = await sessionStates(warehouse, { ...scope, from: since, to: NOW });
+    const windows = [
+      { from: NOW - ADOPTION_WINDOW_MS, to: NOW },
+      ...stageWindowEnds(NOW, since).map((end) => ({ from: end - ADOPTION_STAGE_WINDOW_MS, to: end })),
+    ];
+    const counts = await windowCounts(warehouse, { ...scope, from: since, to: NOW, windows });
+    const pooled = counts.find((c) => c.version === null);
+    const stages = new Set<string>();
+    for (const version of VERSIONS) {
+      const mine = counts.find((c) => c.version === version);
+      const share = (i: number, of: 'sessions' | 'users') =>
+        pooled?.[of][i] ? (mine?.[of][i] ?? 0) / (pooled[of][i] ?? 1) : null;
+      expect({ sessions: share(0, 'sessions'), users: share(0, 'users') }).toEqual(
+        adoption(all, version, NOW - ADOPTION_WINDOW_MS, NOW),
+      );
+      const stage = stageOf(windows.slice(1).map((_, i) => share(i + 1, 'sessions')));
+      expect(stage).toBe(adoptionStage(all, version, NOW, since));
+      stages.add(stage);
+    }
+    expect([...stages].sort()).toEqual(['adopted', 'low-adoption', 'replaced']);
+  });
+});
