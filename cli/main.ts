@@ -17,6 +17,7 @@ import { channelCommands } from './commands/channels.ts';
 import { checkCommands } from './commands/checks.ts';
 import { deployCommands } from './commands/deploy.ts';
 import { gatewayCommands } from './commands/gateway.ts';
+import { releaseHealthCommands } from './commands/release-health.ts';
 import { loginCommands } from './commands/login.ts';
 import { orgCommands } from './commands/orgs.ts';
 import { serverCommands } from './commands/servers.ts';
@@ -57,6 +58,7 @@ const COMMANDS: Command[] = [
   ...deployCommands,
   ...canaryCommands,
   ...gatewayCommands,
+  ...releaseHealthCommands,
   ...tokenCommands,
   ...orgCommands,
   ...alertCommands,

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUpstream } from '../gateway/upstream.ts';
 import {
   killLeftovers,
   platformEnv,
@@ -11,9 +14,10 @@ import {
   type RunResult,
 } from '../helpers/pylee-process.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { until } from '../helpers/until.ts';
 
-// `pylee gateway url` and `pylee gateway access`, each a separate `pylee` process, against one real
-// platform whose gateway is published at PYLEE_GATEWAY_URL.
+// `pylee gateway url`, `pylee gateway access` and `pylee release-health`, each a separate `pylee`
+// process, against one real platform whose gateway is published at PYLEE_GATEWAY_URL.
 
 const ADMIN_TOKEN = 'gateway-commands-admin-token-0123456789';
 const GATEWAY = 'https://mcp.example.com';
@@ -181,5 +185,71 @@ describe('pylee gateway', () => {
     const bad = await pylee(['gateway', 'access', 'weather', 'open', '--env', 'production']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('access open is not one of pylee, passthrough, public');
+  });
+});
+
+describe('pylee release-health', () => {
+  it('prints each version’s sessions and crash-free rates from what went through the gateway', async () => {
+    const upstream = await startUpstream('1.0.0');
+    try {
+      const call = async (method: string, url: string, body?: object) => {
+        const res = await fetch(`${platform.apiUrl}/api/v1${url}`, {
+          method,
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        expect(res.status, await res.clone().text()).toBeLessThan(300);
+        return (await res.json()) as Record<string, unknown>;
+      };
+      await call('POST', '/servers', { slug: 'health' });
+      await call('POST', '/servers/health/versions', {
+        version: '1.0.0',
+        remotes: [{ type: 'streamable-http', url: upstream.url }],
+      });
+      await call('POST', '/servers/health/deployments', { version: '1.0.0', environment: 'development' });
+      const { token } = (await call('POST', '/tokens', { name: 'mcp', permissions: ['connect'] })) as {
+        token: string;
+      };
+      // Two sessions ended cleanly, one with a tool error.
+      for (const broken of [false, true]) {
+        const transport = new StreamableHTTPClientTransport(
+          new URL(`${platform.gatewayUrl}/default/health/development/mcp`),
+          { requestInit: { headers: { authorization: `Bearer ${token}` } } },
+        );
+        const client = new Client({ name: 'cli-test', version: '1' });
+        await client.connect(transport);
+        await client.callTool({ name: broken ? 'broken' : 'whoami', arguments: {} });
+        await transport.terminateSession();
+        await client.close();
+      }
+      const report = async () =>
+        json<{
+          versions: { version: string; sessions: Record<string, number>; crashFreeSessions: number }[];
+        }>(await pylee(['release-health', 'health', '--env', 'development', '--json']));
+      // The rows and session ends reach ClickHouse a moment after the calls.
+      await until(
+        async () => {
+          const sessions = (await report()).versions[0]?.sessions;
+          return sessions?.total === 2 && sessions.healthy + sessions.errored === 2;
+        },
+        { what: 'two ended sessions' },
+      );
+      expect((await report()).versions[0]).toMatchObject({
+        version: '1.0.0',
+        sessions: { total: 2, healthy: 1, errored: 1, crashed: 0 },
+        crashFreeSessions: 1,
+      });
+      const human = await pylee(['release-health', 'health', '--env', 'development']);
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).toMatch(/^1\.0\.0 .*crash-free sessions 100\.0 %/m);
+      expect(human.stdout).toContain('2 sessions (0 crashed, 1 errored, 0 active)');
+
+      const unknown = await pylee(['release-health', 'health', '--env', 'nowhere']);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('nowhere');
+      expect((await pylee(['release-health', 'health'])).code).toBe(2);
+    } finally {
+      await upstream.close();
+    }
   });
 });
