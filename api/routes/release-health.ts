@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { duration } from '#core/config.ts';
 import type { Db } from '#core/db/client.ts';
 import { BadRequestError, ConfigError } from '#core/errors.ts';
-import { releaseHealth } from '#core/release-health/queries.ts';
+import { releaseHealth, versionSessions } from '#core/release-health/queries.ts';
 import type { Warehouse } from '#core/warehouse/client.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { Nullable, problems, Timestamp } from '../schemas.ts';
@@ -51,6 +51,63 @@ const ReleaseHealthView = Type.Object({
   ),
 });
 
+const StatusCounts = {
+  total: Type.Integer(),
+  healthy: Type.Integer(),
+  errored: Type.Integer(),
+  crashed: Type.Integer(),
+  abnormal: Type.Integer(),
+  movedByRollout: Type.Integer(),
+  active: Type.Integer(),
+};
+
+const STATUS = Type.Union([
+  Type.Literal('healthy'),
+  Type.Literal('errored'),
+  Type.Literal('crashed'),
+  Type.Literal('abnormal'),
+  Type.Literal('moved-by-rollout'),
+  Type.Literal('active'),
+]);
+
+const VersionSessionsView = Type.Object({
+  server: Type.String(),
+  environment: Type.String(),
+  version: Type.String(),
+  window: Type.Object({ from: Timestamp, to: Timestamp }),
+  stepSeconds: Type.Integer(),
+  series: Type.Array(Type.Object({ time: Timestamp, ...StatusCounts }), {
+    description: 'Sessions first seen in each step, by their status now; every step, oldest first',
+  }),
+  sessions: Type.Array(
+    Type.Object({
+      id: Type.String({ description: 'Keyed hash of the gateway session, or the OTLP mcp.session.id' }),
+      status: STATUS,
+      endReason: Nullable(Type.String({ description: 'delete, client-closed, upstream-failure, rollback' })),
+      firstSeen: Timestamp,
+      lastSeen: Timestamp,
+      durationMs: Millis,
+      requests: Type.Integer(),
+      errors: Type.Integer(),
+      crashes: Type.Integer(),
+      user: Nullable(Type.String({ description: 'Keyed hash of the client' })),
+    }),
+    { description: 'The sessions seen last, latest first' },
+  ),
+});
+
+const WindowQuery = {
+  environment: Type.String({ minLength: 1, maxLength: 64, default: 'production' }),
+  window: Type.String({
+    minLength: 1,
+    maxLength: 16,
+    default: '24h',
+    description: 'A duration ending now (e.g. 1h, 24h, 7d), at most the raw retention',
+  }),
+};
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
 function windowMs(window: string): number {
   try {
     return duration('window', window);
@@ -75,18 +132,7 @@ export function releaseHealthRoutes(db: Db, warehouse: Warehouse): FastifyPlugin
           tags: ['release-health'],
           summary: "Every version's sessions by status, crash-free sessions and users, adoption and stage",
           params: Type.Object({ server: Type.String({ maxLength: 255 }) }, { additionalProperties: false }),
-          querystring: Type.Object(
-            {
-              environment: Type.String({ minLength: 1, maxLength: 64, default: 'production' }),
-              window: Type.String({
-                minLength: 1,
-                maxLength: 16,
-                default: '24h',
-                description: 'A duration ending now (e.g. 1h, 24h, 7d), at most the raw retention',
-              }),
-            },
-            { additionalProperties: false },
-          ),
+          querystring: Type.Object(WindowQuery, { additionalProperties: false }),
           response: { 200: ReleaseHealthView, ...problems },
         },
         preHandler: app.requirePermission('read'),
@@ -97,8 +143,50 @@ export function releaseHealthRoutes(db: Db, warehouse: Warehouse): FastifyPlugin
           environment: req.query.environment,
           windowMs: windowMs(req.query.window),
         });
-        const iso = (ms: number) => new Date(ms).toISOString();
         return { ...health, window: { from: iso(health.window.from), to: iso(health.window.to) } };
+      },
+    );
+
+    app.get(
+      '/servers/:server/versions/:version/sessions',
+      {
+        schema: {
+          tags: ['release-health'],
+          summary: "A version's sessions by status per step, and the latest sessions with why they ended",
+          params: Type.Object(
+            { server: Type.String({ maxLength: 255 }), version: Type.String({ maxLength: 256 }) },
+            { additionalProperties: false },
+          ),
+          querystring: Type.Object(
+            { ...WindowQuery, limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) },
+            { additionalProperties: false },
+          ),
+          response: { 200: VersionSessionsView, ...problems },
+        },
+        preHandler: app.requirePermission('read'),
+      },
+      async (req) => {
+        const found = await versionSessions(db, warehouse, contextOf(req).principal, {
+          server: req.params.server,
+          version: req.params.version,
+          environment: req.query.environment,
+          windowMs: windowMs(req.query.window),
+          limit: req.query.limit,
+        });
+        return {
+          ...found,
+          window: { from: iso(found.window.from), to: iso(found.window.to) },
+          series: found.series.map(({ time, 'moved-by-rollout': movedByRollout, ...counts }) => ({
+            time: iso(time),
+            ...counts,
+            movedByRollout,
+          })),
+          sessions: found.sessions.map((s) => ({
+            ...s,
+            firstSeen: iso(s.firstSeen),
+            lastSeen: iso(s.lastSeen),
+          })),
+        };
       },
     );
   };

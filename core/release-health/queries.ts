@@ -3,6 +3,7 @@ import type { Queryable } from '../db/client.ts';
 import { findEnvironment } from '../deploy/environments.ts';
 import { BadRequestError } from '../errors.ts';
 import { findServer } from '../registry/servers.ts';
+import { findVersion } from '../registry/versions.ts';
 import { sortDescending } from '../registry/semver-policy.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import { DEFAULT_RETENTION, ttlDays } from '../warehouse/telemetry-queries.ts';
@@ -17,6 +18,8 @@ import {
   type CountedSessions,
   type HealthFigures,
   type SessionState,
+  type SessionStatus,
+  type StatusCounts,
 } from './model.ts';
 
 const DAY_MS = 86_400_000;
@@ -282,6 +285,17 @@ export async function sessionRetentionDays(warehouse: Warehouse): Promise<number
   return (row && ttlDays(row.engine_full)) ?? DEFAULT_RETENTION.rawDays;
 }
 
+/** A 400 unless the window is longer than 0 and within the retention of session states. */
+async function checkWindow(warehouse: Warehouse, windowMs: number): Promise<void> {
+  const days = await sessionRetentionDays(warehouse);
+  if (!(windowMs > 0) || windowMs > days * DAY_MS) {
+    throw new BadRequestError(
+      `the window must be longer than 0 and at most ${days}d, the retention of session data`,
+      'invalid-window',
+    );
+  }
+}
+
 /**
  * The release health of every version of `server` in `environment` over the `windowMs` before
  * `now`. Unknown server or environment → 404; a window longer than the sessions' retention → 400.
@@ -294,13 +308,7 @@ export async function releaseHealth(
 ): Promise<ReleaseHealth> {
   await findServer(db, principal, input.server);
   await findEnvironment(db, principal, input.environment);
-  const days = await sessionRetentionDays(warehouse);
-  if (!(input.windowMs > 0) || input.windowMs > days * DAY_MS) {
-    throw new BadRequestError(
-      `the window must be longer than 0 and at most ${days}d, the retention of session data`,
-      'invalid-window',
-    );
-  }
+  await checkWindow(warehouse, input.windowMs);
   const to = input.now ?? Date.now();
   const from = to - input.windowMs;
   const idleMs = input.idleMs ?? SESSION_IDLE_LIMIT_MS;
@@ -365,4 +373,140 @@ function newestFirst(versions: VersionHealth[]): VersionHealth[] {
     .filter((v) => !semverLike.test(v.version))
     .sort((a, b) => a.version.localeCompare(b.version));
   return [...sortDescending(valid, (v) => v.version), ...other];
+}
+
+/** One session of a version, as the sessions list shows it. */
+export interface SessionView {
+  /** The keyed hash of the gateway session (or the OTLP `mcp.session.id`). */
+  id: string;
+  status: SessionStatus;
+  /** Why it ended (delete, client-closed, upstream-failure, rollback); null while not ended. */
+  endReason: string | null;
+  firstSeen: number;
+  lastSeen: number;
+  /** Milliseconds from first to last seen; null while not ended. */
+  durationMs: number | null;
+  requests: number;
+  errors: number;
+  crashes: number;
+  /** The keyed hash of the client; null when nothing identified it. */
+  user: string | null;
+}
+
+export interface VersionSessions {
+  server: string;
+  environment: string;
+  version: string;
+  window: { from: number; to: number };
+  stepSeconds: number;
+  /** Sessions first seen in each step, by their status now; every step of the window, oldest first. */
+  series: ({ time: number } & StatusCounts)[];
+  /** The sessions seen last, latest first. */
+  sessions: SessionView[];
+}
+
+/** Steps of a sessions series: about 60 per window, whole minutes. */
+export const sessionStepSeconds = (windowMs: number) => Math.max(60, Math.ceil(windowMs / 60 / 60_000) * 60);
+
+/**
+ * The sessions of one version in an environment: a series of sessions by status and the `limit`
+ * sessions seen last, with why they ended. Unknown server, version or environment → 404.
+ */
+export async function versionSessions(
+  db: Queryable,
+  warehouse: Warehouse,
+  principal: Principal,
+  input: {
+    server: string;
+    version: string;
+    environment: string;
+    windowMs: number;
+    limit: number;
+    now?: number;
+    idleMs?: number;
+  },
+): Promise<VersionSessions> {
+  const server = await findServer(db, principal, input.server);
+  await findVersion(db, server, input.version);
+  await findEnvironment(db, principal, input.environment);
+  await checkWindow(warehouse, input.windowMs);
+  const to = input.now ?? Date.now();
+  const from = to - input.windowMs;
+  const step = sessionStepSeconds(input.windowMs);
+  const params = {
+    ...scopeParams({
+      orgId: principal.orgId,
+      server: input.server,
+      environment: input.environment,
+      from,
+      to,
+    }),
+    version: input.version,
+    now: to,
+    idle: input.idleMs ?? SESSION_IDLE_LIMIT_MS,
+  };
+  const perSession = `SELECT *, ${STATUS_SQL} AS status FROM (${MERGED_SESSIONS}) WHERE version = {version:String}`;
+  const [seriesResult, latestResult] = await Promise.all([
+    warehouse.client.query({
+      query: `SELECT toUnixTimestamp(toStartOfInterval(greatest(first_at, fromUnixTimestamp64Milli({from:Int64}, 'UTC')),
+            INTERVAL {step:UInt32} SECOND)) * 1000 AS bucket, status, count() AS sessions
+        FROM (${perSession}) GROUP BY bucket, status`,
+      query_params: { ...params, step },
+      format: 'JSONEachRow',
+    }),
+    warehouse.client.query({
+      query: `${perSession} ORDER BY last_at DESC, session_id LIMIT {limit:UInt32}`,
+      query_params: { ...params, limit: input.limit },
+      format: 'JSONEachRow',
+    }),
+  ]);
+  const empty = (): StatusCounts => ({
+    total: 0,
+    healthy: 0,
+    errored: 0,
+    crashed: 0,
+    abnormal: 0,
+    'moved-by-rollout': 0,
+    active: 0,
+  });
+  const stepMs = step * 1000;
+  const first = Math.floor(from / stepMs) * stepMs;
+  const series: ({ time: number } & StatusCounts)[] = [];
+  for (let time = first; time <= to; time += stepMs) series.push({ time, ...empty() });
+  for (const r of await seriesResult.json<{
+    bucket: string | number;
+    status: SessionStatus;
+    sessions: string | number;
+  }>()) {
+    const point = series[Math.round((Number(r.bucket) - first) / stepMs)];
+    if (!point) continue;
+    point[r.status] += Number(r.sessions);
+    point.total += Number(r.sessions);
+  }
+  const sessions = (await latestResult.json<StateRow & { status: SessionStatus }>()).map((r): SessionView => {
+    const firstSeen = instant(r.first_at);
+    const lastSeen = instant(r.last_at);
+    const ended = Number(r.was_ended) === 1;
+    return {
+      id: r.session_id,
+      status: r.status,
+      endReason: ended ? r.why : null,
+      firstSeen,
+      lastSeen,
+      durationMs: ended ? Math.max(0, lastSeen - firstSeen) : null,
+      requests: Number(r.request_count),
+      errors: Number(r.error_count),
+      crashes: Number(r.crash_count),
+      user: r.client || null,
+    };
+  });
+  return {
+    server: input.server,
+    environment: input.environment,
+    version: input.version,
+    window: { from, to },
+    stepSeconds: step,
+    series,
+    sessions,
+  };
 }

@@ -530,6 +530,12 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: 'GET',
+    route: '/api/v1/servers/:server/versions/:version/sessions',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/sessions?environment=staging' }),
+  },
+  {
+    method: 'GET',
     route: '/api/v1/overview',
     needs: 'read',
     request: async () => ({ url: '/api/v1/overview?window=1h' }),

@@ -68,6 +68,24 @@ async function health(slug: string): Promise<Health> {
   return res.json() as Health;
 }
 
+interface Sessions {
+  series: ({ time: string; movedByRollout: number } & Record<'total' | 'healthy' | 'errored', number>)[];
+  sessions: {
+    status: string;
+    endReason: string | null;
+    requests: number;
+    errors: number;
+    durationMs: number | null;
+    user: string | null;
+  }[];
+}
+
+async function sessionsOf(slug: string, version: string): Promise<Sessions> {
+  const res = await call(`/servers/${slug}/versions/${version}/sessions?environment=development&window=1h`);
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json() as Sessions;
+}
+
 /** Sessions of every version. */
 const total = (h: Health) => h.versions.reduce((sum, v) => sum + v.sessions.total, 0);
 
@@ -232,6 +250,19 @@ describe('release health through the gateway', () => {
     expect(stable?.stage).toBe('adopted');
     expect(h.average).toMatchObject({ crashFreeSessions: 1, crashFreeUsers: 1 });
     expect(h.average.erroredRate).toBeCloseTo(1 / 3);
+
+    // The sessions list says how each one went.
+    const moved = await sessionsOf('rh', '1.1.0');
+    expect(moved.sessions.map((s) => [s.status, s.endReason])).toEqual([
+      ['moved-by-rollout', null],
+      ['moved-by-rollout', null],
+    ]);
+    expect(moved.series.reduce((sum, p) => sum + p.movedByRollout, 0)).toBe(2);
+    const stableSessions = await sessionsOf('rh', '1.0.0');
+    expect(stableSessions.sessions.filter((s) => s.status === 'errored')).toMatchObject([
+      { endReason: 'delete', errors: 1, requests: 3 },
+    ]);
+    expect(stableSessions.series.reduce((sum, p) => sum + p.total, 0)).toBe(all);
   });
 
   it('counts a session whose upstream was killed as crashed, for the session and its user', async () => {
@@ -252,6 +283,12 @@ describe('release health through the gateway', () => {
       crashFreeUsers: 0.5,
       erroredRate: 0,
     });
+    const { sessions } = await sessionsOf('rh-crash', '1.0.0');
+    expect(sessions.map((s) => [s.status, s.endReason]).sort()).toEqual([
+      ['crashed', 'upstream-failure'],
+      ['healthy', 'delete'],
+    ]);
+    expect(sessions.every((s) => typeof s.durationMs === 'number' && s.user !== null)).toBe(true);
   });
 
   it('counts a session once when its rows are written again by another writer', async () => {
@@ -353,6 +390,16 @@ describe('bad input', () => {
     await applyRetention(stores.warehouse, DEFAULT_RETENTION);
     expect(longer.statusCode).toBe(400);
     expect(longer.json().detail).toMatch(/at most 3d/);
+    await ok('POST', '/servers/rh-input/versions', { version: '1.0.0' });
+    const unknownVersion = await call('/servers/rh-input/versions/9.9.9/sessions?environment=development');
+    expect(unknownVersion.statusCode).toBe(404);
+    expect(unknownVersion.json()).toMatchObject({ code: 'version-not-found' });
+    const none = await call('/servers/rh-input/versions/1.0.0/sessions?environment=development&window=1h');
+    expect(none.statusCode).toBe(200);
+    expect(none.json()).toMatchObject({ version: '1.0.0', stepSeconds: 60, sessions: [] });
+    expect((none.json() as Sessions).series.length).toBeGreaterThanOrEqual(60);
+    const tooMany = await call('/servers/rh-input/versions/1.0.0/sessions?environment=development&limit=501');
+    expect(tooMany.statusCode).toBe(400);
     const extra = await call('/servers/rh-input/release-health?environment=development&version=1.0.0');
     expect(extra.statusCode).toBe(400);
     const empty = await call('/servers/rh-input/release-health?environment=development&window=6h');
