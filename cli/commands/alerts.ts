@@ -19,7 +19,8 @@ const RULE_FLAGS: Record<string, FlagSpec> = {
   metric: {
     type: 'string',
     value: 'M',
-    description: 'errorRate | latencyP50 | latencyP95 | latencyP99 | throughput | cpu | memory',
+    description:
+      'errorRate | latencyP50 | latencyP95 | latencyP99 | throughput | cpu | memory | crash_free_sessions | crash_free_users | adoption',
   },
   operation: { type: 'string', value: 'OP', description: 'an operation (MCP tool), or * for one alert each' },
   comparator: { type: 'string', value: 'C', description: '> (default), >=, <, <=' },

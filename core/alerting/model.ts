@@ -17,6 +17,9 @@ export const METRICS = [
   'throughput',
   'cpu',
   'memory',
+  'crash_free_sessions',
+  'crash_free_users',
+  'adoption',
 ] as const;
 export type Metric = (typeof METRICS)[number];
 export const COMPARATORS = ['>', '>=', '<', '<='] as const;
@@ -30,6 +33,8 @@ export type ExecErrState = (typeof EXEC_ERR_STATES)[number];
 
 /** Metrics read from process resources: per process, so never per operation. */
 export const RESOURCE_METRICS: readonly Metric[] = ['cpu', 'memory'];
+/** Metrics read from the sessions of release health: per version, so never per operation. */
+export const SESSION_METRICS: readonly Metric[] = ['crash_free_sessions', 'crash_free_users', 'adoption'];
 
 /** How each metric reads in messages, with its unit. */
 export const METRIC_NAMES: Record<Metric, string> = {
@@ -40,6 +45,9 @@ export const METRIC_NAMES: Record<Metric, string> = {
   throughput: 'throughput (req/s)',
   cpu: 'CPU utilization',
   memory: 'memory (bytes)',
+  crash_free_sessions: 'crash-free sessions',
+  crash_free_users: 'crash-free users',
+  adoption: 'adoption (share of sessions)',
 };
 
 /** Labels every instance carries; a rule cannot set them itself. */
@@ -105,7 +113,10 @@ export interface Condition {
   offset: number | null;
   /** Relative rules: a version, or null for the stable version running in the environment. */
   baseline: string | null;
-  /** Series with fewer requests in the window count as no data. */
+  /**
+   * Series with fewer requests in the window count as no data; for session metrics, fewer finished
+   * sessions (crash_free_sessions), users with one (crash_free_users) or sessions of the environment (adoption).
+   */
   minRequests: number;
   /** Health rules: the check's name, or null for any check in scope. */
   check: string | null;
@@ -297,6 +308,11 @@ export function validateRule(input: RuleInput): RuleFields {
     condition.metric = oneOf('metric', input.metric, METRICS);
     if (condition.operation !== null && RESOURCE_METRICS.includes(condition.metric)) {
       throw bad(`${condition.metric} is measured per process, not per operation: remove operation`);
+    }
+    if (condition.operation !== null && SESSION_METRICS.includes(condition.metric)) {
+      throw bad(
+        `${condition.metric} is measured over sessions of a version, not per operation: remove operation`,
+      );
     }
   } else if (input.metric !== undefined && input.metric !== null) {
     throw bad(`a ${kind} rule has no metric`);

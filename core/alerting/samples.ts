@@ -5,7 +5,8 @@ import { NotFoundError } from '../errors.ts';
 import { checkFailures } from '../health/results.ts';
 import { systemPrincipal } from '../orgs.ts';
 import type { Warehouse } from '../warehouse/client.ts';
-import { RESOURCE_METRICS, versionMatches, type Metric, type Rule } from './model.ts';
+import { sessionSeries, type SessionSeries } from '../release-health/series.ts';
+import { RESOURCE_METRICS, SESSION_METRICS, versionMatches, type Metric, type Rule } from './model.ts';
 import { requestSeries, resourceSeries, type ResourceStats, type SeriesStats } from './queries.ts';
 import { compare } from './state.ts';
 
@@ -29,10 +30,17 @@ export interface Sample {
   noData?: boolean;
 }
 
-type Row = (SeriesStats | ResourceStats) & { operation?: string | null; requests?: number };
+type Row = (SeriesStats | ResourceStats | SessionSeries) & { operation?: string | null; requests?: number };
+
+/** What a session metric's minRequests counts: its denominator (finished sessions, decided users, sessions). */
+function sessionCount(row: SessionSeries, metric: Metric): number {
+  if (metric === 'crash_free_sessions') return row.finished;
+  if (metric === 'crash_free_users') return row.decidedUsers;
+  return row.sessions;
+}
 
 function metricValue(row: Row, metric: Metric): number | null {
-  const r = row as Partial<SeriesStats & ResourceStats>;
+  const r = row as Partial<SeriesStats & ResourceStats & SessionSeries>;
   switch (metric) {
     case 'errorRate':
       return r.errorRate ?? null;
@@ -48,6 +56,12 @@ function metricValue(row: Row, metric: Metric): number | null {
       return r.cpu ?? null;
     case 'memory':
       return r.memory ?? null;
+    case 'crash_free_sessions':
+      return r.crashFreeSessions ?? null;
+    case 'crash_free_users':
+      return r.crashFreeUsers ?? null;
+    case 'adoption':
+      return r.adoption ?? null;
   }
 }
 
@@ -132,14 +146,22 @@ export async function evaluateSamples(
   const perOperation = c.operation === '*';
   const operation = perOperation ? null : c.operation;
   const resources = c.metric !== null && RESOURCE_METRICS.includes(c.metric);
+  const sessions = c.metric !== null && SESSION_METRICS.includes(c.metric);
   const rows: Row[] = resources
     ? await resourceSeries(deps.warehouse, scope)
-    : await requestSeries(deps.warehouse, {
-        ...scope,
-        operation: rule.kind === 'absence' ? operation : operation,
-        perOperation: rule.kind !== 'absence' && perOperation,
-      });
-  // Series below minRequests count as no data: a p95 of two requests pages nobody.
+    : sessions
+      ? (await sessionSeries(deps.warehouse, scope)).map((row) => ({
+          ...row,
+          operation: null,
+          requests: sessionCount(row, c.metric as Metric),
+        }))
+      : await requestSeries(deps.warehouse, {
+          ...scope,
+          operation: rule.kind === 'absence' ? operation : operation,
+          perOperation: rule.kind !== 'absence' && perOperation,
+        });
+  // Series below minRequests count as no data: a p95 of two requests pages nobody. For session
+  // metrics the count is the metric's denominator, so a window without a finished session has no value.
   const enough = (row: Row) => resources || (row.requests ?? 0) >= c.minRequests;
 
   if (rule.kind === 'absence') {
