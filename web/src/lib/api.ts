@@ -276,7 +276,46 @@ export const api = {
   revokeIngestKey: (id: string) => request<unknown>('DELETE', `/ingest-keys/${seg(id)}`),
   /** Where MCP clients connect through the gateway, per environment, with the live split of sessions. */
   gateway: (s: string) => get<GatewayEndpoints>(`/servers/${seg(s)}/gateway`),
+  /** Every version's sessions by status, crash-free sessions and users, adoption and stage. */
+  releaseHealth: (s: string, q: { environment?: string; window?: string } = {}) =>
+    get<ReleaseHealth>(`/servers/${seg(s)}/release-health`, q),
 };
+
+export type ReleaseStage = 'adopted' | 'replaced' | 'low-adoption';
+
+/** One version's release health in an environment; rates 0..1, null when nothing could be counted. */
+export interface VersionHealth {
+  version: string;
+  /** Sessions seen in the window, by status (mutually exclusive). */
+  sessions: {
+    total: number;
+    healthy: number;
+    errored: number;
+    crashed: number;
+    abnormal: number;
+    movedByRollout: number;
+    active: number;
+  };
+  users: number;
+  crashFreeSessions: number | null;
+  crashFreeUsers: number | null;
+  erroredRate: number | null;
+  /** Milliseconds, first to last seen of ended sessions. */
+  duration: { p50: number | null; p90: number | null };
+  /** Share of the environment's sessions and users over the last 24 hours. */
+  adoption: { sessions: number | null; users: number | null };
+  stage: ReleaseStage;
+}
+
+export interface ReleaseHealth {
+  server: string;
+  environment: string;
+  window: { from: string; to: string };
+  /** Newest first by semver. */
+  versions: VersionHealth[];
+  /** Every version pooled. */
+  average: { crashFreeSessions: number | null; crashFreeUsers: number | null; erroredRate: number | null };
+}
 
 export type GatewayAccess = 'pylee' | 'passthrough' | 'public';
 
