@@ -214,35 +214,39 @@ export async function sessionFigures(
   });
 }
 
-/** Sessions and users in each of several windows, per version and pooled (`version` null). */
+/** Sessions in each of several windows, and users in the first, per version and pooled (`version` null). */
 export interface WindowCounts {
   version: string | null;
-  /** One per window given, in their order. */
+  /** Sessions seen in each window given, in their order. */
   sessions: number[];
-  users: number[];
+  /** Distinct non-empty client keys of the sessions seen in the first window. */
+  users: number;
 }
 
 /**
- * For each window [starts[i], ends[i]], the sessions (and distinct users) seen in it, per version and
- * pooled over every version: what adoption and the stage are computed from.
+ * For each window [from, to], the sessions seen in it, and the users of the first, per version and
+ * pooled over every version: what adoption (the first window) and the stage are computed from.
  */
 export async function windowCounts(
   warehouse: Warehouse,
   scope: SessionScope & { windows: { from: number; to: number }[] },
 ): Promise<WindowCounts[]> {
+  // One row per session (twice: its version and the pool) with an array of 0/1 per window, summed
+  // element-wise: no row per window.
   const result = await warehouse.client.query({
-    query: `SELECT target.1 AS bucket, target.2 AS pooled, i, count() AS sessions,
-        uniqExactIf(client, client != '') AS users
+    query: `SELECT target.1 AS bucket, target.2 AS pooled,
+        sumForEach(hits) AS sessions,
+        uniqExactIf(client, client != '' AND hits[1] = 1) AS users
       FROM (
         SELECT version, client,
-          arrayJoin(arrayFilter(
-            j -> toUnixTimestamp64Milli(last_at) >= {starts:Array(Int64)}[j]
-              AND toUnixTimestamp64Milli(first_at) <= {ends:Array(Int64)}[j],
-            range(1, length({ends:Array(Int64)}) + 1))) AS i,
+          arrayMap(
+            j -> toUInt64(toUnixTimestamp64Milli(last_at) >= {starts:Array(Int64)}[j]
+              AND toUnixTimestamp64Milli(first_at) <= {ends:Array(Int64)}[j]),
+            range(1, length({ends:Array(Int64)}) + 1)) AS hits,
           arrayJoin([(toString(version), toUInt8(0)), ('', toUInt8(1))]) AS target
         FROM (${MERGED_SESSIONS})
       )
-      GROUP BY bucket, pooled, i`,
+      GROUP BY bucket, pooled`,
     query_params: {
       ...scopeParams(scope),
       starts: scope.windows.map((w) => w.from),
@@ -250,29 +254,17 @@ export async function windowCounts(
     },
     format: 'JSONEachRow',
   });
-  const out = new Map<string, WindowCounts>();
-  for (const r of await result.json<{
+  const rows = await result.json<{
     bucket: string;
     pooled: number;
-    i: number;
-    sessions: string | number;
+    sessions: (string | number)[];
     users: string | number;
-  }>()) {
-    const version = Number(r.pooled) === 1 ? null : r.bucket;
-    const key = version === null ? '\u0000' : `v${version}`;
-    let entry = out.get(key);
-    if (!entry) {
-      entry = {
-        version,
-        sessions: scope.windows.map(() => 0),
-        users: scope.windows.map(() => 0),
-      };
-      out.set(key, entry);
-    }
-    entry.sessions[Number(r.i) - 1] = Number(r.sessions);
-    entry.users[Number(r.i) - 1] = Number(r.users);
-  }
-  return [...out.values()];
+  }>();
+  return rows.map((r) => ({
+    version: Number(r.pooled) === 1 ? null : r.bucket,
+    sessions: scope.windows.map((_, i) => Number(r.sessions[i] ?? 0)),
+    users: Number(r.users),
+  }));
 }
 
 /** Days the raw session states are kept (the TTL of `session_states`). */
@@ -340,7 +332,7 @@ export async function releaseHealth(
         duration: f.duration,
         adoption: {
           sessions: share(mine?.sessions[0], pooledCounts?.sessions[0]),
-          users: share(mine?.users[0], pooledCounts?.users[0]),
+          users: share(mine?.users, pooledCounts?.users),
         },
         stage: stageOf(
           windows.slice(1).map((_, i) => share(mine?.sessions[i + 1], pooledCounts?.sessions[i + 1])),

@@ -166,12 +166,19 @@ describe('the release-health query against the model', () => {
     const stages = new Set<string>();
     for (const version of VERSIONS) {
       const mine = counts.find((c) => c.version === version);
-      const share = (i: number, of: 'sessions' | 'users') =>
-        pooled?.[of][i] ? (mine?.[of][i] ?? 0) / (pooled[of][i] ?? 1) : null;
-      expect({ sessions: share(0, 'sessions'), users: share(0, 'users') }).toEqual(
-        adoption(all, version, NOW - ADOPTION_WINDOW_MS, NOW),
-      );
-      const stage = stageOf(windows.slice(1).map((_, i) => share(i + 1, 'sessions')));
+      const share = (i: number) =>
+        pooled?.sessions[i] ? (mine?.sessions[i] ?? 0) / pooled.sessions[i] : null;
+      const users = pooled?.users ? (mine?.users ?? 0) / pooled.users : null;
+      expect({ sessions: share(0), users }).toEqual(adoption(all, version, NOW - ADOPTION_WINDOW_MS, NOW));
+      windows.forEach((w, i) => {
+        const seen = all.filter(
+          (st) => st.version === version && st.lastSeen >= w.from && st.firstSeen <= w.to,
+        );
+        expect(mine?.sessions[i] ?? 0).toBe(seen.length);
+        if (i === 0)
+          expect(mine?.users ?? 0).toBe(new Set(seen.map((st) => st.clientKey).filter(Boolean)).size);
+      });
+      const stage = stageOf(windows.slice(1).map((_, i) => share(i + 1)));
       expect(stage).toBe(adoptionStage(all, version, NOW, since));
       stages.add(stage);
     }
