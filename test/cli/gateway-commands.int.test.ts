@@ -224,7 +224,11 @@ describe('pylee release-health', () => {
       }
       const report = async () =>
         json<{
-          versions: { version: string; sessions: Record<string, number>; crashFreeSessions: number }[];
+          versions: {
+            version: string;
+            sessions: { total: number; healthy: number; errored: number; crashed: number };
+            crashFreeSessions: number;
+          }[];
         }>(await pylee(['release-health', 'health', '--env', 'development', '--json']));
       // The rows and session ends reach ClickHouse a moment after the calls.
       await until(
