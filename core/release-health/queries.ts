@@ -78,7 +78,9 @@ interface SessionScope {
 
 /**
  * One row per session and version seen in [{from}, {to}], merged from every part of
- * `session_states` (so rows written by two gateways, or twice, fold into one session).
+ * `session_states` (so rows written by two gateways, or twice, fold into one session). The parts
+ * read reach one day before {from}: a gateway session lives at most that long (SESSION_MAX_AGE_MS),
+ * so every row of a session seen in the window is merged, its earlier errors and first time too.
  */
 const MERGED_SESSIONS = `SELECT version, session_id,
     min(first_seen) AS first_at, max(last_seen) AS last_at,
@@ -87,7 +89,7 @@ const MERGED_SESSIONS = `SELECT version, session_id,
     max(client_key) AS client
   FROM session_states
   WHERE org_id = {org:String} AND server = {server:String} AND environment = {environment:String}
-    AND last_seen >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+    AND last_seen >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') - INTERVAL 1 DAY
   GROUP BY version, session_id
   HAVING last_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
     AND first_at <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')`;

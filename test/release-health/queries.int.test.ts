@@ -154,6 +154,42 @@ describe('the release-health query against the model', () => {
     },
   );
 
+  it('merges every row of a session seen in the window, also those from before it', async () => {
+    const long = { ...scope, server: 'long' };
+    const row = (at: number, error: 0 | 1): RequestRow => ({
+      org_id: long.orgId,
+      server: long.server,
+      environment: long.environment,
+      version: '1.0.0',
+      operation: 'tools/call whoami',
+      time: new Date(at).toISOString(),
+      duration_ms: 0,
+      error,
+      error_type: error ? 'tool_error' : '',
+      http_status: 200,
+      mcp_method: 'tools/call',
+      tool: 'whoami',
+      trace_id: '',
+      span_id: '',
+      session_id: 'long-1',
+      source: 'gateway',
+      client_key: 'k',
+      counted: 1,
+    });
+    // Two inserts: two parts, one of them wholly before the window.
+    await warehouse.client.insert({
+      table: 'requests',
+      values: [row(NOW - 7 * HOUR, 1)],
+      format: 'JSONEachRow',
+    });
+    await warehouse.client.insert({ table: 'requests', values: [row(NOW - HOUR, 0)], format: 'JSONEachRow' });
+    const from = NOW - 6 * HOUR;
+    const [state] = await sessionStates(warehouse, { ...long, from, to: NOW });
+    expect(state).toMatchObject({ firstSeen: NOW - 7 * HOUR, lastSeen: NOW - HOUR, requests: 2, errors: 1 });
+    const figures = await sessionFigures(warehouse, { ...long, from, to: NOW, now: NOW, idleMs: IDLE });
+    expect(figures.find((f) => f.version === '1.0.0')?.sessions).toMatchObject({ total: 1, errored: 1 });
+  });
+
   it('gives the model’s adoption and stage per version', async () => {
     const since = NOW - 24 * HOUR;
     const all: SessionState[] = await sessionStates(warehouse, { ...scope, from: since, to: NOW });
