@@ -42,6 +42,12 @@ const MetricOverride = Type.Object(
     confidence: Type.Optional(Type.Number()),
     absoluteTolerance: Type.Optional(Type.Number()),
     zeroBaseline: Type.Optional(Type.Union([Type.Literal('high'), Type.Literal('critical')])),
+    minEvents: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: 'count-based metrics (session_crash_rate): fewest canary events for a rise',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -37,6 +37,7 @@ import type { NanStrategy } from '../stats/clean.ts';
 import { handleMissing, removeOutliers } from '../stats/clean.ts';
 import { mean, quantileSorted, sorted } from '../stats/describe.ts';
 import { hodgesLehmann } from '../stats/hodges-lehmann.ts';
+import { fisherExact } from '../stats/fisher.ts';
 import { mannWhitneyU } from '../stats/mann-whitney.ts';
 import { fmt, formatDelta, formatPercent, formatValue } from './format.ts';
 
@@ -78,8 +79,19 @@ export interface MetricConfig {
   perRequest?: boolean;
   /** a significant rise from a zero baseline: a plain High, or a critical failure */
   zeroBaseline?: 'high' | 'critical';
+  /**
+   * metrics judged on counts (a series with `counts`, e.g. crashed of finished sessions): a rise
+   * needs at least this many canary events (default 0)
+   */
+  minEvents?: number;
   /** for rendering: ms, ratio (shown as %), bytes, count, … */
   unit?: string;
+}
+
+/** Events out of trials over the whole window, e.g. crashed sessions of the finished ones. */
+export interface EventCounts {
+  events: number;
+  total: number;
 }
 
 export interface Traffic {
@@ -97,6 +109,11 @@ export interface MetricSeries {
   baseline: readonly (number | null)[];
   /** the requests behind this metric (per-operation metrics); defaults to the window's traffic */
   traffic?: Traffic;
+  /**
+   * A rate judged over the whole window from counts instead of per-interval values (which are then
+   * ignored): Fisher's exact test on events / total of canary and baseline.
+   */
+  counts?: { canary: EventCounts; baseline: EventCounts };
 }
 
 export interface JudgeOptions {
@@ -177,6 +194,8 @@ export interface MetricResult {
   pValue: number | null;
   /** Hodges-Lehmann shift canary − baseline with its interval */
   shift: { estimate: number; lower: number; upper: number; confidence: number; method: string } | null;
+  /** the counts a count-based metric was judged on */
+  counts?: { canary: EventCounts; baseline: EventCounts };
   /** intervals left out, per reason */
   dropped: {
     lowTraffic: { canary: number; baseline: number };
@@ -234,8 +253,11 @@ export function resolveMetricConfig(config: MetricConfig): ResolvedMetricConfig 
     absoluteTolerance: config.absoluteTolerance ?? 0,
     perRequest: config.perRequest ?? true,
     zeroBaseline: config.zeroBaseline ?? 'high',
+    minEvents: config.minEvents ?? 0,
     unit: config.unit ?? null,
   };
+  if (!Number.isInteger(r.minEvents) || r.minEvents < 0)
+    throw invalid(`${label}: minEvents must be a whole number ≥ 0`);
   if (!['increase', 'decrease', 'either'].includes(r.direction))
     throw invalid(`${label}: direction must be increase, decrease or either`);
   if (!['remove', 'replace'].includes(r.nanStrategy))
@@ -492,6 +514,7 @@ function judgeMetric(
     return result;
   };
   try {
+    if (series.counts) return judgeCounts(result, cfg, series.counts);
     let canary: readonly (number | null)[] = series.canary;
     let baseline: readonly (number | null)[] = series.baseline;
     if (!Array.isArray(canary) || !Array.isArray(baseline)) throw new Error('samples must be arrays');
@@ -581,6 +604,98 @@ function judgeMetric(
     result.reason = `could not judge: ${err instanceof Error ? err.message : String(err)}`;
     return result;
   }
+}
+
+/**
+ * A rate over the whole window from counts (crashed / finished sessions): no data unless both sides
+ * have trials; a rise (or fall) counts when Fisher's exact one-sided p is below (1 − confidence) / 2
+ * (the tie-case test's level), the canary has at least `minEvents` events, the change exceeds
+ * `absoluteTolerance` and the ratio `allowedIncrease`; a critical metric fails the canary at
+ * `criticalIncrease`, and on any such rise from a zero baseline with `zeroBaseline: 'critical'`.
+ */
+function judgeCounts(
+  result: MetricResult,
+  cfg: ResolvedMetricConfig,
+  counts: { canary: EventCounts; baseline: EventCounts },
+): MetricResult {
+  const { canary: c, baseline: b } = counts;
+  for (const x of [c, b]) {
+    if (!Number.isInteger(x.events) || !Number.isInteger(x.total) || x.events < 0 || x.events > x.total)
+      throw new Error('counts must be whole numbers with events ≤ total');
+  }
+  result.counts = { canary: { ...c }, baseline: { ...b } };
+  if (c.total === 0 || b.total === 0) {
+    result.noData = 'missing';
+    result.reason = `no ${c.total === 0 && b.total === 0 ? 'canary and baseline' : c.total === 0 ? 'canary' : 'baseline'} data`;
+    return result;
+  }
+  const pc = c.events / c.total;
+  const pb = b.events / b.total;
+  const point = (v: number, n: number): SampleSummary => ({
+    count: n,
+    mean: v,
+    median: v,
+    min: v,
+    max: v,
+    p95: v,
+  });
+  result.canary = point(pc, c.total);
+  result.baseline = point(pb, b.total);
+  result.change = { absolute: pc - pb, relative: pb === 0 ? null : (pc - pb) / pb };
+  result.effectSize = pb > 0 ? pc / pb : null;
+  result.fromZero = pb === 0;
+  const greater = fisherExact(c.events, c.total, b.events, b.total, 'greater');
+  const less = fisherExact(c.events, c.total, b.events, b.total, 'less');
+  result.pValue = Math.min(1, 2 * Math.min(greater, less));
+  const alpha = (1 - cfg.confidence) / 2;
+  const unit = cfg.unit;
+  const evidence = `canary ${c.events} of ${c.total} (${formatValue(pc, unit)}) vs baseline ${b.events} of ${b.total} (${formatValue(pb, unit)})`;
+  const ratio = result.effectSize;
+  const ratioText = ratio === null ? '' : ` (×${fmt(ratio)})`;
+  const verdict = (classification: Classification, reason: string, critical = false) => {
+    result.classification = classification;
+    result.criticalFailure = critical;
+    result.reason = critical ? `${reason}; critical` : reason;
+    return result;
+  };
+  if (pc > pb && cfg.direction !== 'decrease') {
+    if (c.events < cfg.minEvents)
+      return verdict(
+        'Pass',
+        `${evidence}: fewer than ${cfg.minEvents} canary events, too few to call a rise`,
+      );
+    if (greater >= alpha) return verdict('Pass', `${evidence}: not a significant rise (p = ${fmt(greater)})`);
+    if (pc - pb <= cfg.absoluteTolerance)
+      return verdict(
+        'Pass',
+        `${evidence}: within the absolute tolerance ${formatValue(cfg.absoluteTolerance, unit)}`,
+      );
+    if (ratio !== null && ratio < cfg.allowedIncrease)
+      return verdict(
+        'Pass',
+        `${evidence}${ratioText}: within the allowed increase ×${fmt(cfg.allowedIncrease)}`,
+      );
+    const critical =
+      (cfg.critical && (ratio === null || ratio >= cfg.criticalIncrease)) ||
+      (result.fromZero && cfg.zeroBaseline === 'critical');
+    return verdict('High', `${evidence}${ratioText}: a significant rise (p = ${fmt(greater)})`, critical);
+  }
+  if (pc < pb && cfg.direction !== 'increase') {
+    if (less >= alpha) return verdict('Pass', `${evidence}: not a significant fall (p = ${fmt(less)})`);
+    if (pb - pc <= cfg.absoluteTolerance)
+      return verdict(
+        'Pass',
+        `${evidence}: within the absolute tolerance ${formatValue(cfg.absoluteTolerance, unit)}`,
+      );
+    if (ratio !== null && ratio > cfg.allowedDecrease)
+      return verdict(
+        'Pass',
+        `${evidence}${ratioText}: within the allowed decrease ×${fmt(cfg.allowedDecrease)}`,
+      );
+    const critical = cfg.critical && (ratio === null || ratio <= cfg.criticalDecrease);
+    return verdict('Low', `${evidence}${ratioText}: a significant fall (p = ${fmt(less)})`, critical);
+  }
+  return verdict('Pass', `${evidence}: no significant difference (p = ${fmt(result.pValue)})`);
 }
 
 const SCORED = new Set<Classification>(['Pass', 'High', 'Low']);

@@ -2,7 +2,7 @@ import type { MetricConfig } from './judge.ts';
 
 /**
  * What a canary analysis judges by default (issue 7): error rate, p50/p95/p99 latency, CPU,
- * memory and health-check failures for the whole server, and error rate and p95 latency per MCP
+ * memory, health-check failures and the session crash rate (issue 15) for the whole server, and error rate and p95 latency per MCP
  * tool. Effect sizes are mean ratios canary/baseline: allowedIncrease 1.1 = up to +10% passes.
  * The analysis job reads one value per interval (1 minute by default) for each of these names.
  */
@@ -60,6 +60,22 @@ export const SERVER_METRICS: readonly MetricConfig[] = [
     nanStrategy: 'replace',
     zeroBaseline: 'critical',
     unit: 'count',
+  },
+  // Crashed / finished sessions over the whole window (release health's 1 − crash-free sessions),
+  // judged on the counts with Fisher's exact test. Critical: a significant rise fails the canary
+  // whatever its latency, once at least 2 of its sessions crashed (one crash is never enough, so
+  // 1 crash in 3 sessions does not fail it; 2 in 3 against a crash-free baseline does). Sessions,
+  // not requests: judged however little traffic the window had.
+  {
+    name: 'session_crash_rate',
+    group: 'sessions',
+    direction: 'increase',
+    critical: true,
+    allowedIncrease: 1.2,
+    perRequest: false,
+    minEvents: 2,
+    zeroBaseline: 'critical',
+    unit: 'ratio',
   },
 ];
 

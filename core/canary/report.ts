@@ -6,7 +6,7 @@
  * versions, reasons, contract details) is escaped, so markup in a tool name stays text.
  */
 import type { ContractChange, ContractDiff } from './contract-diff.ts';
-import type { Classification, GroupScore, JudgeResult, Verdict } from './judge.ts';
+import type { Classification, EventCounts, GroupScore, JudgeResult, Verdict } from './judge.ts';
 import { fmt, formatDelta, formatPercent, formatValue } from './format.ts';
 
 export { formatValue };
@@ -29,6 +29,8 @@ export interface ReportRow {
   /** Hodges-Lehmann interval of the shift canary − baseline */
   interval: { lower: number; upper: number; confidence: number } | null;
   reason: string;
+  /** count-based metrics (session_crash_rate): events of total per side, e.g. crashed of finished sessions */
+  counts?: { canary: EventCounts; baseline: EventCounts };
 }
 
 export interface AnalysisReport {
@@ -110,6 +112,7 @@ export function buildReport(
         ? { lower: m.shift.lower, upper: m.shift.upper, confidence: m.shift.confidence }
         : null,
       reason: m.reason,
+      ...(m.counts ? { counts: m.counts } : {}),
     })),
     groups: result.groups,
     traffic: result.traffic,

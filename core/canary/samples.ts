@@ -9,7 +9,8 @@
 import { BadRequestError } from '../errors.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import { resolution, type RetentionDays } from '../warehouse/telemetry-queries.ts';
-import type { MetricConfig, MetricSeries, Traffic } from './judge.ts';
+import { sessionSeries } from '../release-health/series.ts';
+import type { EventCounts, MetricConfig, MetricSeries, Traffic } from './judge.ts';
 import { operationMetrics, SERVER_METRICS } from './metric-presets.ts';
 
 export interface SampleScope {
@@ -53,6 +54,11 @@ export interface Samples {
   canary: SideValues;
   baseline: SideValues;
   operations: OperationValues[];
+  /**
+   * Crashed of finished sessions (sessions − moved-by-rollout − active, at the end of the window)
+   * seen in the window, per side; absent counts as none.
+   */
+  sessions?: { canary: EventCounts; baseline: EventCounts };
 }
 
 const FROM = "fromUnixTimestamp64Milli({from:Int64}, 'UTC')";
@@ -162,7 +168,7 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
     : `SELECT version, ${BUCKET} AS bucket, avgMerge(cpu_utilization) AS cpu, avgMerge(memory_avg) AS memory
        FROM resources_1m WHERE ${where} AND ${window} GROUP BY version, bucket`;
 
-  const [server, perOperation, resourceRows, healthRows] = await Promise.all([
+  const [server, perOperation, resourceRows, healthRows, sessionRows] = await Promise.all([
     select<RequestBucket>(
       warehouse,
       `SELECT version, ${BUCKET} AS bucket, ${agg} FROM ${requestsTable} WHERE ${where} AND ${window}${counted}
@@ -186,7 +192,20 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
        WHERE ${where} AND time >= ${FROM} AND time < ${TO} GROUP BY version, bucket`,
       params,
     ),
+    sessionSeries(warehouse, {
+      orgId: scope.orgId,
+      server: scope.server,
+      environment: scope.environment,
+      versions: [scope.baseline, scope.candidate],
+      from: scope.from,
+      to: scope.to,
+    }),
   ]);
+  const sessionsOf = (version: string): EventCounts => {
+    const row = sessionRows.find((r) => r.version === version);
+    return { events: row?.crashed ?? 0, total: row?.finished ?? 0 };
+  };
+  const sessions = { canary: sessionsOf(scope.candidate), baseline: sessionsOf(scope.baseline) };
 
   const canary = emptySide(n);
   const baseline = emptySide(n);
@@ -245,7 +264,7 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
       canary: { requests: o.canary.requests, errorRate: o.canary.errorRate, p95: o.canary.p95 },
       baseline: { requests: o.baseline.requests, errorRate: o.baseline.errorRate, p95: o.baseline.p95 },
     }));
-  return { buckets, intervalSeconds: step, resolution: res, canary, baseline, operations };
+  return { buckets, intervalSeconds: step, resolution: res, canary, baseline, operations, sessions };
 }
 
 const SERVER_VALUES: Record<string, keyof SideValues> = {
@@ -259,8 +278,11 @@ const SERVER_VALUES: Record<string, keyof SideValues> = {
 };
 const OPERATION_VALUES: Record<string, 'errorRate' | 'p95'> = { error_rate: 'errorRate', latency_p95: 'p95' };
 
+/** Judged on counts over the window rather than per-interval values. */
+const COUNT_METRICS = ['session_crash_rate'];
+
 /** The metric names an analysis can judge for the whole server, and per operation. */
-export const KNOWN_METRICS = Object.keys(SERVER_VALUES);
+export const KNOWN_METRICS = [...Object.keys(SERVER_VALUES), ...COUNT_METRICS];
 export const KNOWN_OPERATION_METRICS = Object.keys(OPERATION_VALUES);
 
 /**
@@ -301,7 +323,12 @@ export function toJudgeSeries(
   selection: MetricSelection = {},
 ): { metrics: MetricSeries[]; traffic: Traffic } {
   const server = mergeMetricConfigs(SERVER_METRICS, selection.metrics, KNOWN_METRICS, 'server');
+  const none = { events: 0, total: 0 };
   const metrics: MetricSeries[] = server.map((config) => {
+    if (COUNT_METRICS.includes(config.name)) {
+      const counts = samples.sessions ?? { canary: none, baseline: none };
+      return { config, canary: [], baseline: [], counts };
+    }
     const key = SERVER_VALUES[config.name] as keyof SideValues;
     return { config, canary: samples.canary[key], baseline: samples.baseline[key] };
   });

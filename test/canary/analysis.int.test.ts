@@ -8,6 +8,7 @@ import { writeResults, type HealthResult } from '#core/health/results.ts';
 import { saveToolSnapshot } from '#core/health/tools.ts';
 import type { EventPublisher, PyleeEvent } from '#core/notify/events.ts';
 import { QUEUE_PREFIX, QUEUES } from '#core/queue/queues.ts';
+import type { SessionEventRow } from '#core/warehouse/rows.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { startCanaryWorker, type CanaryWorker } from '#alerts/processors/canary-analysis.ts';
 import { canaryCommands } from '#cli/commands/canary.ts';
@@ -193,6 +194,53 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
         (m: { metric: string; operation: string | null }) => m.metric === 'error_rate' && !m.operation,
       );
       expect(errors).toMatchObject({ classification: 'High', criticalFailure: true, baseline: 0 });
+    });
+
+    it('fails a canary whose sessions crash whatever its latency; no data without sessions', async () => {
+      const server = await canaryServer(HEALTHY);
+      const ended = (version: string, i: number, reason: string): SessionEventRow => ({
+        org_id: api.org.id,
+        server,
+        environment: 'staging',
+        version,
+        session_id: `${version}-${i}`,
+        time: new Date(start + 5 * 60_000 + i * 1000).toISOString(),
+        event: 'end',
+        reason,
+        client_key: `client-${i}`,
+        source: 'gateway',
+      });
+      // 1.0.0: 30 clean sessions; 1.1.0: 4 of 12 ended by an upstream failure.
+      await writer.writeSessionEvents([
+        ...Array.from({ length: 30 }, (_, i) => ended('1.0.0', i, 'delete')),
+        ...Array.from({ length: 12 }, (_, i) => ended('1.1.0', i, i < 4 ? 'upstream-failure' : 'delete')),
+      ]);
+      await writer.flush();
+      const a = (await analyze(server)).json();
+      expect(a.verdict).toBe('fail');
+      const crashes = a.metrics.find((m: { metric: string }) => m.metric === 'session_crash_rate');
+      expect(crashes).toMatchObject({
+        classification: 'High',
+        criticalFailure: true,
+        counts: { canary: { events: 4, total: 12 }, baseline: { events: 0, total: 30 } },
+      });
+      expect(a.reasons[0]).toMatch(/^session_crash_rate: canary 4 of 12/);
+      const p95 = a.metrics.find(
+        (m: { metric: string; operation: string | null }) => m.metric === 'latency_p95' && !m.operation,
+      );
+      expect(p95.classification).toBe('Pass');
+      // Asking for more crashes before a rise counts: the same canary passes.
+      const lenient = (
+        await analyze(server, { metrics: [{ name: 'session_crash_rate', minEvents: 5 }] })
+      ).json();
+      expect(lenient.verdict, JSON.stringify(lenient.reasons)).toBe('pass');
+
+      // A server without sessions: no data, left out of the score.
+      const quiet = (await analyze(await canaryServer(HEALTHY))).json();
+      expect(quiet.metrics.find((m: { metric: string }) => m.metric === 'session_crash_rate')).toMatchObject({
+        classification: 'NoData',
+      });
+      expect(quiet.verdict).toBe('pass');
     });
 
     it('flags a breaking contract change under a minor bump from the stored tools lists', async () => {

@@ -590,3 +590,54 @@ describe('configuration errors', () => {
     for (const c of SERVER_METRICS) expect(() => resolveMetricConfig(c)).not.toThrow();
   });
 });
+
+describe('session crash rate (counts over the window)', () => {
+  const sessions = (canary: [number, number], baseline: [number, number]) => ({
+    canary: { events: canary[0], total: canary[1] },
+    baseline: { events: baseline[0], total: baseline[1] },
+  });
+
+  it('fails a canary whose sessions crash, whatever its latency and error rate', () => {
+    const r = judge(canaryInput(HEALTHY, HEALTHY, { sessions: sessions([4, 20], [0, 200]) }));
+    expect(r.verdict).toBe('fail');
+    expect(row(r, 'session_crash_rate')).toMatchObject({
+      classification: 'High',
+      criticalFailure: true,
+      fromZero: true,
+      counts: { canary: { events: 4, total: 20 }, baseline: { events: 0, total: 200 } },
+    });
+    expect(row(r, 'latency_p95').classification).toBe('Pass');
+    expect(r.reasons[0]).toMatch(/^session_crash_rate: canary 4 of 20 \(20%\) vs baseline 0 of 200 \(0%\)/);
+  });
+
+  it('does not fail on one crash in three sessions, but does on two against a crash-free baseline', () => {
+    const one = judge(canaryInput(HEALTHY, HEALTHY, { sessions: sessions([1, 3], [0, 100]) }));
+    expect(row(one, 'session_crash_rate')).toMatchObject({ classification: 'Pass', criticalFailure: false });
+    expect(row(one, 'session_crash_rate').reason).toMatch(/fewer than 2 canary events/);
+    expect(one.verdict).toBe('pass');
+    const two = judge(canaryInput(HEALTHY, HEALTHY, { sessions: sessions([2, 3], [0, 100]) }));
+    expect(two.verdict).toBe('fail');
+    // Two of three against two of three baseline sessions is no evidence of anything.
+    const same = judge(canaryInput(HEALTHY, HEALTHY, { sessions: sessions([2, 3], [2, 3]) }));
+    expect(row(same, 'session_crash_rate').classification).toBe('Pass');
+  });
+
+  it('passes a rate no significantly higher than the baseline’s', () => {
+    const r = judge(canaryInput(HEALTHY, HEALTHY, { sessions: sessions([3, 100], [20, 1000]) }));
+    expect(row(r, 'session_crash_rate')).toMatchObject({ classification: 'Pass' });
+    expect(row(r, 'session_crash_rate').reason).toMatch(/not a significant rise/);
+    expect(r.verdict).toBe('pass');
+  });
+
+  it('is no data, not scored, without finished sessions; judged even when requests are too few', () => {
+    const none = judge(canaryInput(HEALTHY, HEALTHY, { sessions: sessions([0, 0], [0, 0]) }));
+    expect(row(none, 'session_crash_rate')).toMatchObject({ classification: 'NoData', noData: 'missing' });
+    expect(none.score).toBe(100);
+    const noBaseline = judge(canaryInput(HEALTHY, HEALTHY, { sessions: sessions([3, 3], [0, 0]) }));
+    expect(row(noBaseline, 'session_crash_rate').reason).toBe('no baseline data');
+    const idle = judge(
+      canaryInput({ ...HEALTHY, requests: 1 }, HEALTHY, { sessions: sessions([3, 4], [0, 50]) }),
+    );
+    expect(idle.verdict).toBe('fail');
+  });
+});

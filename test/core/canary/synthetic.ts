@@ -105,6 +105,8 @@ export function canaryInput(
     healthChecks?: boolean;
     /** false: neither version exports CPU or memory */
     resources?: boolean;
+    /** crashed of finished sessions per side; without it session_crash_rate is left out */
+    sessions?: MetricSeries['counts'];
   } = {},
 ): JudgeInput {
   const intervals = opts.intervals ?? 60;
@@ -116,11 +118,13 @@ export function canaryInput(
     (opts.resources === false && (name === 'cpu' || name === 'memory'));
   const values = (s: SideSamples, name: string) =>
     absent(name) ? Array<null>(intervals).fill(null) : pick(s, name);
-  const metrics: MetricSeries[] = (opts.metrics ?? SERVER_METRICS).map((config) => ({
-    config,
-    canary: values(c, config.name),
-    baseline: values(b, config.name),
-  }));
+  const metrics: MetricSeries[] = (opts.metrics ?? SERVER_METRICS)
+    .filter((config) => config.name !== 'session_crash_rate' || opts.sessions)
+    .map((config) =>
+      config.name === 'session_crash_rate'
+        ? { config, canary: [], baseline: [], counts: opts.sessions }
+        : { config, canary: values(c, config.name), baseline: values(b, config.name) },
+    );
   return { metrics, traffic: { canary: c.requests, baseline: b.requests } };
 }
 
