@@ -2,6 +2,7 @@ import { assertServerAccess, type Principal } from '../auth/principal.ts';
 import type { Queryable } from '../db/client.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { sortDescending } from '../registry/semver-policy.ts';
+import { compareSessions } from '../release-health/compare.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import {
   compareVersions,
@@ -114,6 +115,14 @@ export async function compareReport(
   const registry = await registryStatus(db, principal, scope.server);
   const baseline = scope.baseline ?? (await defaultBaseline(warehouse, principal, scope, registry.versions));
   const comparison = await compareVersions(warehouse, { ...scope, orgId: principal.orgId, baseline });
+  // Sessions belong to an environment: without one there is no release health to set beside.
+  const sessions = scope.environment
+    ? await compareSessions(
+        warehouse,
+        { ...scope, environment: scope.environment, orgId: principal.orgId },
+        { baseline, candidate: scope.candidate },
+      )
+    : null;
   return {
     server: scope.server,
     environment: scope.environment ?? null,
@@ -128,6 +137,7 @@ export async function compareReport(
     deltas: statsDeltas(comparison.baseline, comparison.candidate),
     operations: comparison.operations.map((o) => ({ ...o, deltas: statsDeltas(o.baseline, o.candidate) })),
     newErrorTypes: comparison.newErrorTypes,
+    sessions,
   };
 }
 

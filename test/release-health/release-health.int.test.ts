@@ -289,6 +289,23 @@ describe('release health through the gateway', () => {
       ['healthy', 'delete'],
     ]);
     expect(sessions.every((s) => typeof s.durationMs === 'number' && s.user !== null)).toBe(true);
+
+    // The comparison carries the same release health beside its latency and error figures.
+    const compare = await call(
+      '/servers/rh-crash/compare?candidate=1.0.0&baseline=1.0.0&environment=development&window=1h',
+    );
+    expect(compare.statusCode, compare.body).toBe(200);
+    expect((compare.json() as { sessions: unknown }).sessions).toMatchObject({
+      candidate: {
+        sessions: { total: 2, crashed: 1 },
+        users: 2,
+        crashFreeSessions: 0.5,
+        crashFreeUsers: 0.5,
+      },
+      baseline: { crashFreeSessions: 0.5 },
+    });
+    const noEnvironment = await call('/servers/rh-crash/compare?candidate=1.0.0&baseline=1.0.0&window=1h');
+    expect((noEnvironment.json() as { sessions: unknown }).sessions).toBeNull();
   });
 
   it('counts a session once when its rows are written again by another writer', async () => {
