@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { duration } from '#core/config.ts';
 import type { Db } from '#core/db/client.ts';
 import { BadRequestError, ConfigError } from '#core/errors.ts';
@@ -50,6 +50,9 @@ const ReleaseHealthView = Type.Object({
     { description: "All the environment's sessions in the window, every version pooled" },
   ),
 });
+
+/** The JSON of `GET …/release-health`, for clients (the CLI). */
+export type ReleaseHealthJson = Static<typeof ReleaseHealthView>;
 
 const StatusCounts = {
   total: Type.Integer(),

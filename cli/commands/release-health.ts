@@ -1,33 +1,5 @@
+import type { ReleaseHealthJson } from '#api/routes/release-health.ts';
 import { api, segment, type Command } from '../client.ts';
-
-/** The figures `GET …/release-health` answers (api/routes/release-health.ts). */
-interface VersionHealth {
-  version: string;
-  sessions: {
-    total: number;
-    healthy: number;
-    errored: number;
-    crashed: number;
-    abnormal: number;
-    movedByRollout: number;
-    active: number;
-  };
-  users: number;
-  crashFreeSessions: number | null;
-  crashFreeUsers: number | null;
-  erroredRate: number | null;
-  duration: { p50: number | null; p90: number | null };
-  adoption: { sessions: number | null; users: number | null };
-  stage: string;
-}
-
-interface ReleaseHealth {
-  server: string;
-  environment: string;
-  window: { from: string; to: string };
-  versions: VersionHealth[];
-  average: { crashFreeSessions: number | null; crashFreeUsers: number | null; erroredRate: number | null };
-}
 
 const percent = (value: number | null, digits = 1) =>
   value === null ? '—' : `${(value * 100).toFixed(digits)} %`;
@@ -50,7 +22,7 @@ export const releaseHealthCommands: Command[] = [
       const [server] = ctx.positionals as [string];
       const query = new URLSearchParams({ environment: ctx.flags.env as string });
       if (typeof ctx.flags.window === 'string') query.set('window', ctx.flags.window);
-      const health = await api<ReleaseHealth>(
+      const health = await api<ReleaseHealthJson>(
         ctx.client,
         'GET',
         `/servers/${segment(server)}/release-health?${query.toString()}`,

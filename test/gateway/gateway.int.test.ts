@@ -6,12 +6,12 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildGateway } from '#gateway/app.ts';
 import type { UpstreamTimeouts } from '#gateway/upstream-client.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
-import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
+import { openTestStores } from '#test/helpers/stores.ts';
 import { until } from '#test/helpers/until.ts';
 import { startMcpTarget } from '../health/targets.ts';
+import { apiFixture, startTestGateway, whoami } from './harness.ts';
 import { startUpstream, type Upstream } from './upstream.ts';
 
 // The gateway with real parts: MCP SDK servers (one per version) and SDK clients over real HTTP,
@@ -26,71 +26,12 @@ let connectToken: string;
 const upstreams: Upstream[] = [];
 const clients: Client[] = [];
 
-async function startGateway(
-  timeouts?: UpstreamTimeouts,
-  rateLimitMax = 1_000_000,
-): Promise<{ app: FastifyInstance; base: string }> {
-  const app = await buildGateway({
-    timeouts,
-    stores,
-    logger: silentLogger,
-    secretBox: testSecretBox,
-    config: {
-      dataDir: stores.dir,
-      gatewayBodyLimit: 64 * 1024,
-      gatewayAllowedOrigins: ['https://app.example.com'],
-      gatewayRateLimitMax: rateLimitMax,
-      rateLimit: { max: 1_000_000, windowMs: 60_000 },
-    },
-    // An hour: a rollout change must reach the gateway by its Redis signal, not by the refresh.
-    refreshMs: 3_600_000,
-    writer: { flushIntervalMs: 50, wal: false },
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  return { app, base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
-}
+const { ok, serverWith, canary } = apiFixture(() => api, upstreams);
+/** Rows reach chDB within a second when the machine is idle; a loaded CI machine may take longer. */
+const ROWS_TIMEOUT_MS = 30_000;
+const startGateway = (timeouts?: UpstreamTimeouts, rateLimitMax?: number) =>
+  startTestGateway(stores, { timeouts, rateLimitMax, allowedOrigins: ['https://app.example.com'] });
 
-async function ok<T = Record<string, unknown>>(
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH',
-  url: string,
-  payload?: object,
-) {
-  const res = await api.app.inject({
-    method,
-    url: `/api/v1${url}`,
-    headers: bearer(BOOTSTRAP_TOKEN),
-    payload,
-  });
-  expect(res.statusCode, `${method} ${url}: ${res.body}`).toBeLessThan(300);
-  return res.json() as T;
-}
-
-/** A server whose versions each run as their own SDK server, with 1.0.0 stable in development. */
-async function serverWith(slug: string, versions: string[]): Promise<Record<string, Upstream>> {
-  await ok('POST', '/servers', { slug });
-  const out: Record<string, Upstream> = {};
-  for (const version of versions) {
-    const upstream = await startUpstream(version);
-    upstreams.push(upstream);
-    out[version] = upstream;
-    await ok('POST', `/servers/${slug}/versions`, {
-      version,
-      remotes: [{ type: 'streamable-http', url: upstream.url }],
-    });
-  }
-  await ok('POST', `/servers/${slug}/deployments`, { version: versions[0], environment: 'development' });
-  return out;
-}
-
-function canary(slug: string, version: string, weights: number[], extra: object = {}) {
-  return ok<{ id: string }>('POST', `/servers/${slug}/deployments`, {
-    version,
-    environment: 'development',
-    strategy: 'canary',
-    steps: [...weights.map((weight) => ({ weight, pause: { approval: true } })), { weight: 100 }],
-    ...extra,
-  });
-}
 const act = (slug: string, id: string, action: string) =>
   ok('POST', `/servers/${slug}/deployments/${id}/${action}`, {});
 
@@ -105,13 +46,6 @@ async function connect(
   await client.connect(transport);
   clients.push(client);
   return { client, transport };
-}
-
-async function whoami(client: Client): Promise<string> {
-  const result = (await client.callTool({ name: 'whoami', arguments: {} })) as {
-    content: { text: string }[];
-  };
-  return result.content[0]?.text ?? '';
 }
 
 /** A raw initialize through the gateway: the version it landed on and the session it got. */
@@ -331,6 +265,7 @@ describe('the protocol through the gateway', () => {
     await expect(whoami(client)).rejects.toThrow(/1\.0\.0 of flaky failed/);
     await until(async () => (await rows('flaky')).some((r) => r.error_type === '502'), {
       what: 'the 502 row',
+      timeoutMs: ROWS_TIMEOUT_MS,
     });
   });
 
@@ -346,7 +281,10 @@ describe('the protocol through the gateway', () => {
       'tools/call forecast|0||1',
       'tools/call whoami|0||3',
     ];
-    await until(async () => summary(await rows('rows')).length >= expected.length, { what: 'the rows' });
+    await until(async () => summary(await rows('rows')).length >= expected.length, {
+      what: 'the rows',
+      timeoutMs: ROWS_TIMEOUT_MS,
+    });
     expect(summary(await rows('rows'))).toEqual(expected);
     const [row] = await rows('rows');
     expect(row).toMatchObject({
@@ -676,6 +614,7 @@ describe('the older HTTP+SSE transport', () => {
     expect(target.initializeCount).toBe(1);
     await until(async () => (await rows('legacy')).some((r) => r.operation === 'tools/call forecast'), {
       what: 'the SSE call row',
+      timeoutMs: ROWS_TIMEOUT_MS,
     });
     expect(summary(await rows('legacy'))).toEqual(['initialize|0||1', 'tools/call forecast|0||1']);
 

@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FastifyInstance } from 'fastify';
@@ -6,11 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyRetention, DEFAULT_RETENTION } from '#core/warehouse/telemetry-queries.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import type { RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
-import { buildGateway } from '#gateway/app.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
-import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import type { ReleaseHealthJson } from '#api/routes/release-health.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
+import { openTestStores } from '#test/helpers/stores.ts';
 import { until } from '#test/helpers/until.ts';
-import { startUpstream, type Upstream } from '../gateway/upstream.ts';
+import { apiFixture, startTestGateway, whoami } from '../gateway/harness.ts';
+import type { Upstream } from '../gateway/upstream.ts';
 
 // Known sessions through the real gateway (SDK clients and SDK servers over HTTP, the real API
 // changing the rollout, chDB receiving the rows) give exact release-health figures.
@@ -23,44 +23,14 @@ let base: string;
 const upstreams: Upstream[] = [];
 const clients: Client[] = [];
 
-interface Health {
-  window: { from: string; to: string };
-  versions: {
-    version: string;
-    sessions: {
-      total: number;
-      healthy: number;
-      errored: number;
-      crashed: number;
-      abnormal: number;
-      movedByRollout: number;
-      active: number;
-    };
-    users: number;
-    crashFreeSessions: number | null;
-    crashFreeUsers: number | null;
-    erroredRate: number | null;
-    duration: { p50: number | null; p90: number | null };
-    adoption: { sessions: number | null; users: number | null };
-    stage: string;
-  }[];
-  average: { crashFreeSessions: number | null; crashFreeUsers: number | null; erroredRate: number | null };
-}
+type Health = ReleaseHealthJson;
 
 async function call(url: string) {
   return api.app.inject({ method: 'GET', url: `/api/v1${url}`, headers: bearer(BOOTSTRAP_TOKEN) });
 }
 
-async function ok<T = Record<string, unknown>>(method: 'GET' | 'POST', url: string, payload?: object) {
-  const res = await api.app.inject({
-    method,
-    url: `/api/v1${url}`,
-    headers: bearer(BOOTSTRAP_TOKEN),
-    payload,
-  });
-  expect(res.statusCode, `${method} ${url}: ${res.body}`).toBeLessThan(300);
-  return res.json() as T;
-}
+const { ok, serverWith, canary: canaryAt } = apiFixture(() => api, upstreams);
+const canary = (slug: string, version: string, weight: number) => canaryAt(slug, version, [weight]);
 
 async function health(slug: string): Promise<Health> {
   const res = await call(`/servers/${slug}/release-health?environment=development&window=1h`);
@@ -89,30 +59,6 @@ async function sessionsOf(slug: string, version: string): Promise<Sessions> {
 /** Sessions of every version. */
 const total = (h: Health) => h.versions.reduce((sum, v) => sum + v.sessions.total, 0);
 
-async function serverWith(slug: string, versions: string[]): Promise<Record<string, Upstream>> {
-  await ok('POST', '/servers', { slug });
-  const out: Record<string, Upstream> = {};
-  for (const version of versions) {
-    const upstream = await startUpstream(version);
-    upstreams.push(upstream);
-    out[version] = upstream;
-    await ok('POST', `/servers/${slug}/versions`, {
-      version,
-      remotes: [{ type: 'streamable-http', url: upstream.url }],
-    });
-  }
-  await ok('POST', `/servers/${slug}/deployments`, { version: versions[0], environment: 'development' });
-  return out;
-}
-
-const canary = (slug: string, version: string, weight: number) =>
-  ok<{ id: string }>('POST', `/servers/${slug}/deployments`, {
-    version,
-    environment: 'development',
-    strategy: 'canary',
-    steps: [{ weight, pause: { approval: true } }, { weight: 100 }],
-  });
-
 interface Session {
   client: Client;
   transport: StreamableHTTPClientTransport;
@@ -128,13 +74,6 @@ async function open(slug: string): Promise<Session> {
   await client.connect(transport);
   clients.push(client);
   return { client, transport, version: await whoami(client) };
-}
-
-async function whoami(client: Client): Promise<string> {
-  const result = (await client.callTool({ name: 'whoami', arguments: {} })) as {
-    content: { text: string }[];
-  };
-  return result.content[0]?.text ?? '';
 }
 
 /** Ends the session with DELETE, as a client that is done does. */
@@ -161,22 +100,7 @@ async function openOn(
 beforeAll(async () => {
   stores = await openTestStores();
   api = await buildTestApi(stores);
-  gateway = await buildGateway({
-    stores,
-    logger: silentLogger,
-    secretBox: testSecretBox,
-    config: {
-      dataDir: stores.dir,
-      gatewayBodyLimit: 64 * 1024,
-      gatewayAllowedOrigins: [],
-      gatewayRateLimitMax: 1_000_000,
-      rateLimit: { max: 1_000_000, windowMs: 60_000 },
-    },
-    refreshMs: 3_600_000,
-    writer: { flushIntervalMs: 50, wal: false },
-  });
-  await gateway.listen({ host: '127.0.0.1', port: 0 });
-  base = `http://127.0.0.1:${(gateway.server.address() as AddressInfo).port}`;
+  ({ app: gateway, base } = await startTestGateway(stores));
 });
 afterAll(async () => {
   for (const client of clients) await client.close().catch(() => undefined);
