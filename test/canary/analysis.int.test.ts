@@ -17,6 +17,7 @@ import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpe
 import { DB_DRIVERS } from '#test/helpers/drivers.ts';
 import { migrateDb } from '#core/db/migrate.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { until as eventually } from '#test/helpers/until.ts';
 import { HEALTHY, requestRows, type Traffic } from './telemetry.ts';
 
 // Canary analyses end to end on real stores: synthetic canaries written as telemetry rows through
@@ -448,11 +449,21 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
       throw new Error(`deployment ${id} did not get there`);
     }
 
-    const analysisOf = async (server: string, deployment: string) =>
+    const latestAnalysis = async (server: string, deployment: string) =>
       (
         (await admin('GET', `/api/v1/servers/${server}/analyses?deploymentId=${deployment}`))
           .analyses as Record<string, unknown>[]
       )[0];
+    /**
+     * The deployment's analysis once the worker recorded what it did: it acts on the rollout first
+     * (promote, roll back, pause), so the rollout can show the outcome a moment before the analysis.
+     */
+    const analysisOf = async (server: string, deployment: string) => {
+      await eventually(async () => ((await latestAnalysis(server, deployment))?.action ?? null) !== null, {
+        what: 'the analysis action',
+      });
+      return latestAnalysis(server, deployment);
+    };
 
     it('promotes a canary whose analysis passes', async () => {
       const server = await canaryServer(HEALTHY);
