@@ -7,7 +7,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startUpstream, type Upstream } from '#test/gateway/upstream.ts';
+import type { Upstream } from '#test/gateway/upstream.ts';
+import { weatherCanaryBehindGateway } from './gateway-canary.ts';
 import { killLeftovers } from '#test/helpers/pylee-process.ts';
 import { ADMIN_TOKEN, CHROMIUM, launchChromium, signIn, startPlatform, type Platform } from './platform.ts';
 
@@ -43,32 +44,9 @@ describe.runIf(hasChromium)('gateway panel in Chromium', () => {
   beforeAll(async () => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     platform = await startPlatform();
-    await platform.call('POST', '/servers', { slug: 'weather', name: 'Weather', description: '' });
-    for (const version of ['1.0.0', '1.1.0']) {
-      const upstream = await startUpstream(version);
-      upstreams.push(upstream);
-      await platform.call('POST', '/servers/weather/versions', {
-        version,
-        status: 'stable',
-        remotes: [{ type: 'streamable-http', url: upstream.url }],
-      });
-    }
-    await platform.call('POST', '/servers/weather/deployments', {
-      version: '1.0.0',
-      environment: 'production',
-      strategy: 'immediate',
-    });
-    await platform.call('POST', '/servers/weather/deployments', {
-      version: '1.1.0',
-      environment: 'production',
-      strategy: 'canary',
-      steps: [{ weight: 50, pause: { approval: true } }, { weight: 100 }],
-    });
-    const { environments } = await platform.call<{ environments: { environment: string; url: string }[] }>(
-      'GET',
-      '/servers/weather/gateway',
-    );
-    endpoint = environments.find((e) => e.environment === 'production')?.url ?? '';
+    const seeded = await weatherCanaryBehindGateway(platform);
+    upstreams.push(...Object.values(seeded.upstreams));
+    endpoint = seeded.endpoint;
     connectToken = (
       await platform.call<{ token: string }>('POST', '/tokens', {
         name: 'panel clients',

@@ -8,7 +8,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startUpstream, type Upstream } from '#test/gateway/upstream.ts';
+import type { Upstream } from '#test/gateway/upstream.ts';
+import { weatherCanaryBehindGateway } from './gateway-canary.ts';
 import { killLeftovers } from '#test/helpers/pylee-process.ts';
 import { until } from '#test/helpers/until.ts';
 import { ADMIN_TOKEN, CHROMIUM, launchChromium, signIn, startPlatform, type Platform } from './platform.ts';
@@ -93,31 +94,9 @@ describe.runIf(hasChromium)('releases page in Chromium', () => {
   beforeAll(async () => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     platform = await startPlatform();
-    await platform.call('POST', '/servers', { slug: 'weather', name: 'Weather', description: '' });
-    for (const version of ['1.0.0', '1.1.0']) {
-      upstreams[version] = await startUpstream(version);
-      await platform.call('POST', '/servers/weather/versions', {
-        version,
-        status: 'stable',
-        remotes: [{ type: 'streamable-http', url: upstreams[version].url }],
-      });
-    }
-    await platform.call('POST', '/servers/weather/deployments', {
-      version: '1.0.0',
-      environment: 'production',
-      strategy: 'immediate',
-    });
-    await platform.call('POST', '/servers/weather/deployments', {
-      version: '1.1.0',
-      environment: 'production',
-      strategy: 'canary',
-      steps: [{ weight: 50, pause: { approval: true } }, { weight: 100 }],
-    });
-    const { environments } = await platform.call<{ environments: { environment: string; url: string }[] }>(
-      'GET',
-      '/servers/weather/gateway',
-    );
-    endpoint = environments.find((e) => e.environment === 'production')?.url ?? '';
+    const seeded = await weatherCanaryBehindGateway(platform);
+    Object.assign(upstreams, seeded.upstreams);
+    endpoint = seeded.endpoint;
 
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1024, height: 800 } });
