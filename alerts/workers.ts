@@ -10,6 +10,7 @@ import { deploymentReporter, registerStartupRequirement } from '#core/health/ver
 import type { Warehouse } from '#core/warehouse/client.ts';
 import type { SecretBox } from '#core/crypto/secret-box.ts';
 import { auditChainCheckProcessor } from './processors/audit-chain-check.ts';
+import { sessionRollupProcessor } from './processors/session-rollup.ts';
 import { startAlertWorkers, type AlertWorkerDeps, type AlertWorkers } from './processors/alert-evaluate.ts';
 import { startNotifyWorker, type NotifyWorker, type NotifyWorkerDeps } from './processors/notify.ts';
 import { healthCheckProcessor } from './processors/health-check.ts';
@@ -23,6 +24,8 @@ export interface WorkerDeps {
   logger: Logger;
   /** @defaultValue 15 minutes */
   auditCheckEveryMs?: number;
+  /** How often sessions are settled into the release-health rollups. @defaultValue 60 s */
+  sessionRollupEveryMs?: number;
   /** Health checks (and startup verification) run only with a warehouse to write results to. */
   warehouse?: Warehouse;
   /** How often deployments waiting in `verifying` are looked for. @defaultValue 2 s */
@@ -61,6 +64,14 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     { name: JOBS.auditChainCheck, opts: { removeOnComplete: 100, removeOnFail: 100 } },
   );
   const processors: Record<string, Processor> = { [JOBS.auditChainCheck]: auditChainCheckProcessor(deps) };
+  if (deps.warehouse) {
+    await maintenance.upsertJobScheduler(
+      JOBS.sessionRollup,
+      { every: deps.sessionRollupEveryMs ?? 60_000 },
+      { name: JOBS.sessionRollup, opts: { removeOnComplete: 100, removeOnFail: 100 } },
+    );
+    processors[JOBS.sessionRollup] = sessionRollupProcessor({ ...deps, warehouse: deps.warehouse });
+  }
   const worker = new Worker(
     QUEUES.maintenance,
     async (job, token) => {

@@ -105,7 +105,8 @@ const WindowQuery = {
     minLength: 1,
     maxLength: 16,
     default: '24h',
-    description: 'A duration ending now (e.g. 1h, 24h, 7d), at most the raw retention',
+    description:
+      'A duration ending now (e.g. 1h, 24h, 7d): for the figures at most the rollups’ retention (90d by default), for the sessions list the raw retention (7d)',
   }),
 };
 
@@ -117,7 +118,7 @@ function windowMs(window: string): number {
   } catch (error) {
     if (error instanceof ConfigError) {
       throw new BadRequestError(
-        `window=${window} is not a duration: use a number and a unit, e.g. 1h, 24h or 7d (at most the raw retention, 7d by default)`,
+        `window=${window} is not a duration: use a number and a unit, e.g. 1h, 24h or 7d`,
         'invalid-window',
       );
     }

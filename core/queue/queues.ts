@@ -3,7 +3,7 @@ export const QUEUE_PREFIX = 'pylee';
 
 /** One queue per kind of work, so a slow kind never starves another. */
 export const QUEUES = {
-  /** Housekeeping that must run somewhere, once: audit-chain checks. */
+  /** Housekeeping that must run somewhere, once: audit-chain checks, settling sessions. */
   maintenance: 'maintenance',
   /** Rollout steps: pauses that end on their own, verification timeouts. */
   rollout: 'rollout',
@@ -19,4 +19,6 @@ export const QUEUES = {
 
 export const JOBS = {
   auditChainCheck: 'audit-chain-check',
+  /** Settling ended and idle sessions into the release-health rollups (core/release-health/rollups.ts). */
+  sessionRollup: 'session-rollup',
 } as const;

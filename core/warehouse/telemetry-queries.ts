@@ -511,6 +511,7 @@ const RETENTION_TABLES: { table: string; tier: keyof RetentionDays; column: stri
   { table: 'requests_1m', tier: 'minuteDays', column: 'time' },
   { table: 'request_errors_1m', tier: 'minuteDays', column: 'time' },
   { table: 'resources_1m', tier: 'minuteDays', column: 'time' },
+  { table: 'session_rollups', tier: 'minuteDays', column: 'time' },
   { table: 'requests_1h', tier: 'hourDays', column: 'time' },
   { table: 'request_errors_1h', tier: 'hourDays', column: 'time' },
   { table: 'resources_1h', tier: 'hourDays', column: 'time' },

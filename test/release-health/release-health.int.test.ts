@@ -320,13 +320,19 @@ describe('bad input', () => {
     const unknownEnv = await call('/servers/rh-input/release-health?environment=moon');
     expect(unknownEnv.statusCode).toBe(404);
     expect(unknownEnv.json().detail).toMatch(/environment moon/);
-    for (const window of ['8d', 'soon', '0s']) {
+    // The figures read the rollups of settled sessions, kept 90 days; the sessions list raw states, 7.
+    for (const [window, detail] of [
+      ['91d', /at most 90d/],
+      ['0s', /not a duration/],
+      ['soon', /not a duration/],
+    ] as const) {
       const res = await call(`/servers/rh-input/release-health?environment=development&window=${window}`);
       expect(res.statusCode, window).toBe(400);
-      expect(res.json().detail).toMatch(/7d/);
+      expect(res.json().detail).toMatch(detail);
     }
-    // The limit is the retention in force (the TTL of session_states).
-    await applyRetention(stores.warehouse, { ...DEFAULT_RETENTION, rawDays: 3 });
+    expect((await call('/servers/rh-input/release-health?environment=development&window=30d')).statusCode).toBe(200);
+    // The limit is the retention in force (the TTLs of session_states and session_rollups).
+    await applyRetention(stores.warehouse, { ...DEFAULT_RETENTION, rawDays: 3, minuteDays: 3 });
     const longer = await call('/servers/rh-input/release-health?environment=development&window=4d');
     await applyRetention(stores.warehouse, DEFAULT_RETENTION);
     expect(longer.statusCode).toBe(400);
@@ -339,6 +345,9 @@ describe('bad input', () => {
     expect(none.statusCode).toBe(200);
     expect(none.json()).toMatchObject({ version: '1.0.0', stepSeconds: 60, sessions: [] });
     expect((none.json() as Sessions).series.length).toBeGreaterThanOrEqual(60);
+    const longList = await call('/servers/rh-input/versions/1.0.0/sessions?environment=development&window=8d');
+    expect(longList.statusCode).toBe(400);
+    expect(longList.json().detail).toMatch(/at most 7d, the retention of raw session data/);
     const tooMany = await call('/servers/rh-input/versions/1.0.0/sessions?environment=development&limit=501');
     expect(tooMany.statusCode).toBe(400);
     const extra = await call('/servers/rh-input/release-health?environment=development&version=1.0.0');
