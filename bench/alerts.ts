@@ -62,7 +62,12 @@ await createChannel({ db: stores.db, box: testSecretBox, policy: { allowPrivate:
   url: `${sink.url}/hook`,
   events: ['alert.firing'],
 });
-const collector = await buildCollector({ stores, logger: silentLogger, dataDir: stores.dir });
+const collector = await buildCollector({
+  stores,
+  secretBox: testSecretBox,
+  logger: silentLogger,
+  dataDir: stores.dir,
+});
 const collectorUrl = await collector.listen({ host: '127.0.0.1', port: 0 });
 
 const attr = (key: string, value: string) => ({ key, value: { stringValue: value } });

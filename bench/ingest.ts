@@ -37,7 +37,7 @@ import { newId } from '#core/ids.ts';
 import type { Warehouse } from '#core/warehouse/client.ts';
 import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
 import { compareVersions, resolution } from '#core/warehouse/telemetry-queries.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi } from '#test/helpers/api.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -537,6 +537,7 @@ try {
     const before = await count(warehouse, table, orgId);
     const collector = await buildCollector({
       stores,
+      secretBox: testSecretBox,
       logger: silentLogger,
       dataDir: stores.dir,
       writer: wal ? {} : { wal: false },

@@ -1,13 +1,15 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { IngestKeyVerifier } from '#core/auth/ingest-keys.ts';
+import type { SecretBox } from '#core/crypto/secret-box.ts';
 import { fastifyOptions } from '#core/http/fastify-options.ts';
 import { installOpsRoutes } from '#core/http/ops-routes.ts';
 import { installProblemHandlers } from '#core/http/problem.ts';
 import type { Logger } from '#core/logger.ts';
 import type { Stores } from '#core/stores.ts';
+import { clientKeyHash } from '#core/telemetry/client-key.ts';
 import { GatewayFronting } from '#core/telemetry/fronted.ts';
 import { recordOtlpRefused } from '#core/telemetry/metrics.ts';
-import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
+import type { MetricPointRow, RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
 import {
   TelemetryWriter,
   WriterOverloadedError,
@@ -27,28 +29,46 @@ function ingestKeyOf(req: FastifyRequest): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
+type Paired = Pick<RequestRow, 'org_id' | 'server' | 'environment'>;
+
 /**
- * The rule that nothing is counted twice: the MCP calls of a server × environment the gateway
- * measures are kept with `counted = 0`. One lookup per distinct pair in the batch, in parallel
- * (answered from GatewayFronting's cache nearly always). Other spans are never MCP traffic the
- * gateway carried, so they stay counted.
+ * The rows of `rows` whose server × environment the gateway fronts. One lookup per distinct pair
+ * in the batch, in parallel (answered from GatewayFronting's cache nearly always).
  */
-async function uncountFronted(rows: RequestRow[], fronting: GatewayFronting): Promise<void> {
-  const pairs = new Map<string, RequestRow[]>();
+async function frontedRows<R extends Paired>(rows: readonly R[], fronting: GatewayFronting): Promise<R[]> {
+  const pairs = new Map<string, R[]>();
   for (const row of rows) {
-    if (row.mcp_method === '') continue;
     const key = `${row.org_id}\u0000${row.server}\u0000${row.environment}`;
     const group = pairs.get(key);
     if (group) group.push(row);
     else pairs.set(key, [row]);
   }
-  await Promise.all(
+  const groups = await Promise.all(
     [...pairs.values()].map(async (group) => {
-      const { org_id, server, environment } = group[0] as RequestRow;
-      if (!(await fronting.isFronted(org_id, server, environment))) return;
-      for (const row of group) row.counted = 0;
+      const { org_id, server, environment } = group[0] as R;
+      return (await fronting.isFronted(org_id, server, environment)) ? group : [];
     }),
   );
+  return groups.flat();
+}
+
+/**
+ * The rule that nothing is counted twice: the MCP calls of a server × environment the gateway
+ * measures are kept with `counted = 0`. Other spans are never MCP traffic the gateway carried, so
+ * they stay counted.
+ */
+async function uncountFronted(rows: RequestRow[], fronting: GatewayFronting): Promise<void> {
+  const mcp = rows.filter((row) => row.mcp_method !== '');
+  for (const row of await frontedRows(mcp, fronting)) row.counted = 0;
+}
+
+/** Session ends of pairs the gateway fronts are the gateway's to write: OTLP's are dropped. */
+async function withoutFronted(
+  rows: SessionEventRow[],
+  fronting: GatewayFronting,
+): Promise<SessionEventRow[]> {
+  const fronted = new Set(await frontedRows(rows, fronting));
+  return fronted.size === 0 ? rows : rows.filter((row) => !fronted.has(row));
 }
 
 /** Hands mapped rows to the writer; a writer that cannot take more asks the exporter to retry. */
@@ -70,12 +90,18 @@ function writerSink(writer: TelemetryWriter, fronting: GatewayFronting): OtlpSin
     },
     writeMetricPoints: (rows: MetricPointRow[], requestId: string) =>
       guarded(() => writer.writeMetricPoints(rows, requestId)),
+    writeSessionEvents: async (rows: SessionEventRow[], requestId: string) => {
+      const kept = await withoutFronted(rows, fronting);
+      if (kept.length > 0) await guarded(() => writer.writeSessionEvents(kept, requestId));
+    },
   };
 }
 
 export interface CollectorDeps {
   stores: Pick<Stores, 'db' | 'warehouse' | 'redis'>;
   logger: Logger;
+  /** Keys the hash of `enduser.id` / `client.address` into `client_key`, as the gateway's client keys. */
+  secretBox: SecretBox;
   /** Where the writer spools batches while ClickHouse is unavailable. */
   dataDir: string;
   bodyLimit?: number | undefined;
@@ -88,8 +114,8 @@ export interface CollectorDeps {
 /**
  * The OTLP/HTTP collector: `POST /v1/traces` and `/v1/metrics` authenticated by ingest key, written
  * to ClickHouse in batches. MCP calls of a server and environment behind the gateway are kept
- * uncounted (see {@link GatewayFronting}). Closing the app flushes (or spools) everything it
- * acknowledged.
+ * uncounted (see {@link GatewayFronting}), and their OTLP session ends are dropped. Closing the app
+ * flushes (or spools) everything it acknowledged.
  */
 export async function buildCollector(deps: CollectorDeps): Promise<FastifyInstance> {
   const bodyLimit = deps.bodyLimit ?? OTLP_BODY_LIMIT;
@@ -115,6 +141,7 @@ export async function buildCollector(deps: CollectorDeps): Promise<FastifyInstan
         return { orgId: identity.orgId, server: identity.server };
       },
       maxBodyBytes: bodyLimit,
+      clientKey: (key) => clientKeyHash(deps.secretBox, key),
     }),
   );
   return app;

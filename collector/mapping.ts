@@ -1,4 +1,5 @@
 import {
+  ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
@@ -13,7 +14,7 @@ import {
   operationName,
   truncate,
 } from '#core/telemetry/naming.ts';
-import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
+import type { MetricPointRow, RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
 import {
   seriesKey,
   type DeltaBatch,
@@ -53,7 +54,15 @@ import {
  * `gen_ai.prompt.name`) and omitted when absent; else `{http.request.method} {http.route}` when
  * the span has a route; else the span name.
  *
+ * Users: a span's (or data point's) `enduser.id`, else its `client.address`, hashed by the
+ * context's `clientKey` (core/telemetry/client-key.ts) into `client_key`; the raw value is never stored.
+ *
  * Metrics: only the names in {@link METRIC_NAMES} are stored; others are ignored, not rejected.
+ * A point of `mcp.server.session.duration` that carries `mcp.session.id` and counts at least one
+ * session since the previous export says that session ended: besides its metric row it yields a
+ * session 'end' event, reason `upstream-failure` when it has `error.type` (a crash), else
+ * `otlp-ended`. Points without `mcp.session.id` (the conventions leave it off, for cardinality)
+ * name no session: they stay metric rows only.
  */
 
 // Stable semantic-convention names come from the package; incubating ones are copied, as that
@@ -65,6 +74,11 @@ export const ATTR_MCP_SESSION_ID = 'mcp.session.id';
 export const ATTR_GEN_AI_TOOL_NAME = 'gen_ai.tool.name';
 export const ATTR_GEN_AI_PROMPT_NAME = 'gen_ai.prompt.name';
 export const ATTR_MCP_TOOL_RESULT_IS_ERROR = 'mcp.tool.result.is_error';
+export const ATTR_ENDUSER_ID = 'enduser.id';
+export const METRIC_MCP_SERVER_SESSION_DURATION = 'mcp.server.session.duration';
+/** The end reasons of OTLP session events (core/release-health/model.ts maps them to statuses). */
+export const OTLP_END_CLEAN = 'otlp-ended';
+export const OTLP_END_ERROR = 'upstream-failure';
 const ATTR_HTTP_STATUS_CODE_OLD = 'http.status_code';
 const ATTR_HTTP_METHOD_OLD = 'http.method';
 
@@ -74,6 +88,7 @@ export const UNKNOWN_SERVICE = 'unknown_service';
 export const METRIC_NAMES: ReadonlySet<string> = new Set([
   'http.server.request.duration',
   'mcp.server.operation.duration',
+  METRIC_MCP_SERVER_SESSION_DURATION,
   'process.cpu.utilization',
   'process.cpu.time',
   'process.memory.usage',
@@ -97,6 +112,11 @@ export interface MappingContext {
   serverBinding?: string | null;
   /** Longer attribute values are truncated to this many UTF-16 code units. @defaultValue 4096 */
   maxAttributeLength?: number;
+  /**
+   * The stored form of a client key (`user:<enduser.id>` or `addr:<client.address>`): a keyed hash
+   * (core/telemetry/client-key.ts). Without it, `client_key` stays '' (no users).
+   */
+  clientKey?: ((key: string) => string) | undefined;
 }
 
 export interface SpanMapping {
@@ -108,6 +128,8 @@ export interface SpanMapping {
 
 export interface MetricMapping {
   rows: MetricPointRow[];
+  /** Sessions that `mcp.server.session.duration` points say ended. */
+  sessionEnds: SessionEventRow[];
   rejected: number;
   errorMessage?: string;
   /**
@@ -122,6 +144,7 @@ export function mapSpans(req: TracesRequest, ctx: MappingContext): SpanMapping {
   const max = ctx.maxAttributeLength ?? DEFAULT_MAX_ATTRIBUTE_LENGTH;
   const rows: RequestRow[] = [];
   const rejections = new Rejections('span');
+  const clients = new ClientKeys(ctx);
   for (const rs of req.resourceSpans) {
     const resource = resourceDimensions(rs.resource.attributes, ctx, max);
     for (const ss of rs.scopeSpans) {
@@ -169,7 +192,7 @@ export function mapSpans(req: TracesRequest, ctx: MappingContext): SpanMapping {
           span_id: span.spanId,
           session_id: stringAttr(a, ATTR_MCP_SESSION_ID, max),
           source: 'otlp',
-          client_key: '',
+          client_key: clients.of(a),
           // The collector's app clears it for MCP calls the gateway measures (core/telemetry/fronted.ts).
           counted: 1,
         });
@@ -187,7 +210,9 @@ export function mapMetrics(req: MetricsRequest, ctx: MappingContext, delta: Delt
   const max = ctx.maxAttributeLength ?? DEFAULT_MAX_ATTRIBUTE_LENGTH;
   const batch = delta.batch();
   const rows: MetricPointRow[] = [];
+  const sessionEnds: SessionEventRow[] = [];
   const rejections = new Rejections('data point');
+  const clients = new ClientKeys(ctx);
   for (const rm of req.resourceMetrics) {
     const resource = resourceDimensions(rm.resource.attributes, ctx, max);
     for (const sm of rm.scopeMetrics) {
@@ -198,11 +223,72 @@ export function mapMetrics(req: MetricsRequest, ctx: MappingContext, delta: Delt
         }
         if (!METRIC_NAMES.has(metric.name)) continue;
         const mapper = new MetricMapper(ctx, metric, sm.scope, rm.resource.attributes, resource, batch, max);
-        mapper.map(rows, rejections);
+        const ended =
+          metric.name === METRIC_MCP_SERVER_SESSION_DURATION
+            ? (a: Attributes, row: MetricPointRow) => {
+                const end = sessionEnd(a, row, clients, max);
+                if (end) sessionEnds.push(end);
+              }
+            : undefined;
+        mapper.map(rows, rejections, ended);
       }
     }
   }
-  return { rows, ...rejections.result(), rollback: () => batch.rollback() };
+  return { rows, sessionEnds, ...rejections.result(), rollback: () => batch.rollback() };
+}
+
+/**
+ * The session end a point of `mcp.server.session.duration` reports: only a histogram point that
+ * names its session and counts an end since the previous export (a cumulative series repeats its
+ * points every export; their delta is then 0). Its time is the point's: the end happened within
+ * the export interval before it.
+ */
+function sessionEnd(
+  a: Attributes,
+  row: MetricPointRow,
+  clients: ClientKeys,
+  max: number,
+): SessionEventRow | undefined {
+  const sessionId = stringAttr(a, ATTR_MCP_SESSION_ID, max);
+  if (sessionId === '' || row.kind !== 'histogram' || !(row.count > 0)) return undefined;
+  return {
+    org_id: row.org_id,
+    server: row.server,
+    environment: row.environment,
+    version: row.version,
+    session_id: sessionId,
+    time: row.time,
+    event: 'end',
+    reason: stringAttr(a, ATTR_ERROR_TYPE, max) ? OTLP_END_ERROR : OTLP_END_CLEAN,
+    client_key: clients.of(a),
+    source: 'otlp',
+  };
+}
+
+/** Client keys of one request's spans or points: hashed once per distinct key (they mostly repeat). */
+class ClientKeys {
+  private readonly hash: ((key: string) => string) | undefined;
+  private readonly known = new Map<string, string>();
+
+  constructor(ctx: MappingContext) {
+    this.hash = ctx.clientKey;
+  }
+
+  /** `user:<enduser.id>`, else `addr:<client.address>`, hashed; '' when neither is set. */
+  of(a: Attributes): string {
+    if (!this.hash) return '';
+    // The whole value is hashed (no truncation): two long ids sharing a prefix stay two users.
+    const user = stringAttr(a, ATTR_ENDUSER_ID, Infinity);
+    const address = user ? '' : stringAttr(a, ATTR_CLIENT_ADDRESS, Infinity);
+    const key = user ? `user:${user}` : address ? `addr:${address}` : '';
+    if (!key) return '';
+    let hashed = this.known.get(key);
+    if (hashed === undefined) {
+      hashed = this.hash(key);
+      this.known.set(key, hashed);
+    }
+    return hashed;
+  }
 }
 
 interface ResourceDimensions {
@@ -323,24 +409,32 @@ class MetricMapper {
     this.unit = truncate(metric.unit, max);
   }
 
-  map(rows: MetricPointRow[], rejections: Rejections): void {
+  /** Maps every point into `rows`; `mapped` sees each stored row beside its point's attributes. */
+  map(
+    rows: MetricPointRow[],
+    rejections: Rejections,
+    mapped?: (attributes: Attributes, row: MetricPointRow) => void,
+  ): void {
     const data = this.metric.data;
-    const emit = (row: MetricPointRow | string | undefined) => {
+    const emit = (p: { attributes: Attributes }, row: MetricPointRow | string | undefined) => {
       if (typeof row === 'string') rejections.add(`${this.metric.name}: ${row}`);
-      else if (row) rows.push(row);
+      else if (row) {
+        rows.push(row);
+        mapped?.(p.attributes, row);
+      }
     };
     switch (data.type) {
       case 'gauge':
-        for (const p of data.dataPoints) emit(this.number(p, 'gauge', undefined));
+        for (const p of data.dataPoints) emit(p, this.number(p, 'gauge', undefined));
         return;
       case 'sum':
-        for (const p of data.dataPoints) emit(this.number(p, 'sum', data));
+        for (const p of data.dataPoints) emit(p, this.number(p, 'sum', data));
         return;
       case 'histogram':
-        for (const p of data.dataPoints) emit(this.histogram(p, data.aggregationTemporality));
+        for (const p of data.dataPoints) emit(p, this.histogram(p, data.aggregationTemporality));
         return;
       case 'exponentialHistogram':
-        for (const p of data.dataPoints) emit(this.exponential(p, data.aggregationTemporality));
+        for (const p of data.dataPoints) emit(p, this.exponential(p, data.aggregationTemporality));
         return;
       case 'other':
         return;

@@ -14,6 +14,7 @@ export function collectorRole(deps: RoleDeps): Role & { url: string | undefined 
       app = await buildCollector({
         stores: deps.stores,
         logger,
+        secretBox: deps.secretBox,
         dataDir: deps.config.dataDir,
         bodyLimit: deps.config.otlpBodyLimit,
       });

@@ -1,6 +1,7 @@
 import type { SecretBox } from '#core/crypto/secret-box.ts';
 import { outcomeOf, type RequestMessage, type ResponseMessage } from '#core/gateway/exchange.ts';
 import type { Logger } from '#core/logger.ts';
+import { clientKeyHash } from '#core/telemetry/client-key.ts';
 import type { GatewayFronting } from '#core/telemetry/fronted.ts';
 import { recordGatewayRowsDropped } from '#core/telemetry/metrics.ts';
 import type { RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
@@ -55,7 +56,7 @@ export class Recorder {
 
   /** The stored form of a client key (token id, client key header or address): a keyed hash, never the key. */
   clientKey(key: string | undefined): string {
-    return key === undefined ? '' : this.#box.fingerprint(`gateway-client:${key}`).slice('sha256:'.length);
+    return clientKeyHash(this.#box, key);
   }
 
   /** A request answered by `response` (a JSON-RPC response, in a JSON body or an SSE event). */

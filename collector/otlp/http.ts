@@ -2,7 +2,7 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { AppError, BadRequestError } from '#core/errors.ts';
-import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
+import type { MetricPointRow, RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
 import { DeltaTracker } from '../delta.ts';
 import { mapMetrics, mapSpans, type MappingContext } from '../mapping.ts';
 import { decodeMetrics, decodeTraces, encodingOf, type OtlpEncoding } from './decode.ts';
@@ -24,6 +24,8 @@ export interface OtlpSink {
   /** `requestId` names the request the rows came in, should the store refuse one of them. */
   writeRequests(rows: RequestRow[], requestId: string): Promise<void>;
   writeMetricPoints(rows: MetricPointRow[], requestId: string): Promise<void>;
+  /** Session ends the `mcp.server.session.duration` points of a request report. */
+  writeSessionEvents(rows: SessionEventRow[], requestId: string): Promise<void>;
 }
 
 /** Whom a request is from: the org, and the server its ingest key is bound to, if any. */
@@ -40,6 +42,8 @@ export interface OtlpRoutesOptions {
   maxBodyBytes: number;
   /** Longer attribute values are truncated. @defaultValue 4096 */
   maxAttributeLength?: number;
+  /** Hashes client keys into `client_key` (see {@link MappingContext.clientKey}). @defaultValue none: no users */
+  clientKey?: (key: string) => string;
   /** Cumulative → delta state; one per process by default. */
   deltaTracker?: DeltaTracker;
   /** `Retry-After` seconds when the sink fails for a reason other than backpressure. @defaultValue 5 */
@@ -162,6 +166,7 @@ export function otlpRoutes(options: OtlpRoutesOptions): FastifyPluginAsync {
         orgId: principal.orgId,
         serverBinding: principal.server ?? null,
         maxAttributeLength: options.maxAttributeLength,
+        clientKey: options.clientKey,
       };
     };
 
@@ -196,6 +201,11 @@ export function otlpRoutes(options: OtlpRoutesOptions): FastifyPluginAsync {
       const mapped = mapMetrics(decodeMetrics(body, contentType), context(req), delta);
       if (mapped.rows.length > 0) {
         try {
+          // Ends first: refused, nothing is stored and the retry maps again; stored, a retry of
+          // refused points writes them again, which changes no session's fate.
+          if (mapped.sessionEnds.length > 0) {
+            await store(req, () => options.sink.writeSessionEvents(mapped.sessionEnds, req.id));
+          }
           await store(req, () => options.sink.writeMetricPoints(mapped.rows, req.id));
         } catch (error) {
           mapped.rollback();

@@ -27,7 +27,7 @@ export interface RequestRow {
   session_id: string;
   /** Who measured it: the collector from a SERVER span, or the gateway from an MCP exchange. */
   source: 'gateway' | 'otlp';
-  /** The gateway's keyed hash of the client; '' for OTLP. */
+  /** The keyed hash of the client (core/telemetry/client-key.ts); '' when nothing identifies it. */
   client_key: string;
   /**
    * 1 when the row counts in figures. The collector writes 0 for the MCP calls of a server and
@@ -61,7 +61,10 @@ export interface MetricPointRow {
   bucket_counts: number[];
 }
 
-/** A gateway session's beginning, end or move to another version (migrations/0005_request_source.sql). */
+/**
+ * A session's beginning, end or move to another version (migrations/0005_request_source.sql): from
+ * the gateway, or an end from OTLP (an `mcp.server.session.duration` point naming the session).
+ */
 export interface SessionEventRow {
   org_id: string;
   server: string;
@@ -73,11 +76,11 @@ export interface SessionEventRow {
   time: string;
   event: 'start' | 'end' | 'migrate';
   /**
-   * 'end': 'delete' | 'idle' | 'upstream-failure' | 'rollback' | 'terminated'; 'migrate': the
-   * version moved from; '' for 'start'.
+   * 'end': 'delete' | 'idle' | 'upstream-failure' | 'rollback' | 'terminated', or 'otlp-ended' (a
+   * clean end reported over OTLP); 'migrate': the version moved from; '' for 'start'.
    */
   reason: string;
-  /** The gateway's keyed hash of the client. */
+  /** The keyed hash of the client (core/telemetry/client-key.ts). */
   client_key: string;
-  source: 'gateway';
+  source: 'gateway' | 'otlp';
 }

@@ -19,6 +19,7 @@ import {
   type Resolution,
 } from '#core/warehouse/telemetry-queries.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
+import { testSecretBox } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
 import { until } from '#test/helpers/until.ts';
@@ -51,6 +52,7 @@ beforeAll(async () => {
   ));
   collector = await buildCollector({
     stores,
+    secretBox: testSecretBox,
     logger: silentLogger,
     dataDir: tempDir('pylee-fronted'),
     writer: { flushIntervalMs: 50 },

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DeltaTracker } from '#collector/delta.ts';
 import { otlpRoutes, type OtlpPrincipal, type OtlpSink } from '#collector/otlp/http.ts';
 import { UnauthorizedError } from '#core/errors.ts';
-import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
+import type { MetricPointRow, RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
 
 export const INGEST_KEY = 'pylee_ingest_test';
 export const BOUND_KEY = 'pylee_ingest_bound';
@@ -11,6 +11,7 @@ export const BOUND_KEY = 'pylee_ingest_bound';
 export class MemorySink implements OtlpSink {
   requests: RequestRow[] = [];
   points: MetricPointRow[] = [];
+  sessionEvents: SessionEventRow[] = [];
   failWith: Error | undefined;
 
   async writeRequests(rows: RequestRow[]): Promise<void> {
@@ -23,13 +24,19 @@ export class MemorySink implements OtlpSink {
     this.points.push(...rows);
   }
 
+  async writeSessionEvents(rows: SessionEventRow[]): Promise<void> {
+    if (this.failWith) throw this.failWith;
+    this.sessionEvents.push(...rows);
+  }
+
   get stored(): number {
-    return this.requests.length + this.points.length;
+    return this.requests.length + this.points.length + this.sessionEvents.length;
   }
 
   clear(): void {
     this.requests = [];
     this.points = [];
+    this.sessionEvents = [];
   }
 }
 

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildCollector, type CollectorDeps } from '#collector/app.ts';
 import { RpcStatus } from '#collector/otlp/protobuf.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
 import { injectWarehouseFaults, type WarehouseFaults } from './warehouse-faults.ts';
@@ -83,7 +83,13 @@ async function startCollector(
   writer: CollectorDeps['writer'] = WRITER,
   setup?: (app: FastifyInstance) => void,
 ) {
-  const app = await buildCollector({ stores, logger: silentLogger, dataDir, writer });
+  const app = await buildCollector({
+    stores,
+    secretBox: testSecretBox,
+    logger: silentLogger,
+    dataDir,
+    writer,
+  });
   collectors.push(app);
   setup?.(app);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });

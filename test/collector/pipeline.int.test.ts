@@ -5,7 +5,7 @@ import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@o
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCollector } from '#collector/app.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 
 type Stores = Awaited<ReturnType<typeof openTestStores>>;
@@ -41,7 +41,12 @@ beforeAll(async () => {
     payload: { name: 'pipeline', server: 'weather-mcp' },
   });
   ingestKey = key.json().key;
-  collector = await buildCollector({ stores, logger: silentLogger, dataDir: stores.dir });
+  collector = await buildCollector({
+    stores,
+    secretBox: testSecretBox,
+    logger: silentLogger,
+    dataDir: stores.dir,
+  });
   collectorUrl = await collector.listen({ host: '127.0.0.1', port: 0 });
 });
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCollector } from '#collector/app.ts';
 import { ExportMetricsServiceResponse, ExportTraceServiceResponse } from '#collector/otlp/protobuf.ts';
 import { startSelfTelemetry, type SelfTelemetry } from '#core/telemetry/self-telemetry.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
 import { until } from '#test/helpers/until.ts';
@@ -68,6 +68,7 @@ beforeAll(async () => {
   dataDir = tempDir('pylee-poison');
   collector = await buildCollector({
     stores,
+    secretBox: testSecretBox,
     logger: silentLogger,
     dataDir,
     writer: { batchSize: 500, flushIntervalMs: 50, minRetryDelayMs: 20, maxRetryDelayMs: 100 },

@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCollector } from '#collector/app.ts';
 import { startSelfTelemetry, type SelfTelemetry } from '#core/telemetry/self-telemetry.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
 import { kv, span, traceProtobuf, traces, resource } from './fixtures/otlp.ts';
@@ -62,6 +62,7 @@ beforeAll(async () => {
   dataDir = tempDir('pylee-self-telemetry');
   collector = await buildCollector({
     stores,
+    secretBox: testSecretBox,
     logger: silentLogger,
     dataDir,
     bodyLimit: BODY_LIMIT,
