@@ -614,6 +614,77 @@ describe('mapMetrics', () => {
     expect(at('b', T0 + S, 8)).toEqual([1]);
   });
 
+  it('ends the session an mcp.server.session.duration point names, once, with its user hashed', () => {
+    const hashed: MappingContext = { orgId: 'org-1', maxAttributeLength: 8, clientKey: (k) => `h(${k})` };
+    const point = (time: bigint, count: number, attributes: JsonObject[]) => ({
+      startTimeUnixNano: (T0 - 60n * S).toString(),
+      timeUnixNano: time.toString(),
+      count: String(count),
+      sum: count * 30,
+      bucketCounts: [String(count)],
+      explicitBounds: [],
+      attributes,
+    });
+    const session = (time: bigint, count: number) =>
+      metrics([
+        {
+          name: 'mcp.server.session.duration',
+          unit: 's',
+          histogram: {
+            aggregationTemporality: 2,
+            dataPoints: [
+              point(time, count, [
+                kv('mcp.session.id', 'session-long-id'),
+                kv('enduser.id', 'alice-long-id'),
+              ]),
+              point(time, count, [
+                kv('mcp.session.id', 's2'),
+                kv('client.address', '10.0.0.1'),
+                kv('error.type', 'timeout'),
+              ]),
+              point(time, count, [kv('mcp.protocol.version', '2025-06-18')]),
+            ],
+          },
+        },
+        // The conventions define a histogram: another form names no end.
+        {
+          name: 'mcp.server.session.duration',
+          gauge: {
+            dataPoints: [
+              { timeUnixNano: T0.toString(), asDouble: 3, attributes: [kv('mcp.session.id', 's3')] },
+            ],
+          },
+        },
+      ]);
+    const tracker = new DeltaTracker();
+    const first = mapJsonMetrics(session(T0, 1), tracker, hashed);
+    expect(first.rows).toHaveLength(4);
+    const end = {
+      org_id: 'org-1',
+      server: 'weather-',
+      environment: 'producti',
+      version: '1.4.0',
+      time: iso(T0),
+      event: 'end',
+      source: 'otlp',
+    };
+    expect(first.sessionEnds).toEqual([
+      // The id truncated as on spans, so both rows are one session; the user hashed whole.
+      { ...end, session_id: 'session-', reason: 'otlp-ended', client_key: 'h(user:alice-long-id)' },
+      { ...end, session_id: 's2', reason: 'upstream-failure', client_key: 'h(addr:10.0.0.1)' },
+    ]);
+    // A cumulative exporter's next export of the same points: nothing more ended.
+    const again = mapJsonMetrics(session(T0 + S, 1), tracker, hashed);
+    expect(again.rows.filter((r) => r.kind === 'histogram').map((r) => r.count)).toEqual([0, 0, 0]);
+    expect(again.sessionEnds).toEqual([]);
+    // Without a hash function nothing identifies the user: client_key stays ''.
+    const anonymous = mapJsonMetrics(session(T0, 1), new DeltaTracker());
+    expect(anonymous.sessionEnds.map((e) => [e.session_id, e.client_key])).toEqual([
+      ['session-long-id', ''],
+      ['s2', ''],
+    ]);
+  });
+
   it('skips points flagged as having no recorded value', () => {
     const payload = metrics([
       { name: 'process.cpu.utilization', gauge: { dataPoints: [{ timeUnixNano: T0.toString(), flags: 1 }] } },
