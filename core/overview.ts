@@ -6,15 +6,18 @@ import { BadRequestError } from './errors.ts';
 import { statusOf, type CheckStatus } from './health/status.ts';
 import type { HealthCheck } from './health/model.ts';
 import { findServer } from './registry/servers.ts';
+import { SESSION_IDLE_LIMIT_MS } from './release-health/model.ts';
+import { fleetSessions, type FleetSessionFigures } from './release-health/overview.ts';
 import type { Warehouse } from './warehouse/client.ts';
 import { fleetStats, type FleetGroup, type TimeWindow } from './warehouse/telemetry-queries.ts';
 
 /**
  * The on-call overview: every server × environment a token can see, with what runs there, its health,
- * firing alerts and the request health of the current version against the previous one, plus a
- * rollback recommendation. The whole fleet costs a fixed number of queries (eight small Postgres
- * queries, one grouped ClickHouse query for every figure and sparkline, and one for health-check
- * results when there are checks), however many servers there are.
+ * firing alerts, the request health of the current version against the previous one and both
+ * versions' crash-free sessions, plus a rollback recommendation. The whole fleet costs a fixed
+ * number of queries (eight small Postgres queries, one grouped ClickHouse query for every figure and
+ * sparkline, one for every server's sessions, and one for health-check results when there are
+ * checks), however many servers there are.
  *
  * The rollback rule ({@link ROLLBACK_RULE}): the version under suspicion is the active rollout's
  * (the canary), or, without a rollout, the stable version when an earlier version is there to return
@@ -60,6 +63,28 @@ export interface VersionFigures {
   series: FleetGroup['series'];
 }
 
+/** Release health of one version running in a server × environment over the overview's window. */
+export interface VersionSessions {
+  version: string;
+  /** Sessions seen in the window, and of those the ones still active now. */
+  sessions: number;
+  active: number;
+  crashed: number;
+  users: number;
+  /** 0..1; null without a finished session (or a user with one). */
+  crashFreeSessions: number | null;
+  crashFreeUsers: number | null;
+  /** This version's rate − the environment's average, 0..1 points; null without both. */
+  change: { crashFreeSessions: number | null; crashFreeUsers: number | null };
+}
+
+export interface OverviewSessions {
+  current: VersionSessions | null;
+  previous: VersionSessions | null;
+  /** Every version's sessions in the environment pooled (what the Releases view compares with). */
+  average: { sessions: number; crashFreeSessions: number | null; crashFreeUsers: number | null };
+}
+
 export interface OverviewAlert {
   id: string;
   ruleName: string;
@@ -91,6 +116,8 @@ export interface OverviewEnvironment {
   alerts: { firing: number; critical: number; items: OverviewAlert[] };
   canaryVerdict: { id: string; verdict: string; at: string } | null;
   metrics: { current: VersionFigures | null; previous: VersionFigures | null };
+  /** Release health of current and previous over the window; null without any session there. */
+  sessions: OverviewSessions | null;
   deltas: {
     /** current − previous, 0..1 points; null without both. */
     errorRate: number | null;
@@ -178,7 +205,7 @@ export async function overview(
   const envIds = envs.map((e) => e.id);
   const envNames = envs.map((e) => e.name);
 
-  const [releases, rollouts, goods, alerts, analyses, checks, fleet] = await Promise.all([
+  const [releases, rollouts, goods, alerts, analyses, checks, fleet, sessionRows] = await Promise.all([
     db.query<{
       server_id: string;
       environment_id: string;
@@ -271,6 +298,15 @@ export async function overview(
       to: options.to,
       points: options.points ?? OVERVIEW_DEFAULT_POINTS,
     }),
+    fleetSessions(warehouse, {
+      orgId: principal.orgId,
+      servers: slugs,
+      environments: envNames,
+      from: Number(options.from),
+      to: Number(options.to),
+      now: Number(options.to),
+      idleMs: SESSION_IDLE_LIMIT_MS,
+    }),
   ]);
 
   const lastRuns = await lastCheckRuns(
@@ -285,6 +321,24 @@ export async function overview(
   const goodBy = new Map(goods.map((g) => [k(g.server_id, g.environment_id), g.version]));
   const analysisBy = new Map(analyses.map((a) => [k(a.server_id, a.environment, a.candidate), a]));
   const groupBy = new Map(fleet.groups.map((g) => [k(g.server, g.environment, g.version), g]));
+  const sessionsBy = new Map(sessionRows.map((r) => [k(r.server, r.environment, r.version ?? ''), r]));
+  const sessionsOf = (server: string, env: string, versions: (string | null)[]): OverviewSessions | null => {
+    const pooled = sessionsBy.get(k(server, env, ''));
+    if (!pooled || pooled.sessions.total === 0) return null;
+    const [cur, prev] = versions.map((v) => {
+      const f = v === null ? undefined : sessionsBy.get(k(server, env, v));
+      return f ? versionSessions(f, pooled) : null;
+    });
+    return {
+      current: cur ?? null,
+      previous: prev ?? null,
+      average: {
+        sessions: pooled.sessions.total,
+        crashFreeSessions: pooled.crashFreeSessions,
+        crashFreeUsers: pooled.crashFreeUsers,
+      },
+    };
+  };
 
   const figures = (server: string, env: string, version: string | null): VersionFigures | null => {
     if (version === null) return null;
@@ -398,6 +452,7 @@ export async function overview(
             }
           : null,
         metrics: { current: cur, previous: prev },
+        sessions: sessionsOf(server.slug, env.name, [current, previous === current ? null : previous]),
         deltas,
         rollbackRecommended: reasons.length > 0,
         reasons,
@@ -414,6 +469,23 @@ export async function overview(
     stepSeconds: fleet.stepSeconds,
     times: fleet.times,
     servers: out,
+  };
+}
+
+function versionSessions(f: FleetSessionFigures, pooled: FleetSessionFigures): VersionSessions {
+  const minus = (a: number | null, b: number | null) => (a === null || b === null ? null : a - b);
+  return {
+    version: f.version ?? '',
+    sessions: f.sessions.total,
+    active: f.sessions.active,
+    crashed: f.sessions.crashed,
+    users: f.users,
+    crashFreeSessions: f.crashFreeSessions,
+    crashFreeUsers: f.crashFreeUsers,
+    change: {
+      crashFreeSessions: minus(f.crashFreeSessions, pooled.crashFreeSessions),
+      crashFreeUsers: minus(f.crashFreeUsers, pooled.crashFreeUsers),
+    },
   };
 }
 

@@ -34,6 +34,32 @@ const VersionFigures = Type.Object({
   ),
 });
 
+const VersionSessions = Type.Object({
+  version: Type.String(),
+  sessions: Type.Integer({ description: 'Sessions seen in the window' }),
+  active: Type.Integer({ description: 'Of those, still active now' }),
+  crashed: Type.Integer(),
+  users: Type.Integer(),
+  crashFreeSessions: Nullable(Type.Number({ description: '0..1; null without a finished session' })),
+  crashFreeUsers: Nullable(Type.Number({ description: '0..1; null without a user with a finished session' })),
+  change: Type.Object(
+    { crashFreeSessions: NullableNum, crashFreeUsers: NullableNum },
+    { description: "This version's rate − the environment's average, 0..1 points" },
+  ),
+});
+
+const Sessions = Type.Object(
+  {
+    current: Nullable(VersionSessions),
+    previous: Nullable(VersionSessions),
+    average: Type.Object(
+      { sessions: Type.Integer(), crashFreeSessions: NullableNum, crashFreeUsers: NullableNum },
+      { description: "Every version's sessions in the environment pooled" },
+    ),
+  },
+  { description: 'Release health over the window; null without any session there' },
+);
+
 const OverviewEnvironment = Type.Object({
   environment: Type.String(),
   position: Type.Integer(),
@@ -76,6 +102,7 @@ const OverviewEnvironment = Type.Object({
   }),
   canaryVerdict: Nullable(Type.Object({ id: Type.String(), verdict: Type.String(), at: Timestamp })),
   metrics: Type.Object({ current: Nullable(VersionFigures), previous: Nullable(VersionFigures) }),
+  sessions: Nullable(Sessions),
   deltas: Type.Object({
     errorRate: Nullable(Type.Number({ description: 'current − previous, 0..1' })),
     p95: Nullable(Type.Number({ description: 'current / previous − 1' })),
@@ -131,7 +158,7 @@ export function overviewRoutes(db: Db, warehouse: Warehouse): FastifyPluginAsync
         schema: {
           tags: ['telemetry'],
           summary:
-            'Every server × environment: stable version, active rollout, health, firing alerts, current vs previous version error rate / p95 / throughput with sparklines, and a rollback recommendation',
+            'Every server × environment: stable version, active rollout, health, firing alerts, current vs previous version error rate / p95 / throughput with sparklines, crash-free sessions and users, and a rollback recommendation',
           querystring: Type.Object(
             {
               environment: Type.Optional(Type.String({ maxLength: 64 })),

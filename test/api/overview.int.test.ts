@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateRule } from '#core/alerting/engine.ts';
 import { writeResults } from '#core/health/results.ts';
 import { regressions, ROLLBACK_RULE } from '#core/overview.ts';
+import type { SessionEventRow } from '#core/warehouse/rows.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { requests } from '#test/alerting/helpers.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
@@ -65,6 +66,35 @@ async function traffic(
   );
 }
 
+/**
+ * Gateway sessions of one version as their session events: a start and, unless `end` is null (still
+ * active), an end. No request rows, so the request figures stay as `traffic` makes them.
+ */
+async function sessions(
+  server: string,
+  version: string,
+  list: { client: string; end: 'delete' | 'upstream-failure' | null }[],
+  orgId = api.org.id,
+) {
+  const events = list.flatMap((s, i): SessionEventRow[] => {
+    const event = (at: number, kind: 'start' | 'end', reason: string): SessionEventRow => ({
+      org_id: orgId,
+      server,
+      environment: 'production',
+      version,
+      session_id: `${server}-${version}-${i}-${orgId}`,
+      time: new Date(at).toISOString(),
+      event: kind,
+      reason,
+      client_key: s.client,
+      source: 'gateway',
+    });
+    const start = s.end === null ? now - MINUTE : now - 40 * MINUTE + i * MINUTE;
+    return [event(start, 'start', ''), ...(s.end === null ? [] : [event(start + 30_000, 'end', s.end)])];
+  });
+  await writer.writeSessionEvents(events);
+}
+
 beforeAll(async () => {
   stores = await openTestStores();
   writer = new TelemetryWriter(stores.warehouse, { dataDir: stores.dir, flushIntervalMs: 50 });
@@ -103,7 +133,23 @@ async function seed() {
   await traffic('search', '1.1.0', { count: 100, errorRate: 0.02, latencyMs: 44 });
   await traffic('search', '1.1.0', { count: 10, errorRate: 0, latencyMs: 10, environment: 'staging' });
   // Another org's weather, same slug and versions: must never show up in this org's figures.
-  await traffic('weather', '1.1.0', { count: 500, errorRate: 0, latencyMs: 1, orgId: randomUUID() });
+  const stranger = randomUUID();
+  await traffic('weather', '1.1.0', { count: 500, errorRate: 0, latencyMs: 1, orgId: stranger });
+  await sessions('weather', '1.1.0', [{ client: 'x', end: 'upstream-failure' }], stranger);
+  // weather's sessions: 1.0.0 ten clean ones of five users; the canary 1.1.0
+  // two crashed, two clean and one still active, of five users.
+  await sessions(
+    'weather',
+    '1.0.0',
+    Array.from({ length: 10 }, (_, i) => ({ client: `u${i % 5}`, end: 'delete' as const })),
+  );
+  await sessions('weather', '1.1.0', [
+    { client: 'c0', end: 'upstream-failure' },
+    { client: 'c1', end: 'upstream-failure' },
+    { client: 'c2', end: 'delete' },
+    { client: 'c3', end: 'delete' },
+    { client: 'c4', end: null },
+  ]);
   await writer.flush();
 
   const check = await ok('POST', '/servers/maps/health-checks', {
@@ -216,6 +262,44 @@ describe.each(DB_DRIVERS)('GET /api/v1/overview on $name', (driver) => {
     ]);
     expect(weather.reasons[1].message).toBe('error rate 30.0 % on 1.1.0 against 1.0 % on 1.0.0');
     expect(weather.reasons[2].message).toBe('p95 250 ms on 1.1.0 against 40 ms on 1.0.0');
+    // Crash-free sessions: 1.1.0 2 crashed of 4 finished (the active one waits), 1.0.0 none of 10;
+    // pooled 2 of 14 sessions and 2 of 9 users.
+    const close = (value: number) => expect.closeTo(value, 12) as unknown as number;
+    expect(weather.sessions).toEqual({
+      current: {
+        version: '1.1.0',
+        sessions: 5,
+        active: 1,
+        crashed: 2,
+        users: 5,
+        crashFreeSessions: 0.5,
+        crashFreeUsers: 0.5,
+        change: { crashFreeSessions: close(0.5 - 12 / 14), crashFreeUsers: close(0.5 - 7 / 9) },
+      },
+      previous: {
+        version: '1.0.0',
+        sessions: 10,
+        active: 0,
+        crashed: 0,
+        users: 5,
+        crashFreeSessions: 1,
+        crashFreeUsers: 1,
+        change: { crashFreeSessions: close(1 - 12 / 14), crashFreeUsers: close(1 - 7 / 9) },
+      },
+      average: { sessions: 15, crashFreeSessions: close(12 / 14), crashFreeUsers: close(7 / 9) },
+    });
+    // The fleet-wide query gives what the Releases view gives for this server and environment.
+    const health = await ok('GET', '/servers/weather/release-health?environment=production&window=1h');
+    expect(health.average).toEqual({ ...weather.sessions.average, sessions: undefined, erroredRate: 0 });
+    for (const v of [weather.sessions.current, weather.sessions.previous]) {
+      const h = health.versions.find((x: Json) => x.version === v.version);
+      expect(h).toMatchObject({
+        sessions: { total: v.sessions, active: v.active, crashed: v.crashed },
+        users: v.users,
+        crashFreeSessions: v.crashFreeSessions,
+        crashFreeUsers: v.crashFreeUsers,
+      });
+    }
 
     const search = row(body, 'search', 'production');
     expect(search).toMatchObject({
@@ -236,6 +320,7 @@ describe.each(DB_DRIVERS)('GET /api/v1/overview on $name', (driver) => {
       current: '1.1.0',
       previous: null,
       metrics: { current: { requests: 10, errors: 0 }, previous: null },
+      sessions: null,
       deltas: { errorRate: null, p95: null },
       rollbackRecommended: false,
     });
