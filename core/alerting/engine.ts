@@ -4,7 +4,7 @@ import type { Warehouse } from '../warehouse/client.ts';
 import { applyGroupChanges, type GroupChange } from './groups.ts';
 import { instanceKey, type InstanceRow } from './instances.ts';
 import type { Rule } from './model.ts';
-import { fingerprintOf, instanceLabels, noticeOf, type InstanceSnapshot } from './notices.ts';
+import { attachSessions, fingerprintOf, instanceLabels, noticeOf, type InstanceSnapshot } from './notices.ts';
 import { findRule } from './rules.ts';
 import { evaluateSamples, type Sample, type SeriesKey } from './samples.ts';
 import { INACTIVE, nextState, type AlertState, type InstanceState, type Outcome } from './state.ts';
@@ -310,6 +310,14 @@ export async function evaluateRule(
         changes.push({ rule: locked, notice: noticeOf(locked, snapshot, 'firing'), change: 'update' });
       }
     }
+    // Only the notified changes read sessions (a firing alert's few versions), under the rule lock
+    // so the stored notice is the one sent.
+    await attachSessions(
+      deps.warehouse,
+      locked,
+      changes.map((c) => c.notice),
+      now,
+    );
     summary.groupDueAt = await applyGroupChanges(tx, changes, now);
     await tx.query(
       `UPDATE alert_rules SET last_evaluated_at = $2, last_eval_duration_ms = $3, last_error = $4,

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { AlertNotice } from '../notify/events.ts';
+import type { AlertNotice, SessionsNotice } from '../notify/events.ts';
+import { sessionsNotice } from '../notify/sessions.ts';
+import type { Warehouse } from '../warehouse/client.ts';
 import { METRIC_NAMES, type Annotations, type Rule } from './model.ts';
 import type { SeriesKey } from './samples.ts';
 
@@ -126,4 +128,41 @@ function defaultSummary(rule: Rule, instance: InstanceSnapshot): string {
       ? `${formatNumber(instance.threshold)} (baseline ${instance.baselineVersion ?? '?'} × ${c.factor ?? 1}${c.offset ? ` + ${c.offset}` : ''})`
       : formatNumber(instance.threshold);
   return `${where}: ${metric} ${formatNumber(instance.value)} ${c.comparator} ${against}`;
+}
+
+/**
+ * Sets each notice's `sessions`: the crash-free sessions of its version (and of the baseline a
+ * relative rule judges against) in its environment over the rule's window before `now`. One read
+ * per version and environment; null without a version and environment, without sessions, or when
+ * the warehouse fails (the notification goes out without them rather than not at all).
+ */
+export async function attachSessions(
+  warehouse: Warehouse,
+  rule: Pick<Rule, 'orgId' | 'server' | 'windowMs'>,
+  notices: AlertNotice[],
+  now: number,
+): Promise<void> {
+  const reads = new Map<string, Promise<SessionsNotice | null>>();
+  for (const notice of notices) {
+    const { environment, version, baselineVersion } = notice;
+    if (environment === null || version === null) {
+      notice.sessions = null;
+      continue;
+    }
+    const key = JSON.stringify([environment, version, baselineVersion]);
+    let read = reads.get(key);
+    if (!read) {
+      read = sessionsNotice(warehouse, {
+        orgId: rule.orgId,
+        server: rule.server,
+        environment,
+        version,
+        baseline: baselineVersion,
+        from: now - rule.windowMs,
+        to: now,
+      }).catch(() => null);
+      reads.set(key, read);
+    }
+    notice.sessions = await read;
+  }
 }

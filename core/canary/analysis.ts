@@ -25,6 +25,7 @@ import { latestToolSnapshot } from '../health/tools.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import type { EventPublisher } from '../notify/events.ts';
+import { sessionsNotice } from '../notify/sessions.ts';
 import { systemPrincipal } from '../orgs.ts';
 import { sortDescending } from '../registry/semver-policy.ts';
 import { findServer } from '../registry/servers.ts';
@@ -729,10 +730,24 @@ async function actOnRollout(
 }
 
 async function publishVerdict(
-  deps: Pick<CanaryDeps, 'publisher' | 'logger'>,
+  deps: Pick<CanaryDeps, 'publisher' | 'logger' | 'warehouse'>,
   orgId: string,
   view: AnalysisView,
 ) {
+  // Both versions' crash-free sessions over the window judged; a warehouse failure leaves them out
+  // rather than the verdict unannounced.
+  const sessions = await sessionsNotice(deps.warehouse, {
+    orgId,
+    server: view.server,
+    environment: view.environment,
+    version: view.candidate,
+    baseline: view.baseline,
+    from: Date.parse(view.window.start),
+    to: Date.parse(view.window.end),
+  }).catch((error: unknown) => {
+    deps.logger?.warn({ err: error, analysis: view.id }, 'could not read the sessions of a canary verdict');
+    return null;
+  });
   const score = view.score === null ? '' : ` (score ${fmt(Math.round(view.score * 10) / 10)})`;
   const action =
     view.action === 'rolled-back'
@@ -768,6 +783,7 @@ async function publishVerdict(
           action: view.action,
           reportPath: `/api/v1/servers/${encodeURIComponent(view.server)}/analyses/${view.id}?format=markdown`,
         },
+        sessions,
       },
     });
   } catch (error) {

@@ -64,4 +64,25 @@ export interface AlertNotice {
   endsAt: string | null;
   /** Path of the comparison page in the UI, relative to the API base URL. */
   comparePath: string | null;
+  /** Crash-free sessions of the alerted version in its environment over the rule's window. */
+  sessions?: SessionsNotice | null;
+}
+
+/** One version's sessions in a window; rates 0..1, null without a finished session. */
+export interface VersionSessionsNotice {
+  version: string;
+  sessions: number;
+  crashed: number;
+  crashFreeSessions: number | null;
+  crashFreeUsers: number | null;
+}
+
+/** The `sessions` object of a `canary.verdict`'s data and of each alert of an alert group. */
+export interface SessionsNotice {
+  environment: string;
+  window: { from: string; to: string };
+  /** The candidate of a verdict, the alerted version of an alert. */
+  version: VersionSessionsNotice;
+  /** The verdict's baseline, or the version a relative rule judges against; null without one. */
+  baseline: VersionSessionsNotice | null;
 }

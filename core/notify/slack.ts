@@ -1,4 +1,4 @@
-import type { AlertGroupData, AlertNotice } from './events.ts';
+import type { AlertGroupData, AlertNotice, SessionsNotice, VersionSessionsNotice } from './events.ts';
 import type { StoredEvent } from './publisher.ts';
 
 /** Slack's documented Block Kit limits; longer text is cut with an ellipsis rather than refused by Slack. */
@@ -106,6 +106,33 @@ function message(text: string, blocks: (SlackBlock | undefined)[]): SlackMessage
   };
 }
 
+const rate = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)} %`);
+
+/**
+ * "Crash-free sessions: 1.1.0 92.0 % vs 1.0.0 99.5 %", or without a baseline
+ * "Crash-free sessions: 1.1.0 92.0 % in production"; null for anything that is not a notice.
+ */
+export function crashFreeLine(value: unknown): string | null {
+  if (!isSessionsNotice(value)) return null;
+  const head = `Crash-free sessions: ${value.version.version} ${rate(value.version.crashFreeSessions)}`;
+  return value.baseline
+    ? `${head} vs ${value.baseline.version} ${rate(value.baseline.crashFreeSessions)}`
+    : `${head} in ${value.environment}`;
+}
+
+/** Stored events are JSON from Postgres: the shape is checked before it is rendered. */
+function isSessionsNotice(value: unknown): value is SessionsNotice {
+  const side = (v: unknown) =>
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as VersionSessionsNotice).version === 'string' &&
+    ((v as VersionSessionsNotice).crashFreeSessions === null ||
+      typeof (v as VersionSessionsNotice).crashFreeSessions === 'number');
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as SessionsNotice;
+  return typeof v.environment === 'string' && side(v.version) && (v.baseline === null || side(v.baseline));
+}
+
 /** Alerts shown one by one before the rest are only counted. */
 const MAX_ALERTS_SHOWN = 10;
 
@@ -154,6 +181,8 @@ function renderAlertGroup(event: StoredEvent, data: AlertGroupData, options: Ren
     ];
     if (alert.annotations.summary) lines.push(esc(alert.annotations.summary));
     lines.push(observedLine(alert));
+    const crashFree = crashFreeLine(alert.sessions);
+    if (crashFree) lines.push(esc(crashFree));
     if (alerts.length > 1 && (alert.version || alert.server)) {
       lines.push(
         [alert.server, alert.environment, alert.version]
@@ -181,7 +210,8 @@ function renderAlertGroup(event: StoredEvent, data: AlertGroupData, options: Ren
   const compare = link(options, first?.comparePath);
   if (compare && alerts.length === 1) blocks.push(button('Open comparison', compare));
   const fallback = `${title}${where ? ` — ${where}` : ''}${first ? ` — ${first.metric} ${formatNumber(first.value)} vs ${formatNumber(first.threshold)}` : ''}`;
-  return message(event.summary || fallback, blocks);
+  const crashFree = crashFreeLine(first?.sessions);
+  return message(`${event.summary || fallback}${crashFree ? ` — ${crashFree}` : ''}`, blocks);
 }
 
 /** Well-known keys producers put in `data`, shown as fields when present. */
@@ -251,9 +281,11 @@ function renderGeneric(event: StoredEvent, options: RenderOptions): SlackMessage
   ];
   const url = link(options, d.comparePath) ?? link(options, d.path);
   const metrics = metricLines(d.metrics);
-  return message(event.summary, [
+  const crashFree = crashFreeLine(d.sessions);
+  return message(`${event.summary}${crashFree ? ` — ${crashFree}` : ''}`, [
     header(titleFor(event)),
     section(esc(event.summary)),
+    crashFree ? section(esc(crashFree)) : undefined,
     fieldsBlock(pairs),
     metrics ? section(metrics) : undefined,
     url

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AlertNotice } from '#core/notify/events.ts';
+import { renderSlack } from '#core/notify/slack.ts';
 import type { RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
@@ -124,6 +126,27 @@ const evaluate = async (id: string) => {
   };
 };
 
+/** The notice the rule's firing alert waits to be sent with (its group's), and its Slack text. */
+async function notice(ruleId: string) {
+  const [row] = await stores.db.query<{ notice: AlertNotice }>(
+    `SELECT notice FROM alert_group_alerts WHERE notice->>'ruleId' = $1`,
+    [ruleId],
+  );
+  expect(row, `a notice of rule ${ruleId}`).toBeDefined();
+  const slack = renderSlack({
+    id: 'e1',
+    type: 'alert.firing',
+    server: SERVER,
+    environment: 'production',
+    version: row!.notice.version,
+    labels: {},
+    summary: '',
+    data: { groupKey: 'g', status: 'firing', alerts: [row!.notice] },
+    occurredAt: new Date().toISOString(),
+  });
+  return { sessions: row!.notice.sessions, text: slack.text, blocks: JSON.stringify(slack.blocks) };
+}
+
 describe('alert rules on release health', () => {
   it('fires on crash-free sessions and users below a threshold, for the version whose sessions crash', async () => {
     const sessionsRule = await rule({ metric: 'crash_free_sessions', threshold: 0.99 });
@@ -132,6 +155,17 @@ describe('alert rules on release health', () => {
     expect(fired.transitions).toMatchObject([{ to: 'firing', labels: { version: '1.1.0' } }]);
     expect(fired.alerts).toMatchObject([{ state: 'firing', version: '1.1.0', threshold: 0.99 }]);
     expect(fired.alerts[0]?.value).toBeCloseTo(0.8, 6);
+    // The notification carries the alerted version's crash-free sessions over the rule's window.
+    const firing = await notice(sessionsRule);
+    expect(firing.sessions).toMatchObject({
+      environment: 'production',
+      version: { version: '1.1.0', sessions: 10, crashed: 2, crashFreeSessions: 0.8, crashFreeUsers: 0.6 },
+      baseline: null,
+    });
+    const window = firing.sessions!.window;
+    expect(Date.parse(window.to) - Date.parse(window.from)).toBe(10 * 60_000);
+    expect(firing.text).toContain('Crash-free sessions: 1.1.0 80.0 % in production');
+    expect(firing.blocks).toContain('Crash-free sessions: 1.1.0 80.0 % in production');
 
     const usersRule = await rule({ metric: 'crash_free_users', threshold: 0.9 });
     const users = await evaluate(usersRule);
@@ -174,6 +208,8 @@ describe('alert rules on release health', () => {
     const fired = await evaluate(worse);
     expect(fired.alerts).toMatchObject([{ state: 'firing', version: '1.1.0', baselineVersion: '1.0.0' }]);
     expect(fired.alerts[0]?.threshold).toBeCloseTo(0.95, 6);
+    // Against the baseline the rule judges with.
+    expect((await notice(worse)).text).toContain('Crash-free sessions: 1.1.0 80.0 % vs 1.0.0 100.0 %');
 
     const lenient = await rule({
       kind: 'relative',

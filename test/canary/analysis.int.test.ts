@@ -7,6 +7,7 @@ import { openDeployDeps } from '#core/deploy/wiring.ts';
 import { writeResults, type HealthResult } from '#core/health/results.ts';
 import { saveToolSnapshot } from '#core/health/tools.ts';
 import type { EventPublisher, PyleeEvent } from '#core/notify/events.ts';
+import { renderSlack } from '#core/notify/slack.ts';
 import { QUEUE_PREFIX, QUEUES } from '#core/queue/queues.ts';
 import type { SessionEventRow } from '#core/warehouse/rows.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
@@ -449,6 +450,13 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
       throw new Error(`deployment ${id} did not get there`);
     }
 
+    /** The server's canary.verdict event, published once the analysis recorded its action. */
+    const verdictOf = async (server: string) => {
+      const published = () => events.find((e) => e.type === 'canary.verdict' && e.server === server);
+      await eventually(() => published() !== undefined, { what: 'the canary.verdict event' });
+      return published();
+    };
+
     const latestAnalysis = async (server: string, deployment: string) =>
       (
         (await admin('GET', `/api/v1/servers/${server}/analyses?deploymentId=${deployment}`))
@@ -479,7 +487,7 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
         baselineSource: 'deployment',
         step: 0,
       });
-      const event = events.find((e) => e.type === 'canary.verdict' && e.server === server);
+      const event = await verdictOf(server);
       expect(event).toMatchObject({ version: '1.1.0', environment: 'staging', labels: { verdict: 'pass' } });
       expect(event?.summary).toContain('promoted');
     });
@@ -505,6 +513,24 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
 
     it('rolls back a regressing canary when its policy says so', async () => {
       const server = await canaryServer({ perMinute: 60, errorRate: 0.1, latencyMs: 300 });
+      // Sessions in the window: 1.0.0 ten clean ones, 1.1.0 two of six ended by an upstream failure.
+      const ended = (version: string, i: number, reason: string): SessionEventRow => ({
+        org_id: api.org.id,
+        server,
+        environment: 'staging',
+        version,
+        session_id: `${version}-${i}`,
+        time: new Date(start + 5 * 60_000 + i * 1000).toISOString(),
+        event: 'end',
+        reason,
+        client_key: `client-${version}-${i}`,
+        source: 'gateway',
+      });
+      await writer.writeSessionEvents([
+        ...Array.from({ length: 10 }, (_, i) => ended('1.0.0', i, 'delete')),
+        ...Array.from({ length: 6 }, (_, i) => ended('1.1.0', i, i < 2 ? 'upstream-failure' : 'delete')),
+      ]);
+      await writer.flush();
       const d = await rollout(server, { rollbackOnFailure: true });
       const done = await until(server, d.id as string, (x) => x.status !== 'progressing');
       expect(done).toMatchObject({ status: 'rolled-back', weight: 0 });
@@ -518,9 +544,33 @@ describe.each(DB_DRIVERS)('canary analyses on $name', (driver) => {
         env.environments ?? (env as unknown as { environment: string; stable: { version: string } | null }[])
       ).find?.((e) => e.environment === 'staging');
       if (staging) expect(staging.stable?.version).toBe('1.0.0');
-      expect(events.find((e) => e.type === 'canary.verdict' && e.server === server)?.summary).toContain(
-        'rolled back',
-      );
+      // Published once the action is recorded.
+      const verdict = await verdictOf(server);
+      expect(verdict?.summary).toContain('rolled back');
+      // The verdict carries both versions' crash-free sessions over the window judged, in its data
+      // (the webhook payload) and in the Slack text.
+      expect(verdict?.data.sessions).toMatchObject({
+        environment: 'staging',
+        window: { from: a?.window && (a.window as { start: string }).start },
+        version: {
+          version: '1.1.0',
+          sessions: 6,
+          crashed: 2,
+          crashFreeSessions: 1 - 2 / 6,
+          crashFreeUsers: 1 - 2 / 6,
+        },
+        baseline: { version: '1.0.0', sessions: 10, crashed: 0, crashFreeSessions: 1, crashFreeUsers: 1 },
+      });
+      const slack = renderSlack({
+        ...verdict!,
+        id: 'e1',
+        server,
+        environment: 'staging',
+        version: '1.1.0',
+        labels: verdict?.labels ?? {},
+        occurredAt: new Date().toISOString(),
+      });
+      expect(slack.text).toContain(' — Crash-free sessions: 1.1.0 66.7 % vs 1.0.0 100.0 %');
     });
 
     it('holds a regressing canary with "rollback recommended" when the policy does not roll back', async () => {

@@ -155,6 +155,62 @@ describe('Slack rendering', () => {
     expect(allText(verdict)).toContain('error rate: *0.08* vs baseline *0.01* (fail)');
   });
 
+  it('carries crash-free sessions in verdicts and alerts, text and blocks, and ignores a malformed sessions object', () => {
+    const side = (version: string, crashFreeSessions: number | null) => ({
+      version,
+      sessions: 40,
+      crashed: 3,
+      crashFreeSessions,
+      crashFreeUsers: 0.9,
+    });
+    const sessions = {
+      environment: 'production',
+      window: { from: '2025-01-01T09:30:00.000Z', to: '2025-01-01T10:00:00.000Z' },
+      version: side('1.3.0', 0.92),
+      baseline: side('1.2.0', 0.995),
+    };
+    const verdict = renderSlack({
+      ...event(),
+      type: 'canary.verdict',
+      summary: 'matrix 1.3.0 vs 1.2.0 in production: fail',
+      data: { verdict: 'fail', sessions },
+    });
+    expect(validateSlackMessage(verdict)).toEqual([]);
+    expect(verdict.text).toBe(
+      'matrix 1.3.0 vs 1.2.0 in production: fail — Crash-free sessions: 1.3.0 92.0 % vs 1.2.0 99.5 %',
+    );
+    expect(allText(verdict)).toContain('"Crash-free sessions: 1.3.0 92.0 % vs 1.2.0 99.5 %"');
+    // An alert on a version of a threshold rule: its own sessions, in its environment; no finished
+    // session yet reads "—".
+    const firing = renderSlack(
+      event({
+        data: {
+          groupKey: 'g',
+          status: 'firing',
+          alerts: [alert({ sessions: { ...sessions, version: side('1.3.0', null), baseline: null } })],
+        },
+      }),
+    );
+    expect(validateSlackMessage(firing)).toEqual([]);
+    expect(firing.text).toContain(' — Crash-free sessions: 1.3.0 — in production');
+    expect(allText(firing)).toContain('Crash-free sessions: 1.3.0 — in production');
+    // Without sessions, or with a shape that is not one, nothing is added.
+    for (const odd of [null, { environment: 'production', version: 'x' }, 'sessions']) {
+      const plain = renderSlack({
+        ...event(),
+        type: 'canary.verdict',
+        summary: 'fail',
+        data: { sessions: odd },
+      });
+      expect(plain.text).toBe('fail');
+      expect(allText(plain)).not.toContain('Crash-free');
+    }
+    // The webhook carries the object as it is.
+    expect(
+      webhookPayload('d1', { ...event(), type: 'canary.verdict', data: { sessions } }).data.sessions,
+    ).toEqual(sessions);
+  });
+
   it('formats numbers for a phone', () => {
     expect(formatNumber(0.123456)).toBe('0.1235');
     expect(formatNumber(123456)).toBe('123500');
