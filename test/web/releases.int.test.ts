@@ -211,6 +211,54 @@ describe.runIf(hasChromium)('releases page in Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'releases.png'), fullPage: true });
   });
 
+  it('shows the same crash-free sessions on the overview and the comparison page', async () => {
+    // The sessions above are minutes old: the overview's hour and the compare page's see them all.
+    const by = Object.fromEntries(expected.versions.map((v) => [v.version, v]));
+    const [canary, stable] = [by['1.1.0']!, by['1.0.0']!];
+    await page.goto(`${platform.apiUrl}/`);
+    const row = page.locator('tr[data-server="weather"][data-environment="production"]');
+    await row.locator('[data-testid=crash-free-sessions] .value').waitFor();
+    // Under the health status: the canary against the environment's average (red below it); both
+    // versions' figures in the title.
+    expect(await text('tr[data-server="weather"] [data-testid=crash-free-sessions]')).toBe(
+      `${percent(canary.crashFreeSessions)} ${points(canary.crashFreeSessions, expected.average.crashFreeSessions)}`,
+    );
+    expect(await row.locator('[data-testid=crash-free-sessions] .delta').getAttribute('class')).toContain(
+      'down',
+    );
+    const title = (await row.locator('.sessions').getAttribute('title')) ?? '';
+    expect(title).toContain(
+      `1.1.0: ${percent(canary.crashFreeSessions)} crash-free of ${canary.sessions.total} sessions`,
+    );
+    expect(title).toContain(
+      `1.0.0: ${percent(stable.crashFreeSessions)} crash-free of ${stable.sessions.total} sessions`,
+    );
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1024);
+
+    await page.goto(`${platform.apiUrl}/servers/weather/compare`);
+    const figures = page.getByTestId('compare-sessions');
+    await figures.waitFor();
+    for (const [testid, key] of [
+      ['crash-free-sessions', 'crashFreeSessions'],
+      ['crash-free-users', 'crashFreeUsers'],
+    ] as const) {
+      expect(await text(`[data-testid=compare-sessions] [data-testid=${testid}] [data-side=baseline]`)).toBe(
+        percent(stable[key]),
+      );
+      expect(await text(`[data-testid=compare-sessions] [data-testid=${testid}] [data-side=candidate]`)).toBe(
+        percent(canary[key]),
+      );
+    }
+    // The canary lost crash-free sessions against its baseline: the change is classed worse.
+    expect(
+      await figures.locator('[data-testid=crash-free-sessions] td').last().getAttribute('class'),
+    ).toContain('worse');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'compare-sessions.png'), fullPage: true });
+    // Back where the next cases start.
+    await page.goto(`${platform.apiUrl}/servers/weather/releases`);
+    await page.locator('tr[data-version="1.0.0"]').waitFor();
+  });
+
   it('follows the window picker into the URL and the request', async () => {
     const asked = page.waitForRequest(
       (r) => r.url().includes('/release-health?') && r.url().includes('window=1h'),

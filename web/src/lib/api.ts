@@ -100,6 +100,25 @@ export interface Comparison {
     deltas: Record<string, Delta | Record<string, Delta>>;
   }[];
   newErrorTypes: { errorType: string; errors: number }[];
+  /** Both versions' release health over the window; null without an environment. */
+  sessions: { baseline: SessionSummary; candidate: SessionSummary } | null;
+}
+
+/** Sessions of one version by status, with its crash-free rates (0..1, null without a finished one). */
+export interface SessionSummary {
+  sessions: {
+    total: number;
+    healthy: number;
+    errored: number;
+    crashed: number;
+    abnormal: number;
+    'moved-by-rollout': number;
+    active: number;
+  };
+  users: number;
+  crashFreeSessions: number | null;
+  crashFreeUsers: number | null;
+  erroredRate: number | null;
 }
 
 /** An RFC 9457 problem the API answered with. */
@@ -463,6 +482,18 @@ export interface OverviewFigures extends VersionStats {
   };
 }
 
+/** Release health of one version in an overview row; `change` is against the average, 0..1 points. */
+export interface OverviewVersionSessions {
+  version: string;
+  sessions: number;
+  active: number;
+  crashed: number;
+  users: number;
+  crashFreeSessions: number | null;
+  crashFreeUsers: number | null;
+  change: { crashFreeSessions: number | null; crashFreeUsers: number | null };
+}
+
 export interface OverviewEnvironment {
   environment: string;
   position: number;
@@ -492,6 +523,12 @@ export interface OverviewEnvironment {
   };
   canaryVerdict: { id: string; verdict: string; at: string } | null;
   metrics: { current: OverviewFigures | null; previous: OverviewFigures | null };
+  /** Null without any session in the window. */
+  sessions: {
+    current: OverviewVersionSessions | null;
+    previous: OverviewVersionSessions | null;
+    average: { sessions: number; crashFreeSessions: number | null; crashFreeUsers: number | null };
+  } | null;
   deltas: { errorRate: number | null; p95: number | null };
   rollbackRecommended: boolean;
   reasons: { code: string; message: string }[];
