@@ -181,8 +181,6 @@ function renderAlertGroup(event: StoredEvent, data: AlertGroupData, options: Ren
     ];
     if (alert.annotations.summary) lines.push(esc(alert.annotations.summary));
     lines.push(observedLine(alert));
-    const crashFree = crashFreeLine(alert.sessions);
-    if (crashFree) lines.push(esc(crashFree));
     if (alerts.length > 1 && (alert.version || alert.server)) {
       lines.push(
         [alert.server, alert.environment, alert.version]
@@ -201,6 +199,9 @@ function renderAlertGroup(event: StoredEvent, data: AlertGroupData, options: Ren
       .join(' · ');
     if (links) lines.push(links);
     blocks.push(section(lines.join('\n')));
+    // Its own line: how many of the version's sessions crashed, beside the metric that fired.
+    const crashFree = crashFreeLine(alert.sessions);
+    if (crashFree) blocks.push(section(esc(crashFree)));
     const times = [`Started ${alert.startsAt}`];
     if (alert.endsAt && alert.status === 'resolved') times.push(`resolved ${alert.endsAt}`);
     blocks.push(context(times));
