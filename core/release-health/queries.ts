@@ -8,7 +8,15 @@ import { sortDescending } from '../registry/semver-policy.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import { DEFAULT_RETENTION, ttlDays } from '../warehouse/telemetry-queries.ts';
 import { settledUntil } from './rollups.ts';
-import { at, LIFETIME_SQL, mergedSessionsSql, NO_END, SCOPE_SQL, STATUS_SQL, TIMED_SQL } from './sql.ts';
+import {
+  LIFETIME_SQL,
+  mergedSessionsSql,
+  NO_END,
+  rollupBounds,
+  rollupRowsSql,
+  STATUS_SQL,
+  TIMED_SQL,
+} from './sql.ts';
 import {
   ADOPTION_STAGE_WINDOW_MS,
   ADOPTION_WINDOW_MS,
@@ -78,10 +86,11 @@ interface SessionScope {
   to: number;
 }
 
-/** The merged sessions of one server × environment (sql.ts); `since` defaults to the window's start. */
-const MERGED_SESSIONS = mergedSessionsSql({ scoped: true });
+/** The merged sessions of one server × environment (sql.ts), from a day of rows or from the carry. */
+const MERGED_SESSIONS = mergedSessionsSql({ scoped: true, source: 'lookback' });
+const MERGED_TAIL = mergedSessionsSql({ scoped: true, source: 'carry' });
 
-const scopeParams = (scope: SessionScope, since = scope.from) => ({
+const scopeParams = (scope: SessionScope, since = scope.from, carryAt = 0) => ({
   org: scope.orgId,
   server: scope.server,
   environment: scope.environment,
@@ -89,17 +98,27 @@ const scopeParams = (scope: SessionScope, since = scope.from) => ({
   to: scope.to,
   since,
   until: NO_END,
+  carry_at: carryAt,
 });
 
 /**
- * Where a window's sessions are read: the rollups hold the sessions last seen before `settled`
- * (rollups.ts), the raw merged states those last seen from `raw` on. A window that ends before the
- * settled time reads raw states only (the rollups know when sessions were last seen, not whether
- * they overlapped an earlier window's end).
+ * How a window's sessions are read. Once sessions have settled (rollups.ts), the rollups hold those
+ * last seen before `settled` and the tail after it is merged from the settle job's carry (cheap
+ * whatever the table's size). Before anything settled, or for a window that ends before the
+ * settled time (the rollups know when sessions were last seen, not whether they overlapped an
+ * earlier window's end), the raw states are merged with a day of lookback.
  */
-function split(scope: SessionScope, settled: number): { rollups: boolean; raw: number } {
-  if (settled <= scope.from || scope.to < settled) return { rollups: false, raw: scope.from };
-  return { rollups: true, raw: settled };
+function plan(scope: SessionScope, settled: number) {
+  if (settled <= 0 || scope.to < settled) {
+    return { rollups: false, merged: MERGED_SESSIONS, params: scopeParams(scope), settled: scope.from };
+  }
+  const since = Math.max(scope.from, settled);
+  return {
+    rollups: scope.from < settled,
+    merged: MERGED_TAIL,
+    params: { ...scopeParams(scope, since, settled), ...rollupBounds(scope.from, settled), settled },
+    settled,
+  };
 }
 
 /** The merged state of every session of one server × environment seen in [from, to], one row per session and version. */
@@ -164,22 +183,21 @@ export async function sessionFigures(
   warehouse: Warehouse,
   scope: SessionScope & { now: number; idleMs: number; settled?: number },
 ): Promise<CountedFigures[]> {
-  const { rollups, raw } = split(scope, scope.settled ?? (await settledUntil(warehouse)));
-  const fromRollups = `SELECT version, status, sum(sessions) AS n, uniqExactMergeState(users) AS u,
-      sum(timed) AS timed_n,
-      quantilesTDigestMergeState(0.5, 0.9)(durations) AS d
-    FROM session_rollups
-    WHERE ${SCOPE_SQL} AND time >= toStartOfMinute(${at('from')}) AND time < ${at('settled')}
-    GROUP BY version, status`;
-  const fromRaw = `SELECT version, status, count() AS n, uniqExactStateIf(client, client != '') AS u,
+  const { rollups, merged, params } = plan(scope, scope.settled ?? (await settledUntil(warehouse)));
+  // Rollup rows go straight into the one aggregation (their states merged once); the raw sessions
+  // are folded into the same states per version and status first.
+  const fromRollups = rollupRowsSql(
+    'version, status, sessions AS n, users AS u, timed AS timed_n, durations AS d',
+  );
+  const fromRaw = `SELECT version, status, count() AS n, uniqCombined64StateIf(12)(client, client != '') AS u,
       countIf(timed) AS timed_n, quantilesTDigestStateIf(0.5, 0.9)(lifetime, timed) AS d
     FROM (
       SELECT version, client, ${STATUS_SQL} AS status, ${LIFETIME_SQL} AS lifetime, ${TIMED_SQL} AS timed
-      FROM (${MERGED_SESSIONS})
+      FROM (${merged})
     )
     GROUP BY version, status`;
   const result = await warehouse.client.query({
-    query: `SELECT target.1 AS bucket, target.2 AS pooled,
+    query: `SELECT version AS bucket, grouping(version) AS pooled,
         sum(n) AS total,
         sumIf(n, status = 'healthy') AS healthy,
         sumIf(n, status = 'errored') AS errored,
@@ -187,16 +205,14 @@ export async function sessionFigures(
         sumIf(n, status = 'abnormal') AS abnormal,
         sumIf(n, status = 'moved-by-rollout') AS moved,
         sumIf(n, status = 'active') AS active,
-        uniqExactMerge(u) AS users,
-        uniqExactMergeIf(u, status NOT IN ('moved-by-rollout', 'active')) AS decided_users,
-        uniqExactMergeIf(u, status = 'crashed') AS crashed_users,
+        uniqCombined64Merge(12)(u) AS users,
+        uniqCombined64MergeIf(12)(u, status NOT IN ('moved-by-rollout', 'active')) AS decided_users,
+        uniqCombined64MergeIf(12)(u, status = 'crashed') AS crashed_users,
         sum(timed_n) AS durations,
         quantilesTDigestMerge(0.5, 0.9)(d) AS duration
-      FROM (
-        SELECT *, ${TARGETS} FROM (${rollups ? `${fromRollups} UNION ALL ` : ''}${fromRaw})
-      )
-      GROUP BY bucket, pooled`,
-    query_params: { ...scopeParams(scope, raw), settled: raw, now: scope.now, idle: scope.idleMs },
+      FROM (${rollups ? `${fromRollups} UNION ALL ` : ''}${fromRaw})
+      GROUP BY GROUPING SETS ((version), ())`,
+    query_params: { ...params, now: scope.now, idle: scope.idleMs },
     format: 'JSONEachRow',
   });
   return (await result.json<FiguresRow>()).map((r) => {
@@ -238,33 +254,32 @@ export async function windowCounts(
   warehouse: Warehouse,
   scope: SessionScope & { windows: { from: number; to: number }[]; settled?: number },
 ): Promise<WindowCounts[]> {
-  const { rollups, raw } = split(scope, scope.settled ?? (await settledUntil(warehouse)));
+  const { rollups, merged, params } = plan(scope, scope.settled ?? (await settledUntil(warehouse)));
   const windows = `range(1, length({ends:Array(Int64)}) + 1)`;
   // Per version, an array of sessions per window (summed element-wise: no row per window) and the
   // users of the first window as an aggregate state.
+  const minute = `toUnixTimestamp64Milli(toDateTime64(time, 3))`;
+  const inWindow = (j: string) =>
+    `${minute} >= intDiv({starts:Array(Int64)}[${j}], 60000) * 60000 AND ${minute} <= {ends:Array(Int64)}[${j}]`;
   const fromRollups = `SELECT version,
-      sumForEach(arrayMap(j -> if(toUnixTimestamp64Milli(toDateTime64(time, 3)) >= intDiv({starts:Array(Int64)}[j], 60000) * 60000
-        AND toUnixTimestamp64Milli(toDateTime64(time, 3)) <= {ends:Array(Int64)}[j], sessions, 0), ${windows})) AS hits,
-      uniqExactMergeStateIf(users, toUnixTimestamp64Milli(toDateTime64(time, 3)) >= intDiv({starts:Array(Int64)}[1], 60000) * 60000
-        AND toUnixTimestamp64Milli(toDateTime64(time, 3)) <= {ends:Array(Int64)}[1]) AS u
-    FROM session_rollups
-    WHERE ${SCOPE_SQL} AND time >= toStartOfMinute(${at('from')}) AND time < ${at('settled')}
+      sumForEach(arrayMap(j -> if(${inWindow('j')}, sessions, 0), ${windows})) AS hits,
+      uniqCombined64MergeStateIf(12)(users, ${inWindow('1')}) AS u
+    FROM (${rollupRowsSql('version, time, sessions, users')})
     GROUP BY version`;
-  const fromRaw = `SELECT version, sumForEach(seen) AS hits, uniqExactStateIf(client, client != '' AND seen[1] = 1) AS u
+  const fromRaw = `SELECT version, sumForEach(seen) AS hits, uniqCombined64StateIf(12)(client, client != '' AND seen[1] = 1) AS u
     FROM (
       SELECT version, client,
         arrayMap(j -> toUInt64(toUnixTimestamp64Milli(last_at) >= {starts:Array(Int64)}[j]
           AND toUnixTimestamp64Milli(first_at) <= {ends:Array(Int64)}[j]), ${windows}) AS seen
-      FROM (${MERGED_SESSIONS})
+      FROM (${merged})
     )
     GROUP BY version`;
   const result = await warehouse.client.query({
-    query: `SELECT target.1 AS bucket, target.2 AS pooled, sumForEach(hits) AS sessions, uniqExactMerge(u) AS users
+    query: `SELECT target.1 AS bucket, target.2 AS pooled, sumForEach(hits) AS sessions, uniqCombined64Merge(12)(u) AS users
       FROM (SELECT *, ${TARGETS} FROM (${rollups ? `${fromRollups} UNION ALL ` : ''}${fromRaw}))
       GROUP BY bucket, pooled`,
     query_params: {
-      ...scopeParams(scope, raw),
-      settled: raw,
+      ...params,
       starts: scope.windows.map((w) => w.from),
       ends: scope.windows.map((w) => w.to),
     },
@@ -333,23 +348,27 @@ export async function releaseHealth(
   // Adoption looks 24 hours back, and the stage at earlier 6-hour windows, whatever the window.
   const since = Math.min(from, to - ADOPTION_WINDOW_MS);
   const scope = { orgId: principal.orgId, server: input.server, environment: input.environment };
-  // Window 0 is adoption's 24 hours; then the 6-hour windows of the stage, the latest first.
-  const stageEnds = stageWindowEnds(to, since);
-  const windows = [
-    { from: to - ADOPTION_WINDOW_MS, to },
-    ...stageEnds.map((end) => ({ from: end - ADOPTION_STAGE_WINDOW_MS, to: end })),
-  ];
+  // Adoption's 24 hours, read on its own so its edges are exact to the minute on the rollups; the
+  // 6-hour windows of the stage, the latest first (whole hours on the rollups, a share is enough).
+  const adoptionWindow = { from: to - ADOPTION_WINDOW_MS, to };
+  const stageWindows = stageWindowEnds(to, since).map((end) => ({
+    from: end - ADOPTION_STAGE_WINDOW_MS,
+    to: end,
+  }));
   const settled = await settledUntil(warehouse);
-  const [figures, counts] = await Promise.all([
+  const [figures, adopted, staged] = await Promise.all([
     sessionFigures(warehouse, { ...scope, from, to, now: to, idleMs, settled }),
-    windowCounts(warehouse, { ...scope, from: since, to, windows, settled }),
+    windowCounts(warehouse, { ...scope, ...adoptionWindow, windows: [adoptionWindow], settled }),
+    windowCounts(warehouse, { ...scope, from: since, to, windows: stageWindows, settled }),
   ]);
-  const pooledCounts = counts.find((c) => c.version === null);
+  const pooledAdopted = adopted.find((c) => c.version === null);
+  const pooledStaged = staged.find((c) => c.version === null);
   const share = (part: number | undefined, whole: number | undefined) => (whole ? (part ?? 0) / whole : null);
   const versions = figures
     .filter((f): f is CountedFigures & { version: string } => f.version !== null)
     .map((f): VersionHealth => {
-      const mine = counts.find((c) => c.version === f.version);
+      const mine = adopted.find((c) => c.version === f.version);
+      const mineStaged = staged.find((c) => c.version === f.version);
       const { 'moved-by-rollout': movedByRollout, ...byStatus } = f.sessions;
       return {
         version: f.version,
@@ -358,12 +377,10 @@ export async function releaseHealth(
         ...rates(f),
         duration: f.duration,
         adoption: {
-          sessions: share(mine?.sessions[0], pooledCounts?.sessions[0]),
-          users: share(mine?.users, pooledCounts?.users),
+          sessions: share(mine?.sessions[0], pooledAdopted?.sessions[0]),
+          users: share(mine?.users, pooledAdopted?.users),
         },
-        stage: stageOf(
-          windows.slice(1).map((_, i) => share(mine?.sessions[i + 1], pooledCounts?.sessions[i + 1])),
-        ),
+        stage: stageOf(stageWindows.map((_, i) => share(mineStaged?.sessions[i], pooledStaged?.sessions[i]))),
       };
     });
   const pooled = figures.find((f) => f.version === null);

@@ -1,6 +1,6 @@
 import type { Warehouse } from '../warehouse/client.ts';
 import { SESSION_IDLE_LIMIT_MS } from './model.ts';
-import { LIFETIME_SQL, mergedSessionsSql, NO_END, STATUS_SQL, TIMED_SQL } from './sql.ts';
+import { CARRY_SQL, LIFETIME_SQL, mergedSessionsSql, NO_END, STATUS_SQL, TIMED_SQL } from './sql.ts';
 
 /**
  * Settling sessions into per-minute rollups (migration 0007). A session last seen before
@@ -67,25 +67,32 @@ async function mark(warehouse: Warehouse, chunk: Chunk): Promise<void> {
 }
 
 /**
- * Adds the sessions last seen in [from, to) to the rollups. The insert carries a token named after
- * the chunk, so running it again (a job killed before it marked the chunk done) adds nothing.
+ * Adds the sessions last seen in [from, to) to the rollups, and carries the states of the sessions
+ * still going on at `to` over to the next chunk (sql.ts CARRY_SQL). Each insert carries a token named
+ * after the chunk, so running it again (a job killed before it marked the chunk done) adds nothing.
  */
 async function rollUp(warehouse: Warehouse, chunk: Chunk, idleMs: number): Promise<void> {
   if (chunk.to <= chunk.from) return;
+  const params = { carry_at: chunk.from, since: chunk.from, until: chunk.to, to: NO_END };
   await warehouse.client.command({
     query: `INSERT INTO session_rollups
       SELECT org_id, server, environment, version, toStartOfMinute(last_at) AS time, status,
         count() AS sessions,
-        uniqExactStateIf(client, client != '') AS users,
+        uniqCombined64StateIf(12)(client, client != '') AS users,
         countIf(is_timed) AS timed,
         quantilesTDigestStateIf(0.5, 0.9)(lifetime, is_timed) AS durations
       FROM (
         SELECT *, ${STATUS_SQL} AS status, ${LIFETIME_SQL} AS lifetime, ${TIMED_SQL} AS is_timed
-        FROM (${mergedSessionsSql({ scoped: false })})
+        FROM (${mergedSessionsSql({ scoped: false, source: 'carry' })})
       )
       GROUP BY org_id, server, environment, version, time, status`,
-    query_params: { since: chunk.from, until: chunk.to, to: NO_END, now: chunk.to + idleMs, idle: idleMs },
+    query_params: { ...params, now: chunk.to + idleMs, idle: idleMs },
     clickhouse_settings: { insert_deduplication_token: `session-rollup:${chunk.from}:${chunk.to}` },
+  });
+  await warehouse.client.command({
+    query: `INSERT INTO session_carry ${CARRY_SQL}`,
+    query_params: params,
+    clickhouse_settings: { insert_deduplication_token: `session-carry:${chunk.from}:${chunk.to}` },
   });
 }
 

@@ -255,12 +255,85 @@ describe('the release-health query over settled sessions', () => {
     return { raw: byVersion(raw), rolled: byVersion(rolled) };
   };
 
+  it('carries long sessions over chunk ends: their early errors and first time are kept once settled', async () => {
+    const carry = { ...scope, server: 'carry' };
+    const base = {
+      org_id: carry.orgId,
+      server: carry.server,
+      environment: carry.environment,
+      version: '1.0.0',
+    };
+    const request = (session: string, at: number, errorType = ''): RequestRow => ({
+      ...base,
+      operation: 'tools/call whoami',
+      time: new Date(at).toISOString(),
+      duration_ms: 0,
+      error: errorType ? 1 : 0,
+      error_type: errorType,
+      http_status: 200,
+      mcp_method: 'tools/call',
+      tool: 'whoami',
+      trace_id: '',
+      span_id: '',
+      session_id: session,
+      source: 'gateway',
+      client_key: 'k',
+      counted: 1,
+    });
+    const end = (session: string, at: number): SessionEventRow => ({
+      ...base,
+      session_id: session,
+      time: new Date(at).toISOString(),
+      event: 'end',
+      reason: 'delete',
+      client_key: 'k',
+      source: 'gateway',
+    });
+    // "long": a tool error 10 h ago, still going 1 h ago, ended 30 min ago (in the unsettled tail).
+    // "crashy": an upstream failure 20 h ago, ended 3 h ago (settled). Each row its own insert.
+    for (const row of [
+      request('long', NOW - 10 * HOUR, 'tool_error'),
+      request('long', NOW - 5 * HOUR),
+      request('long', NOW - HOUR),
+      request('crashy', NOW - 20 * HOUR, '502'),
+      request('crashy', NOW - 13 * HOUR),
+    ])
+      await warehouse.client.insert({ table: 'requests', values: [row], format: 'JSONEachRow' });
+    await warehouse.client.insert({
+      table: 'session_events',
+      values: [end('long', NOW - HOUR / 2), end('crashy', NOW - 3 * HOUR)],
+      format: 'JSONEachRow',
+    });
+    // Settling in 2-hour chunks: both sessions cross several chunk ends. From the earliest session
+    // of the file (30 hours ago) up to the minute 2 hours ago.
+    const settled = await settleSessions(warehouse, {
+      now: NOW,
+      lagMs: 2 * HOUR,
+      idleMs: IDLE,
+      maxChunkMs: 2 * HOUR,
+    });
+    expect(settled.chunks.length).toBeGreaterThanOrEqual(14);
+    expect(settled.settledUntil).toBe(aligned(NOW - 2 * HOUR));
+    expect(await settledUntil(warehouse)).toBe(settled.settledUntil);
+    const figures = await sessionFigures(warehouse, {
+      ...carry,
+      from: NOW - 24 * HOUR,
+      to: NOW,
+      now: NOW,
+      idleMs: IDLE,
+    });
+    const pooled = figures.find((f) => f.version === null);
+    expect(pooled?.sessions).toMatchObject({ total: 2, errored: 1, crashed: 1, healthy: 0, abnormal: 0 });
+    expect(pooled).toMatchObject({ users: 1, decidedUsers: 1, crashedUsers: 1 });
+    // Durations of the two: 9.5 h and 17 h, whatever chunk their rows fell in.
+    expect(pooled?.duration.p50).toBeGreaterThanOrEqual(9.5 * HOUR);
+    expect(pooled?.duration.p90).toBeLessThanOrEqual(17 * HOUR);
+    expect(pooled?.duration.p90).toBeGreaterThan(9.5 * HOUR);
+  });
+
   it('gives the same counts, users and adoption from rollups and raw states, and settles each session once', async () => {
-    const first = await settleSessions(warehouse, { now: NOW, lagMs: 2 * HOUR, idleMs: IDLE });
-    // From the earliest session, in chunks of at most 6 hours, up to the minute 2 hours ago.
-    expect(first.chunks.length).toBeGreaterThanOrEqual(5);
-    expect(first.settledUntil).toBe(aligned(NOW - 2 * HOUR));
-    expect(await settledUntil(warehouse)).toBe(first.settledUntil);
+    // Settled by the test before: caught up, nothing more to settle.
+    expect((await settleSessions(warehouse, { now: NOW, lagMs: 2 * HOUR, idleMs: IDLE })).chunks).toEqual([]);
     const [row] = await (
       await warehouse.client.query({
         query: 'SELECT sum(sessions) AS n FROM session_rollups',
@@ -281,15 +354,15 @@ describe('the release-health query over settled sessions', () => {
     // A run killed after adding a chunk's rows but before marking it done: the next run redoes that
     // chunk under the same deduplication token, so its sessions are not added twice.
     const before = await figuresBoth(24);
+    const settled = await settledUntil(warehouse);
     await warehouse.client.command({
       query: `DELETE FROM session_rollup_chunks WHERE done = 1 AND to_time = fromUnixTimestamp64Milli({to:Int64}, 'UTC')`,
-      query_params: { to: first.settledUntil },
+      query_params: { to: settled },
     });
-    expect(await settledUntil(warehouse)).toBeLessThan(first.settledUntil);
+    expect(await settledUntil(warehouse)).toBeLessThan(settled);
     const again = await settleSessions(warehouse, { now: NOW, lagMs: 2 * HOUR, idleMs: IDLE });
-    expect(again.chunks).toEqual([first.chunks.at(-1)]);
+    expect(again.chunks).toHaveLength(1);
+    expect(again.chunks[0]?.to).toBe(settled);
     expect(await figuresBoth(24)).toEqual(before);
-    // Caught up: nothing more to settle.
-    expect((await settleSessions(warehouse, { now: NOW, lagMs: 2 * HOUR, idleMs: IDLE })).chunks).toEqual([]);
   });
 });
