@@ -1,14 +1,16 @@
 /**
  * A simulated MCP server for the demo: a real MCP server (TypeScript SDK, streamable HTTP) with three
  * weather tools, instrumented with the OpenTelemetry Node SDK exporting OTLP/protobuf to Pylee's
- * collector. One tool can be made slower and flakier, which is the regression the demo's canary shows.
+ * collector. One tool can be made slower and flakier, and can drop some of its calls' connections
+ * (the gateway records those sessions as crashed), which is the regression the demo's canary shows.
  * Its clients reach it through Pylee's gateway, whose rows carry the calls; the collector keeps this
  * server's tool spans uncounted (so nothing is counted twice), and its CPU and memory metrics are what
  * only OTLP tells.
  *
  * Configured by environment (it runs as a child process, one per version):
  *   DEMO_PORT, DEMO_VERSION, DEMO_ENVIRONMENT, DEMO_OTLP_URL, DEMO_INGEST_KEY,
- *   DEMO_SLOW_TOOL (name), DEMO_SLOW_MS (extra latency), DEMO_ERROR_RATE (0..1 for that tool).
+ *   DEMO_SLOW_TOOL (name), DEMO_SLOW_MS (extra latency), DEMO_ERROR_RATE (0..1 for that tool),
+ *   DEMO_CRASH_RATE (0..1 of that tool's calls whose connection is dropped unanswered).
  */
 import http from 'node:http';
 import { SpanKind, SpanStatusCode, metrics, trace } from '@opentelemetry/api';
@@ -28,6 +30,7 @@ const version = env.DEMO_VERSION ?? '1.0.0';
 const slowTool = env.DEMO_SLOW_TOOL ?? '';
 const slowMs = Number(env.DEMO_SLOW_MS ?? 0);
 const errorRate = Number(env.DEMO_ERROR_RATE ?? 0);
+const crashRate = Number(env.DEMO_CRASH_RATE ?? 0);
 const headers = { authorization: `Bearer ${env.DEMO_INGEST_KEY ?? ''}` };
 const otlp = env.DEMO_OTLP_URL ?? 'http://127.0.0.1:4318';
 
@@ -118,6 +121,13 @@ function mcpServer(): McpServer {
   return server;
 }
 
+/** Whether this request is a call of the flaky tool that drops its connection. */
+function crashes(body: unknown): boolean {
+  if (crashRate <= 0 || typeof body !== 'object' || body === null) return false;
+  const call = body as { method?: unknown; params?: { name?: unknown } };
+  return call.method === 'tools/call' && call.params?.name === slowTool && Math.random() < crashRate;
+}
+
 // Stateless streamable HTTP: a fresh server and transport per request, as the SDK's examples do. A
 // stateless server has nothing to send on its own, so it offers no GET stream (405, as the spec allows).
 const httpServer = http.createServer((req, res) => {
@@ -132,6 +142,18 @@ const httpServer = http.createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => chunks.push(chunk));
   req.on('end', () => {
+    let body: unknown;
+    try {
+      body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
+    } catch {
+      res.writeHead(400).end('the body is not JSON');
+      return;
+    }
+    if (crashes(body)) {
+      // The process handling the call dies under it: no answer, the connection just goes.
+      req.socket.destroy();
+      return;
+    }
     void (async () => {
       const server = mcpServer();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
@@ -140,9 +162,6 @@ const httpServer = http.createServer((req, res) => {
         void server.close();
       });
       await server.connect(transport);
-      const body = chunks.length
-        ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown)
-        : undefined;
       await transport.handleRequest(req, res, body);
     })().catch((error: unknown) => {
       if (!res.headersSent) res.writeHead(500).end(String(error));

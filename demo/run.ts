@@ -3,10 +3,11 @@
  * two versions of a real MCP server instrumented with OpenTelemetry and registered with their URLs as
  * remotes, MCP clients as users (connected to Pylee's gateway, never to a version), a Slack-shaped
  * sink and a signed-webhook sink; registers the server, rolls 1.0.0 out, then starts a canary of 1.1.0
- * whose `get_forecast` tool is slower and fails more. The gateway puts new sessions on 1.1.0 by the
- * rollout's weights and records every call; Pylee's alert reaches "Slack", the canary analysis fails,
- * the rollout rolls back on its own and the gateway moves the canary's sessions to 1.0.0. The demo
- * prints what the gateway answered (the `x-pylee-version` of its responses). Everything stays up
+ * whose `get_forecast` tool is slower, fails more and drops some calls' connections (crashed
+ * sessions). The gateway puts new sessions on 1.1.0 by the rollout's weights and records every call;
+ * Pylee's alert reaches "Slack", the canary analysis fails, the rollout rolls back on its own and the
+ * gateway moves the canary's sessions to 1.0.0. The demo prints what the gateway answered (the
+ * `x-pylee-version` of its responses) and each version's crash-free sessions (release health). Everything stays up
  * (Ctrl-C stops it) so the UI at the printed URL can be explored.
  *
  *   DEMO_API_PORT (8080), DEMO_OTLP_PORT (4318), DEMO_GATEWAY_PORT (8081),
@@ -103,7 +104,14 @@ async function startMcpServer(version: string, ingestKey: string, regression: bo
       DEMO_ENVIRONMENT: ENV,
       DEMO_OTLP_URL: `http://127.0.0.1:${otlpPort}`,
       DEMO_INGEST_KEY: ingestKey,
-      ...(regression ? { DEMO_SLOW_TOOL: 'get_forecast', DEMO_SLOW_MS: '180', DEMO_ERROR_RATE: '0.35' } : {}),
+      ...(regression
+        ? {
+            DEMO_SLOW_TOOL: 'get_forecast',
+            DEMO_SLOW_MS: '180',
+            DEMO_ERROR_RATE: '0.35',
+            DEMO_CRASH_RATE: '0.15',
+          }
+        : {}),
     },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
@@ -155,6 +163,27 @@ function gatewayLine(split: Split, seconds: number): string {
   const moved = [...moves].map(([route, n]) => `; moved ${n} live session${n === 1 ? '' : 's'} ${route}`);
   const failed = split.failed ? `; ${split.failed} calls unanswered` : '';
   return `Gateway, last ${seconds} s: ${served.join(' · ') || 'no calls'}${moved.join('')}${failed}`;
+}
+
+interface ReleaseHealth {
+  versions: { version: string; sessions: { total: number }; crashFreeSessions: number | null }[];
+}
+
+/** Each version's crash-free sessions in production over the last 5 minutes, from the release-health API. */
+async function releaseHealthLine(): Promise<string> {
+  const health = await call<ReleaseHealth>(
+    'GET',
+    `/servers/${SERVER}/release-health?environment=${ENV}&window=5m`,
+  );
+  const rate = (v: number | null) =>
+    v === null ? '—' : v === 1 ? '100 %' : `${(Math.floor(v * 1000) / 10).toFixed(1)} %`;
+  const versions = [...health.versions]
+    .sort((a, b) => byVersion(a.version, b.version))
+    .map(
+      (v, i) =>
+        `${v.version}${i === 0 ? ' crash-free sessions' : ''} ${rate(v.crashFreeSessions)} (${v.sessions.total} sessions)`,
+    );
+  return `Release health in production, last 5 min: ${versions.join(' · ') || 'no sessions'} — see ${api}/servers/${SERVER}/releases`;
 }
 
 async function main(): Promise<void> {
@@ -301,6 +330,7 @@ async function main(): Promise<void> {
       if (judged) {
         story.verdict = true;
         say(`Canary analysis verdict: FAIL`);
+        say(await releaseHealthLine());
       }
     }
     const deployment = await call<{ status: string }>('GET', `/servers/${SERVER}/deployments/${canary.id}`);
@@ -331,6 +361,7 @@ async function main(): Promise<void> {
     );
   }
 
+  say(await releaseHealthLine());
   const told = story.alert && story.verdict && story.rolledBack && story.onStable;
   say(
     told
@@ -338,7 +369,9 @@ async function main(): Promise<void> {
       : `Not everything happened in time: ${JSON.stringify(story)}; see ${path.join(dataDir, 'pylee.log')}`,
   );
   say(`Open ${api}/ and sign in with the token ${TOKEN}`);
-  say(`  Overview → weather-mcp: the rollback; Compare: 1.0.0 vs 1.1.0; Alerts; Audit log.`);
+  say(
+    `  Overview → weather-mcp: the rollback; Releases: crash-free sessions per version; Compare: 1.0.0 vs 1.1.0; Alerts; Audit log.`,
+  );
   if (exitWhenDone) await shutdown(told ? 0 : 1);
   say('Still running so you can look around; Ctrl-C stops everything.');
 }

@@ -8,7 +8,7 @@ import { tempDir } from '#test/helpers/temp-dir.ts';
 // `npm run demo` is what a newcomer runs first: this runs it once, the way the README says, and
 // checks that the whole story happened (it takes about two minutes), and that the gateway did it:
 // the demo's clients only ever talk to the gateway, and it prints which version the gateway says
-// (`x-pylee-version`) served each call.
+// (`x-pylee-version`) served each call, and the release health it prints shows the canary's crashes.
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -78,6 +78,22 @@ describe('npm run demo', () => {
     const after = /After the rollback the gateway answered (\d+) calls in 5 s: all from 1\.0\.0/.exec(output);
     expect(after, output).not.toBeNull();
     expect(Number(after?.[1])).toBeGreaterThan(50);
+    // Release health, read from the API after the verdict and at the end: 1.1.0 dropped connections
+    // under some calls, so its crash-free sessions are below 1.0.0's.
+    const health = [
+      ...output.matchAll(
+        /Release health in production, last 5 min: 1\.0\.0 crash-free sessions ([\d.]+) % \((\d+) sessions\) · 1\.1\.0 ([\d.]+) % \((\d+) sessions\) — see http:\/\/127\.0\.0\.1:\d+\/servers\/weather-mcp\/releases/g,
+      ),
+    ];
+    expect(health.length, output).toBe(2);
+    for (const [line, stable, stableSessions, canaryRate, canarySessions] of health) {
+      expect(Number(canaryRate), line).toBeLessThan(Number(stable));
+      expect(Number(stableSessions), line).toBeGreaterThan(Number(canarySessions));
+      expect(Number(canarySessions), line).toBeGreaterThan(5);
+    }
+    expect(output.indexOf(health[0]![0]), 'the first after the verdict').toBeGreaterThan(
+      output.indexOf('Canary analysis verdict: FAIL'),
+    );
     expect(output).not.toMatch(/signature refused|Demo failed/);
     expect(code, output).toBe(0);
   }, 330_000);
