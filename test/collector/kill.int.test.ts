@@ -1,6 +1,10 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { sessionFigures } from '#core/release-health/queries.ts';
 import { openWarehouse } from '#core/warehouse/client.ts';
+import { startUpstream } from '#test/gateway/upstream.ts';
 import { killLeftovers, platformEnv, startPylee, type PyleeProcess } from '#test/helpers/pylee-process.ts';
 import { tempDir } from '#test/helpers/temp-dir.ts';
 import { until } from '#test/helpers/until.ts';
@@ -9,7 +13,8 @@ import { kv, metrics, metricsProtobuf, resource, span, traceProtobuf, traces } f
 // The real platform (`pylee start`, embedded PGlite, chDB and redis-server) fed OTLP/protobuf over
 // HTTP by four senders at once; the whole process group gets SIGKILL right after the Nth 200, while
 // other bodies are in flight. After the last round Pylee stops cleanly and this process opens the
-// same chDB data dir: every acknowledged span and point must be there exactly once.
+// same chDB data dir: every acknowledged span and point must be there exactly once. Then the same
+// for the gateway: an MCP SDK client's session, its process group killed mid-session.
 
 const TOKEN = 'pyl_kill_test_bootstrap_token_0123456789abcdef';
 const ROUNDS = 3;
@@ -190,6 +195,91 @@ describe('collector under kill -9 of the whole process group', () => {
       process.stderr.write(
         `kill test: ${ROUNDS} rounds; acknowledged ${acked.traces.size * SPANS} spans / ${acked.metrics.size * POINTS} points; stored ${storedSpans} spans / ${storedPoints} points (the rest were in flight at the kill, never acknowledged); per round ${rounds.map((r) => r.answered).join(', ')} bodies answered 200\n`,
       );
+    } finally {
+      await warehouse.close();
+    }
+  });
+});
+
+describe('gateway under kill -9 of the whole process group', () => {
+  it('keeps every call it answered, and the session it held ends up abnormal', async () => {
+    // The collector test above ends with Pylee stopped (run alone, this one finds it running).
+    if (pylee.child.exitCode !== null || pylee.child.signalCode !== null)
+      pylee = await startPylee({ env: env(), processGroup: true });
+    const upstream = await startUpstream('1.0.0');
+    const api = async <T>(method: string, path: string, body: object): Promise<T> => {
+      const res = await fetch(`${pylee.apiUrl}/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(res.status, `${method} ${path}`).toBeLessThan(300);
+      return (await res.json()) as T;
+    };
+    const CALLS = 5;
+    let orgId: string | undefined;
+    try {
+      await api('POST', '/servers/weather/versions', {
+        version: '1.0.0',
+        remotes: [{ type: 'streamable-http', url: upstream.url }],
+      });
+      await api('POST', '/servers/weather/deployments', { version: '1.0.0', environment: 'development' });
+      const { token } = await api<{ token: string }>('POST', '/tokens', {
+        name: 'mcp',
+        permissions: ['connect'],
+      });
+      const transport = new StreamableHTTPClientTransport(
+        new URL(`${pylee.gatewayUrl}/default/weather/development/mcp`),
+        { requestInit: { headers: { authorization: `Bearer ${token}` } } },
+      );
+      const client = new Client({ name: 'kill-test', version: '1.0.0' });
+      await client.connect(transport);
+      for (let i = 0; i < CALLS; i++) await client.callTool({ name: 'whoami', arguments: {} });
+      // Every call answered; the process group dies before the client ends its session.
+      expect((await pylee.killGroup('SIGKILL')).signal).toBe('SIGKILL');
+      await client.close().catch(() => {});
+
+      pylee = await startPylee({ env: env(), processGroup: true });
+      const who = await fetch(`${pylee.apiUrl}/api/v1/me`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      orgId = ((await who.json()) as { org: { id: string } }).org.id;
+      type Listed = { sessions: { status: string; requests: number; endReason: string | null }[] };
+      let listed: Listed | undefined;
+      await until(
+        async () => {
+          const res = await fetch(
+            `${pylee.apiUrl}/api/v1/servers/weather/versions/1.0.0/sessions?environment=development&window=1h`,
+            { headers: { authorization: `Bearer ${TOKEN}` } },
+          );
+          listed = (await res.json()) as Listed;
+          return (listed.sessions[0]?.requests ?? 0) >= CALLS + 1;
+        },
+        { what: 'the killed gateway’s calls after the restart', timeoutMs: 30_000 },
+      );
+      // One session, every tools/call of it there once; not ended, so still active for now.
+      expect(listed?.sessions).toHaveLength(1);
+      expect(listed?.sessions[0]).toMatchObject({ status: 'active', endReason: null });
+      expect(listed?.sessions[0]?.requests).toBe(CALLS + 1); // and initialize
+    } finally {
+      await upstream.close();
+      expect(await pylee.stop('SIGTERM')).toBe(0);
+    }
+    // Past the idle limit with no end, its fate is unknown: abnormal, not healthy nor crashed.
+    const warehouse = await openWarehouse({ dataDir });
+    try {
+      const now = Date.now();
+      const scope = {
+        orgId: orgId ?? '',
+        server: 'weather',
+        environment: 'development',
+        from: now - 3_600_000,
+        to: now,
+      };
+      const [pooled] = (
+        await sessionFigures(warehouse, { ...scope, now: now + 31 * 60_000, idleMs: 30 * 60_000 })
+      ).filter((f) => f.version === null);
+      expect(pooled?.sessions).toMatchObject({ total: 1, abnormal: 1, healthy: 0, crashed: 0, active: 0 });
     } finally {
       await warehouse.close();
     }
