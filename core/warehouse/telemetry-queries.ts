@@ -515,6 +515,7 @@ const RETENTION_TABLES: { table: string; tier: keyof RetentionDays; column: stri
   { table: 'requests_1h', tier: 'hourDays', column: 'time' },
   { table: 'request_errors_1h', tier: 'hourDays', column: 'time' },
   { table: 'resources_1h', tier: 'hourDays', column: 'time' },
+  { table: 'session_rollups_1h', tier: 'hourDays', column: 'time' },
 ];
 
 /**
