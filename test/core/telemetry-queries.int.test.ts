@@ -539,6 +539,8 @@ describe('applyRetention', () => {
       'resources_1h',
       'resources_1m',
       'session_events',
+      'session_rollups',
+      'session_rollups_1h',
       'session_states',
     ]);
     expect(await ttls()).toEqual({
@@ -551,10 +553,15 @@ describe('applyRetention', () => {
       resources_1h: '200',
       resources_1m: '30',
       session_events: '3',
+      // The settle job's own bookkeeping keeps fixed TTLs (migration 0007).
+      session_carry: '2',
+      session_rollup_chunks: '90',
+      session_rollups: '30',
+      session_rollups_1h: '200',
       session_states: '3',
     });
     expect(await applyRetention(warehouse, { rawDays: 3, minuteDays: 30, hourDays: 200 })).toEqual([]);
-    expect((await applyRetention(warehouse, DEFAULT_RETENTION)).length).toBe(10);
+    expect((await applyRetention(warehouse, DEFAULT_RETENTION)).length).toBe(12);
     expect(await applyRetention(warehouse, DEFAULT_RETENTION)).toEqual([]);
     expect((await versionStats(warehouse, { ...scope, version: A })).requests).toBe(600);
   });
