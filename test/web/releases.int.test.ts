@@ -226,6 +226,17 @@ describe.runIf(hasChromium)('releases page in Chromium', () => {
     expect(await row.locator('[data-testid=crash-free-sessions] .delta').getAttribute('class')).toContain(
       'down',
     );
+    expect(await text('tr[data-server="weather"] [data-testid=crash-free-previous]')).toBe(
+      `1.0.0: ${percent(stable.crashFreeSessions)}`,
+    );
+    // Still no sideways scrolling of the grid at 1,024 px.
+    expect(
+      await page.getByTestId('overview-grid').evaluate((el) => {
+        const box = el.parentElement as HTMLElement;
+        return box.scrollWidth - box.clientWidth;
+      }),
+    ).toBe(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'overview-sessions.png') });
     const title = (await row.locator('.sessions').getAttribute('title')) ?? '';
     expect(title).toContain(
       `1.1.0: ${percent(canary.crashFreeSessions)} crash-free of ${canary.sessions.total} sessions`,
