@@ -86,14 +86,31 @@ interface SessionScope {
   to: number;
 }
 
+/** The same over several servers and environments (every pair of them), as the overview reads. */
+export interface FleetScope {
+  orgId: string;
+  servers: readonly string[];
+  environments: readonly string[];
+  from: number;
+  to: number;
+}
+
+const fleetOf = (scope: SessionScope): FleetScope => ({
+  orgId: scope.orgId,
+  servers: [scope.server],
+  environments: [scope.environment],
+  from: scope.from,
+  to: scope.to,
+});
+
 /** The merged sessions of one server × environment (sql.ts), from a day of rows or from the carry. */
 const MERGED_SESSIONS = mergedSessionsSql({ scoped: true, source: 'lookback' });
 const MERGED_TAIL = mergedSessionsSql({ scoped: true, source: 'carry' });
 
-const scopeParams = (scope: SessionScope, since = scope.from, carryAt = 0) => ({
+const scopeParams = (scope: FleetScope, since = scope.from, carryAt = 0) => ({
   org: scope.orgId,
-  server: scope.server,
-  environment: scope.environment,
+  servers: scope.servers,
+  environments: scope.environments,
   from: scope.from,
   to: scope.to,
   since,
@@ -108,7 +125,7 @@ const scopeParams = (scope: SessionScope, since = scope.from, carryAt = 0) => ({
  * settled time (the rollups know when sessions were last seen, not whether they overlapped an
  * earlier window's end), the raw states are merged with a day of lookback.
  */
-function plan(scope: SessionScope, settled: number) {
+function plan(scope: FleetScope, settled: number) {
   if (settled <= 0 || scope.to < settled) {
     return { rollups: false, merged: MERGED_SESSIONS, params: scopeParams(scope), settled: scope.from };
   }
@@ -125,7 +142,7 @@ function plan(scope: SessionScope, settled: number) {
 export async function sessionStates(warehouse: Warehouse, scope: SessionScope): Promise<SessionState[]> {
   const result = await warehouse.client.query({
     query: MERGED_SESSIONS,
-    query_params: scopeParams(scope),
+    query_params: scopeParams(fleetOf(scope)),
     format: 'JSONEachRow',
   });
   return (await result.json<StateRow>()).map((r) => ({
@@ -167,37 +184,43 @@ interface FiguresRow {
   duration: number[];
 }
 
-/** Both versions of each row: its own and the pool of every version (`''`, pooled = 1). */
-const TARGETS = `arrayJoin([(toString(version), toUInt8(0)), ('', toUInt8(1))]) AS target`;
+/** Figures of one version (or every version pooled) of one server × environment. */
+export interface FleetFigures extends CountedFigures {
+  server: string;
+  environment: string;
+}
 
 /**
- * Sessions by status, users and durations per version in [from, to], and pooled over every version
- * (the row with `version: null`), computed in ClickHouse: the settled sessions from the per-minute
- * rollups (rollups.ts) and the rest from the merged raw states, both as aggregate states per version
- * and status, merged together. One scan whatever the number of sessions, and only one row per
- * version leaves the warehouse. Durations are t-digest estimates (as latency is everywhere in
- * Pylee): interpolated between exact values up to about 2,000 sessions, within about 1 % of rank
- * beyond. `settled` defaults to {@link settledUntil}.
+ * Sessions by status, users and durations per version in [from, to] of each server × environment
+ * in scope, and pooled over its versions (the row with `version: null`), computed in ClickHouse: the
+ * settled sessions from the rollups (rollups.ts) and the rest from the merged raw states, both as
+ * aggregate states per version and status, merged together. One scan whatever the number of
+ * sessions, and only one row per version leaves the warehouse. Durations are t-digest estimates (as
+ * latency is everywhere in Pylee): interpolated between exact values up to about 2,000 sessions,
+ * within about 1 % of rank beyond. `settled` defaults to {@link settledUntil}.
  */
-export async function sessionFigures(
+export async function fleetFigures(
   warehouse: Warehouse,
-  scope: SessionScope & { now: number; idleMs: number; settled?: number },
-): Promise<CountedFigures[]> {
+  scope: FleetScope & { now: number; idleMs: number; settled?: number },
+): Promise<FleetFigures[]> {
+  if (scope.servers.length === 0 || scope.environments.length === 0) return [];
   const { rollups, merged, params } = plan(scope, scope.settled ?? (await settledUntil(warehouse)));
   // Rollup rows go straight into the one aggregation (their states merged once); the raw sessions
   // are folded into the same states per version and status first.
   const fromRollups = rollupRowsSql(
-    'version, status, sessions AS n, users AS u, timed AS timed_n, durations AS d',
+    'server, environment, version, status, sessions AS n, users AS u, timed AS timed_n, durations AS d',
   );
-  const fromRaw = `SELECT version, status, count() AS n, uniqCombined64StateIf(12)(client, client != '') AS u,
+  const fromRaw = `SELECT server, environment, version, status, count() AS n,
+      uniqCombined64StateIf(12)(client, client != '') AS u,
       countIf(timed) AS timed_n, quantilesTDigestStateIf(0.5, 0.9)(lifetime, timed) AS d
     FROM (
-      SELECT version, client, ${STATUS_SQL} AS status, ${LIFETIME_SQL} AS lifetime, ${TIMED_SQL} AS timed
+      SELECT server, environment, version, client, ${STATUS_SQL} AS status, ${LIFETIME_SQL} AS lifetime,
+        ${TIMED_SQL} AS timed
       FROM (${merged})
     )
-    GROUP BY version, status`;
+    GROUP BY server, environment, version, status`;
   const result = await warehouse.client.query({
-    query: `SELECT version AS bucket, grouping(version) AS pooled,
+    query: `SELECT server, environment, version AS bucket, grouping(version) AS pooled,
         sum(n) AS total,
         sumIf(n, status = 'healthy') AS healthy,
         sumIf(n, status = 'errored') AS errored,
@@ -211,13 +234,15 @@ export async function sessionFigures(
         sum(timed_n) AS durations,
         quantilesTDigestMerge(0.5, 0.9)(d) AS duration
       FROM (${rollups ? `${fromRollups} UNION ALL ` : ''}${fromRaw})
-      GROUP BY GROUPING SETS ((version), ())`,
+      GROUP BY GROUPING SETS ((server, environment, version), (server, environment))`,
     query_params: { ...params, now: scope.now, idle: scope.idleMs },
     format: 'JSONEachRow',
   });
-  return (await result.json<FiguresRow>()).map((r) => {
+  return (await result.json<FiguresRow & { server: string; environment: string }>()).map((r) => {
     const timed = Number(r.durations) > 0;
     return {
+      server: r.server,
+      environment: r.environment,
       version: Number(r.pooled) === 1 ? null : r.bucket,
       sessions: {
         total: Number(r.total),
@@ -234,6 +259,15 @@ export async function sessionFigures(
       duration: { p50: timed ? (r.duration[0] ?? null) : null, p90: timed ? (r.duration[1] ?? null) : null },
     };
   });
+}
+
+/** {@link fleetFigures} of one server × environment. */
+export async function sessionFigures(
+  warehouse: Warehouse,
+  scope: SessionScope & { now: number; idleMs: number; settled?: number },
+): Promise<CountedFigures[]> {
+  const rows = await fleetFigures(warehouse, { ...scope, ...fleetOf(scope) });
+  return rows.map(({ server: _server, environment: _environment, ...figures }) => figures);
 }
 
 /** Sessions in each of several windows, and users in the first, per version and pooled (`version` null). */
@@ -254,7 +288,7 @@ export async function windowCounts(
   warehouse: Warehouse,
   scope: SessionScope & { windows: { from: number; to: number }[]; settled?: number },
 ): Promise<WindowCounts[]> {
-  const { rollups, merged, params } = plan(scope, scope.settled ?? (await settledUntil(warehouse)));
+  const { rollups, merged, params } = plan(fleetOf(scope), scope.settled ?? (await settledUntil(warehouse)));
   const windows = `range(1, length({ends:Array(Int64)}) + 1)`;
   // Per version, an array of sessions per window (summed element-wise: no row per window) and the
   // users of the first window as an aggregate state.
@@ -275,9 +309,10 @@ export async function windowCounts(
     )
     GROUP BY version`;
   const result = await warehouse.client.query({
-    query: `SELECT target.1 AS bucket, target.2 AS pooled, sumForEach(hits) AS sessions, uniqCombined64Merge(12)(u) AS users
-      FROM (SELECT *, ${TARGETS} FROM (${rollups ? `${fromRollups} UNION ALL ` : ''}${fromRaw}))
-      GROUP BY bucket, pooled`,
+    query: `SELECT version AS bucket, grouping(version) AS pooled, sumForEach(hits) AS sessions,
+        uniqCombined64Merge(12)(u) AS users
+      FROM (${rollups ? `${fromRollups} UNION ALL ` : ''}${fromRaw})
+      GROUP BY GROUPING SETS ((version), ())`,
     query_params: {
       ...params,
       starts: scope.windows.map((w) => w.from),
@@ -472,8 +507,8 @@ export async function versionSessions(
   const params = {
     ...scopeParams({
       orgId: principal.orgId,
-      server: input.server,
-      environment: input.environment,
+      servers: [input.server],
+      environments: [input.environment],
       from,
       to,
     }),

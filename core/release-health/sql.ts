@@ -6,8 +6,8 @@
 /** A millisecond query parameter as a DateTime64. */
 export const at = (param: string) => `fromUnixTimestamp64Milli({${param}:Int64}, 'UTC')`;
 
-/** The scope of one server × environment of one org, on a table with these columns. */
-export const SCOPE_SQL = `org_id = {org:String} AND server = {server:String} AND environment = {environment:String}`;
+/** The scope of some servers × environments of one org (one of each, or a fleet for the overview). */
+export const SCOPE_SQL = `org_id = {org:String} AND server IN {servers:Array(String)} AND environment IN {environments:Array(String)}`;
 
 /** The columns of `session_states` and `session_carry`, in one order. */
 const STATE_COLUMNS = `org_id, server, environment, version, session_id, first_seen, last_seen, requests,
@@ -33,7 +33,7 @@ export type MergeSource = 'lookback' | 'carry';
 /**
  * One row per session and version last seen in [`{since}`, `{until}`) and first seen by `{to}`,
  * merged from all its rows (so rows written by two gateways, or twice, fold into one session).
- * `scoped` limits it to `{org}`, `{server}` and `{environment}`; the settle job merges every org at
+ * `scoped` limits it to `{org}`, `{servers}` and `{environments}`; the settle job merges every org at
  * once. `org_id`, `server` and `environment` are kept for it.
  */
 export function mergedSessionsSql(options: { scoped: boolean; source: MergeSource }): string {
