@@ -391,11 +391,17 @@ export async function releaseHealth(
     to: end,
   }));
   const settled = await settledUntil(warehouse);
-  const [figures, adopted, staged] = await Promise.all([
+  // Over a 24-hour window (the default) adoption's sessions and users are the window's own.
+  const sameWindow = from === adoptionWindow.from;
+  const [figures, counted, staged] = await Promise.all([
     sessionFigures(warehouse, { ...scope, from, to, now: to, idleMs, settled }),
-    windowCounts(warehouse, { ...scope, ...adoptionWindow, windows: [adoptionWindow], settled }),
+    sameWindow
+      ? undefined
+      : windowCounts(warehouse, { ...scope, ...adoptionWindow, windows: [adoptionWindow], settled }),
     windowCounts(warehouse, { ...scope, from: since, to, windows: stageWindows, settled }),
   ]);
+  const adopted =
+    counted ?? figures.map((f) => ({ version: f.version, sessions: [f.sessions.total], users: f.users }));
   const pooledAdopted = adopted.find((c) => c.version === null);
   const pooledStaged = staged.find((c) => c.version === null);
   const share = (part: number | undefined, whole: number | undefined) => (whole ? (part ?? 0) / whole : null);
