@@ -14,39 +14,18 @@ import { createVersion } from '../core/registry/versions.ts';
 import { openWarehouse } from '../core/warehouse/client.ts';
 import { migrateWarehouse } from '../core/warehouse/migrate.ts';
 import { seededRandom as rng } from '#test/helpers/random.ts';
+import { time, type TimedRow } from './timing.ts';
 
 const MINUTES = 60;
 const PER_MINUTE = 600;
 const TOOLS = ['search', 'fetch', 'summarize', 'translate', 'weather', 'calendar', 'email', 'files'];
 
-export interface EndToEndRow {
-  case: string;
-  runs: number;
-  medianMs: number;
-  p99Ms: number;
-}
+export type EndToEndRow = TimedRow;
 
 export interface EndToEndResult {
   dataset: { requests: number; metricPoints: number; minutes: number; tools: number; intervals: number };
   verdict: string;
   rows: EndToEndRow[];
-}
-
-const quantile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))] as number;
-};
-
-async function time(name: string, runs: number, fn: () => Promise<unknown>): Promise<EndToEndRow> {
-  await fn(); // warm-up
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
-  }
-  const r = (x: number) => Math.round(x * 100) / 100;
-  return { case: name, runs, medianMs: r(quantile(times, 0.5)), p99Ms: r(quantile(times, 0.99)) };
 }
 
 export async function endToEnd(runs: number): Promise<EndToEndResult> {

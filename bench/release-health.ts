@@ -18,6 +18,7 @@ import { releaseHealth, sessionFigures } from '../core/release-health/queries.ts
 import { settleSessions } from '../core/release-health/rollups.ts';
 import { openWarehouse, type Warehouse } from '../core/warehouse/client.ts';
 import { migrateWarehouse } from '../core/warehouse/migrate.ts';
+import { time, type TimedRow } from './timing.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -27,31 +28,9 @@ const DAYS = 7;
 const VERSIONS = ['1.0.0', '1.1.0', '1.2.0', '2.0.0-rc.1'];
 const DAY_MS = 86_400_000;
 
-interface Row {
-  case: string;
-  runs: number;
-  medianMs: number;
-  p99Ms: number;
-  /** Parts of the table read by the last run (from system.query_log is not kept by chDB: counted before). */
-  note?: string;
-}
-
-const quantile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] as number;
-};
-
-async function time(name: string, runs: number, fn: () => Promise<unknown>, note?: string): Promise<Row> {
-  await fn(); // warm-up
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
-  }
-  const r = (x: number) => Math.round(x * 10) / 10;
-  const row: Row = { case: name, runs, medianMs: r(quantile(times, 0.5)), p99Ms: r(quantile(times, 0.99)) };
-  if (note) row.note = note;
+/** Times a case and prints its line. */
+async function measure(name: string, runs: number, fn: () => Promise<unknown>): Promise<TimedRow> {
+  const row = await time(name, runs, fn);
   print(`${name.padEnd(58)} ${String(row.medianMs).padStart(9)} ${String(row.p99Ms).padStart(9)}`);
   return row;
 }
@@ -150,26 +129,26 @@ async function main() {
         })
         .then((r) => r.json());
     print(`${'case'.padEnd(58)} ${'median ms'.padStart(9)} ${'p99 ms'.padStart(9)}`);
-    const rows: Row[] = [];
+    const rows: TimedRow[] = [];
     for (const [label, windowMs] of [
       ['24h', DAY_MS],
       ['7d', DAYS * DAY_MS],
     ] as const) {
       rows.push(
-        await time(`release health, ${label}, rollups + raw tail (the API)`, RUNS, () =>
+        await measure(`release health, ${label}, rollups + raw tail (the API)`, RUNS, () =>
           releaseHealth(db, warehouse, principal, input(windowMs)),
         ),
-        await time(
+        await measure(
           `reference: count() by version, rollups, ${label}`,
           RUNS,
           countByVersion('session_rollups', 'sum(sessions)', windowMs),
         ),
-        await time(
+        await measure(
           `reference: count() by version, raw states, ${label}`,
           RUNS,
           countByVersion('session_states', 'count()', windowMs),
         ),
-        await time(`figures, raw states only (settled: 0), ${label}`, Math.min(RUNS, 3), () =>
+        await measure(`figures, raw states only (settled: 0), ${label}`, Math.min(RUNS, 3), () =>
           sessionFigures(warehouse, { ...scope, from: now - windowMs, to: now, settled: 0 }),
         ),
       );
