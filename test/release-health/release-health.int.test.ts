@@ -330,7 +330,9 @@ describe('bad input', () => {
       expect(res.statusCode, window).toBe(400);
       expect(res.json().detail).toMatch(detail);
     }
-    expect((await call('/servers/rh-input/release-health?environment=development&window=30d')).statusCode).toBe(200);
+    expect(
+      (await call('/servers/rh-input/release-health?environment=development&window=30d')).statusCode,
+    ).toBe(200);
     // The limit is the retention in force (the TTLs of session_states and session_rollups).
     await applyRetention(stores.warehouse, { ...DEFAULT_RETENTION, rawDays: 3, minuteDays: 3 });
     const longer = await call('/servers/rh-input/release-health?environment=development&window=4d');
@@ -345,7 +347,9 @@ describe('bad input', () => {
     expect(none.statusCode).toBe(200);
     expect(none.json()).toMatchObject({ version: '1.0.0', stepSeconds: 60, sessions: [] });
     expect((none.json() as Sessions).series.length).toBeGreaterThanOrEqual(60);
-    const longList = await call('/servers/rh-input/versions/1.0.0/sessions?environment=development&window=8d');
+    const longList = await call(
+      '/servers/rh-input/versions/1.0.0/sessions?environment=development&window=8d',
+    );
     expect(longList.statusCode).toBe(400);
     expect(longList.json().detail).toMatch(/at most 7d, the retention of raw session data/);
     const tooMany = await call('/servers/rh-input/versions/1.0.0/sessions?environment=development&limit=501');
