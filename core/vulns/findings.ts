@@ -9,8 +9,7 @@ import { BadRequestError } from '../errors.ts';
 import { desiredState } from '../deploy/releases.ts';
 import { findVersion } from '../registry/versions.ts';
 import { findServer } from '../registry/servers.ts';
-import { isEcosystem, normaliseName } from './ecosystems.ts';
-import { activeIgnores, type IgnoreRule } from './ignores.ts';
+import { activeIgnores, ruleFor, type IgnoreRule } from './ignores.ts';
 import { scanVersions, type Coverage } from './scan.ts';
 import { atOrAbove, SEVERITIES, type SeverityLevel } from './severity.ts';
 
@@ -75,19 +74,6 @@ const FINDINGS_SQL = `SELECT f.version_id, f.registry_type, f.identifier, f.pack
     a.aliases, a.summary, a.severity, a.score, a.vector
   FROM version_findings f JOIN advisories a ON a.id = f.advisory_id`;
 
-function ignoring(rules: IgnoreRule[], server: string, row: FindingRow): IgnoreRule | undefined {
-  const ids = [row.advisory_id, ...row.aliases].map((id) => id.toUpperCase());
-  return rules.find((rule) => {
-    if (!ids.includes(rule.advisory)) return false;
-    if (rule.server !== null && rule.server !== server) return false;
-    if (rule.package === null) return true;
-    const eco = row.registry_type;
-    return isEcosystem(eco)
-      ? normaliseName(eco, rule.package) === normaliseName(eco, row.identifier)
-      : rule.package === row.identifier;
-  });
-}
-
 function toFinding(row: FindingRow, rule: IgnoreRule | undefined): Finding {
   return {
     package: { registryType: row.registry_type, identifier: row.identifier, version: row.package_version },
@@ -116,7 +102,7 @@ function split(rows: FindingRow[], rules: IgnoreRule[], server: string, threshol
   const ignored: Finding[] = [];
   const counts: Record<SeverityLevel, number> = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 };
   for (const row of rows) {
-    const rule = ignoring(rules, server, row);
+    const rule = ruleFor(rules, server, row);
     const finding = toFinding(row, rule);
     if (rule) ignored.push(finding);
     else {
@@ -222,4 +208,11 @@ export async function orgVulnerabilities(
     });
   }
   return out;
+}
+
+/** Scans one version by name (after it is created, so its findings are there from the start). */
+export async function scanNamedVersion(db: Db, principal: Principal, serverSlug: string, version: string) {
+  const server = await findServer(db, principal, serverSlug);
+  const row = await findVersion(db, server, version);
+  return (await scanVersions(db, [row.id]))[0];
 }

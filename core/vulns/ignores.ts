@@ -8,6 +8,7 @@ import { assertPermission, assertServerAccess, type Context, type Principal } fr
 import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
+import { isEcosystem, normaliseName } from './ecosystems.ts';
 import { findServer } from '../registry/servers.ts';
 
 export interface IgnoreRule {
@@ -162,4 +163,22 @@ export async function activeIgnores(db: Queryable, orgId: string): Promise<Ignor
     [orgId],
   );
   return rows.map((r) => toRule(r));
+}
+
+/** The first rule hiding a finding of `server`: same advisory id or alias, package and server if the rule names them. */
+export function ruleFor(
+  rules: IgnoreRule[],
+  server: string,
+  finding: { advisory_id: string; aliases: string[]; registry_type: string; identifier: string },
+): IgnoreRule | undefined {
+  const ids = [finding.advisory_id, ...finding.aliases].map((id) => id.toUpperCase());
+  return rules.find((rule) => {
+    if (!ids.includes(rule.advisory)) return false;
+    if (rule.server !== null && rule.server !== server) return false;
+    if (rule.package === null) return true;
+    const eco = finding.registry_type;
+    return isEcosystem(eco)
+      ? normaliseName(eco, rule.package) === normaliseName(eco, finding.identifier)
+      : rule.package === finding.identifier;
+  });
 }

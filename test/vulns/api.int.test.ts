@@ -1,0 +1,206 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNotifyWorker, type NotifyWorker } from '#alerts/processors/notify.ts';
+import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
+import { startSink, verifyWebhook, type Sink } from '#test/helpers/sink.ts';
+import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { exportsZip } from './osv-zip.ts';
+
+// The vulnerability API end to end: import over HTTP, findings on version creation and after an
+// import, the version.vulnerable event at a webhook, the org view of what runs where, ignore
+// rules, and the no-vulnerabilities gate refusing a deployment.
+
+type Stores = Awaited<ReturnType<typeof openTestStores>>;
+let stores: Stores;
+let api: TestApi;
+let sink: Sink;
+let worker: NotifyWorker;
+
+beforeAll(async () => {
+  stores = await openTestStores();
+  api = await buildTestApi(stores);
+  sink = await startSink();
+  worker = await startNotifyWorker({
+    db: stores.db,
+    redis: stores.redis,
+    logger: silentLogger,
+    box: testSecretBox,
+    policy: { allowPrivate: true },
+    backoffBaseMs: 50,
+    sweepEveryMs: 300,
+  });
+});
+afterAll(async () => {
+  await worker?.close();
+  await api?.app.close();
+  await sink?.close();
+  await stores?.close();
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies of many shapes
+type Json = Record<string, any>;
+async function call(
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  url: string,
+  payload?: object,
+  token = BOOTSTRAP_TOKEN,
+) {
+  const res = await api.app.inject({ method, url: `/api/v1${url}`, headers: bearer(token), payload });
+  return { status: res.statusCode, json: (res.body ? res.json() : {}) as Json };
+}
+const upload = (data: Uint8Array, token = BOOTSTRAP_TOKEN, query = '') =>
+  api.app.inject({
+    method: 'POST',
+    url: `/api/v1/advisories/import${query}`,
+    headers: { ...bearer(token), 'content-type': 'application/zip' },
+    payload: Buffer.from(data),
+  });
+
+const pkg = (registryType: string, identifier: string, version: string) => ({
+  registryType,
+  identifier,
+  version,
+  transport: { type: 'stdio' },
+});
+
+describe('vulnerabilities API', () => {
+  it('imports OSV exports, reports findings, tells a webhook, gates production', async () => {
+    const hook = await call('POST', '/channels', {
+      name: 'security',
+      kind: 'webhook',
+      url: `${sink.url}/security`,
+      events: ['version.vulnerable'],
+    });
+    expect(hook.status).toBe(201);
+    expect((await call('POST', '/servers', { slug: 'weather', name: 'Weather' })).status).toBe(201);
+    const created = await call('POST', '/servers/weather/versions', {
+      version: '1.0.0',
+      status: 'stable',
+      packages: [
+        pkg('npm', 'acorn', '6.4.0'),
+        pkg('nuget', 'Newtonsoft.Json', '12.0.3'),
+        pkg('oci', 'ghcr.io/a/w', '1.0.0'),
+      ],
+    });
+    expect(created.status).toBe(201);
+    // Scanned on creation: clean before any advisory is loaded, the image reported as not scanned.
+    const before = await call('GET', '/servers/weather/versions/1.0.0/vulnerabilities');
+    expect(before.json).toMatchObject({ findings: [], scannedAt: expect.any(String) });
+    expect(before.json.coverage.map((c: Json) => c.status)).toEqual(['scanned', 'scanned', 'not-scanned']);
+    for (const env of ['development', 'production']) {
+      expect(
+        (await call('POST', '/servers/weather/deployments', { version: '1.0.0', environment: env })).status,
+      ).toBe(201);
+    }
+
+    // Refusals change nothing: a write token, a JSON body, a corrupt zip, an unknown ecosystem.
+    const writer = await api.token(['write']);
+    expect((await upload(exportsZip(['npm']), writer)).statusCode).toBe(403);
+    expect((await call('POST', '/advisories/import', { id: 'x' })).json.code).toBe('zip-required');
+    expect((await upload(new Uint8Array([0x50, 0x4b, 3, 4]))).json()).toMatchObject({
+      status: 400,
+      code: 'invalid-archive',
+    });
+    expect((await upload(exportsZip(['npm']), BOOTSTRAP_TOKEN, '?ecosystem=Go')).json().detail).toBe(
+      'ecosystem "Go" is not one Pylee scans; use one of npm, PyPI, NuGet',
+    );
+    expect((await call('GET', '/advisories/status')).json).toMatchObject({ advisories: 0, lastImport: null });
+
+    const imported = await upload(exportsZip(['npm', 'PyPI', 'NuGet']));
+    expect(imported.statusCode).toBe(200);
+    expect(imported.json()).toMatchObject({
+      imported: 11,
+      withdrawn: 1,
+      rescanned: 1,
+      newlyAffected: 1,
+      announced: 1,
+    });
+
+    // The running version was re-scanned; the event names the advisories and where it runs.
+    const [delivered] = await sink.waitForDelivered('/security');
+    const event = verifyWebhook(delivered!, hook.json.secret as string) as Json;
+    expect(event).toMatchObject({ type: 'version.vulnerable', server: 'weather', version: '1.0.0' });
+    expect(event.data.advisories.map((a: Json) => a.id)).toEqual([
+      'GHSA-5crp-9r3c-p9vr',
+      'GHSA-6chw-6frg-f759',
+    ]);
+    expect(event.data.runningIn).toEqual([
+      { environment: 'development', weight: 100 },
+      { environment: 'production', weight: 100 },
+    ]);
+
+    const high = await call('GET', '/servers/weather/versions/1.0.0/vulnerabilities?severity=high');
+    expect(high.json.findings.map((f: Json) => [f.package.identifier, f.advisory.id, f.fixed])).toEqual([
+      ['acorn', 'GHSA-6chw-6frg-f759', ['5.7.4', '6.4.1', '7.1.1']],
+      ['Newtonsoft.Json', 'GHSA-5crp-9r3c-p9vr', ['13.0.1']],
+    ]);
+    expect((await call('GET', '/servers/weather/versions/1.0.0/vulnerabilities?severity=bad')).status).toBe(
+      400,
+    );
+    expect((await call('GET', '/servers/weather/versions/9.9.9/vulnerabilities')).json.code).toBe(
+      'version-not-found',
+    );
+    const org = await call('GET', '/vulnerabilities?severity=critical&deployed=true');
+    expect(org.json.versions).toEqual([]);
+    const running = await call('GET', '/vulnerabilities?severity=high&deployed=true');
+    expect(
+      running.json.versions.map((v: Json) => [v.server, v.version, v.runningIn.length, v.counts.high]),
+    ).toEqual([['weather', '1.0.0', 2, 2]]);
+
+    // The gate: production refuses a version with a high finding, naming the advisories.
+    const gated = await call('PATCH', '/environments/production', {
+      gates: [{ type: 'no-vulnerabilities', severity: 'high' }],
+    });
+    expect(gated.status).toBe(200);
+    expect(
+      (
+        await call('PATCH', '/environments/staging', {
+          gates: [{ type: 'no-vulnerabilities', severity: 'severe' }],
+        })
+      ).json.code,
+    ).toBe('invalid-gate');
+    await call('POST', '/servers/weather/versions', {
+      version: '1.0.1',
+      status: 'stable',
+      packages: [pkg('npm', 'acorn', '6.4.0'), pkg('nuget', 'Newtonsoft.Json', '13.0.1')],
+    });
+    const refused = await call('POST', '/servers/weather/deployments', {
+      version: '1.0.1',
+      environment: 'production',
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.json.code).toBe('gate-not-met');
+    expect(refused.json.detail).toContain('GHSA-6chw-6frg-f759 (high, acorn@6.4.0)');
+
+    // An ignore rule (reason required) lets it through; it is audited and can be deleted.
+    expect(
+      (await call('POST', '/vulnerability-ignores', { advisory: 'GHSA-6chw-6frg-f759', reason: ' ' })).json
+        .code,
+    ).toBe('reason-required');
+    const rule = await call('POST', '/vulnerability-ignores', {
+      advisory: 'GHSA-6chw-6frg-f759',
+      package: 'acorn',
+      server: 'weather',
+      reason: 'acorn only parses our own templates',
+    });
+    expect(rule.status).toBe(201);
+    const deployed = await call('POST', '/servers/weather/deployments', {
+      version: '1.0.1',
+      environment: 'production',
+    });
+    expect(deployed.status).toBe(201);
+    expect((await call('GET', '/vulnerability-ignores')).json.rules).toHaveLength(1);
+    expect((await call('DELETE', `/vulnerability-ignores/${rule.json.id}`)).status).toBe(200);
+    const audit = await call('GET', '/audit?limit=100');
+    const actions = (audit.json.events as Json[]).map((e) => e.action);
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        'advisories.import',
+        'vulnerability-ignore.create',
+        'vulnerability-ignore.delete',
+      ]),
+    );
+
+    const status = await call('GET', '/advisories/status');
+    expect(status.json).toMatchObject({ advisories: 11, perEcosystem: { npm: 7, pypi: 3, nuget: 2 } });
+  });
+});
