@@ -118,7 +118,22 @@ export function vulnerabilityRoutes(db: Db, publisher: EventPublisher): FastifyP
             },
             { additionalProperties: false },
           ),
-          body: Type.Unsafe<Buffer>({ description: 'the zip archive, sent as application/zip' }),
+          body: {
+            content: {
+              'application/json': {
+                schema: Type.Object(
+                  { records: Type.Array(Type.Unknown(), { maxItems: 100_000, description: 'OSV records' }) },
+                  { additionalProperties: false },
+                ),
+              },
+              ...Object.fromEntries(
+                ZIP_TYPES.map((type) => [
+                  type,
+                  { schema: Type.Unsafe({ description: 'an OSV all.zip export' }) },
+                ]),
+              ),
+            },
+          },
           response: {
             200: Type.Object({
               ...ImportSummary.properties,
@@ -139,13 +154,19 @@ export function vulnerabilityRoutes(db: Db, publisher: EventPublisher): FastifyP
         preHandler: app.requirePermission('admin'),
       },
       async (req) => {
-        if (!Buffer.isBuffer(req.body)) {
+        const body = req.body as Buffer | { records?: unknown[] } | undefined;
+        const input = Buffer.isBuffer(body)
+          ? { zip: body }
+          : body?.records
+            ? { records: body.records }
+            : undefined;
+        if (!input) {
           throw new BadRequestError(
-            'send the OSV export as the body with content-type application/zip',
+            'send an OSV export as application/zip, or {"records": [...]} as application/json',
             'zip-required',
           );
         }
-        const stats = await importAdvisories(db, contextOf(req), req.body, {
+        const stats = await importAdvisories(db, contextOf(req), input, {
           source: req.query.source ?? 'upload',
           ecosystem: req.query.ecosystem,
         });

@@ -59,24 +59,35 @@ function prepare(record: OsvRecord): Prepared {
 
 const later = (a: string, b: string) => Date.parse(a) > Date.parse(b);
 
+/** What an import reads: an OSV zip export, or records sent as JSON. */
+export type AdvisoryInput = { zip: Uint8Array } | { records: unknown[] };
+
+function entriesOf(input: AdvisoryInput): { name: string; json: () => unknown }[] {
+  if ('records' in input) return input.records.map((r, i) => ({ name: `records[${i}]`, json: () => r }));
+  return readArchive(input.zip).map((entry) => ({
+    name: entry.name,
+    json: () => {
+      try {
+        return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(entry.data));
+      } catch (error) {
+        throw new BadRequestError(
+          `${entry.name}: not valid JSON (${(error as Error).message})`,
+          'invalid-osv-record',
+          {
+            record: entry.name,
+          },
+        );
+      }
+    },
+  }));
+}
+
 /** Parses and checks every entry first: one bad record refuses the whole upload. */
-function parseEntries(data: Uint8Array, only?: Ecosystem): Map<string, OsvRecord> & { read: number } {
+function parseEntries(input: AdvisoryInput, only?: Ecosystem): Map<string, OsvRecord> & { read: number } {
   const latest = new Map<string, OsvRecord>() as Map<string, OsvRecord> & { read: number };
   latest.read = 0;
-  for (const entry of readArchive(data)) {
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(entry.data));
-    } catch (error) {
-      throw new BadRequestError(
-        `${entry.name}: not valid JSON (${(error as Error).message})`,
-        'invalid-osv-record',
-        {
-          record: entry.name,
-        },
-      );
-    }
-    const record = checkRecord(json, entry.name);
+  for (const entry of entriesOf(input)) {
+    const record = checkRecord(entry.json(), entry.name);
     latest.read++;
     if (only && !(record.affected ?? []).some((a) => a.package?.ecosystem === ECOSYSTEMS[only])) continue;
     const seen = latest.get(record.id);
@@ -144,13 +155,13 @@ export async function perEcosystem(db: Queryable): Promise<Record<Ecosystem, num
 export async function importAdvisories(
   db: Db,
   ctx: Context,
-  data: Uint8Array,
+  input: AdvisoryInput,
   options: { source: string; ecosystem?: string | undefined },
 ): Promise<ImportStats> {
   assertPermission(ctx.principal, 'admin');
   const started = performance.now();
   const only = parseEcosystem(options.ecosystem);
-  const records = parseEntries(data, only);
+  const records = parseEntries(input, only);
   return db.transaction(async (tx) => {
     const stats = { records: records.read, imported: 0, unchanged: 0, withdrawn: 0, skipped: 0 };
     const changed: string[] = [];

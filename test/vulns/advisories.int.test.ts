@@ -37,7 +37,7 @@ const count = async (table: string) =>
 describe('advisory import', () => {
   it('refuses a corrupt zip, a bad record (naming it) and an unknown ecosystem, and changes nothing', async () => {
     const reject = (data: Uint8Array, ecosystem?: string) =>
-      importAdvisories(db, ctx, data, { source: 'test', ecosystem });
+      importAdvisories(db, ctx, { zip: data }, { source: 'test', ecosystem });
     await expect(reject(new TextEncoder().encode('{"id":"x"}'))).rejects.toThrow('not a zip archive');
     await expect(reject(new Uint8Array([0x50, 0x4b, 3, 4, 1, 2, 3]))).rejects.toThrow('corrupt zip archive');
     // A good export plus one record without `modified`: nothing of it is imported.
@@ -58,9 +58,14 @@ describe('advisory import', () => {
   });
 
   it('imports the exports: withdrawn dropped, other ecosystems left out, the later modified wins', async () => {
-    const first = await importAdvisories(db, ctx, exportsZip(['npm', 'PyPI', 'NuGet-2022']), {
-      source: 'fixtures',
-    });
+    const first = await importAdvisories(
+      db,
+      ctx,
+      { zip: exportsZip(['npm', 'PyPI', 'NuGet-2022']) },
+      {
+        source: 'fixtures',
+      },
+    );
     expect(first).toMatchObject({
       records: 12,
       imported: 11,
@@ -75,12 +80,17 @@ describe('advisory import', () => {
     expect(jquery?.record.affected.map((a) => a.package.ecosystem)).toEqual(['npm', 'NuGet']);
 
     // The 2024 version of GHSA-5crp-9r3c-p9vr replaces the 2022 one; importing the 2022 one again changes nothing.
-    const newer = await importAdvisories(db, ctx, allZip('NuGet'), {
-      source: 'NuGet/all.zip',
-      ecosystem: 'NuGet',
-    });
+    const newer = await importAdvisories(
+      db,
+      ctx,
+      { zip: allZip('NuGet') },
+      {
+        source: 'NuGet/all.zip',
+        ecosystem: 'NuGet',
+      },
+    );
     expect(newer).toMatchObject({ records: 1, imported: 1, changed: ['GHSA-5crp-9r3c-p9vr'] });
-    const older = await importAdvisories(db, ctx, allZip('NuGet-2022'), { source: 'old' });
+    const older = await importAdvisories(db, ctx, { zip: allZip('NuGet-2022') }, { source: 'old' });
     expect(older).toMatchObject({ imported: 0, unchanged: 1, changed: [] });
     const [json] = await db.query<{ aliases: string[]; severity: string; score: number }>(
       "SELECT aliases, severity, score FROM advisories WHERE id = 'GHSA-5crp-9r3c-p9vr'",
@@ -101,10 +111,12 @@ describe('advisory import', () => {
 
   it('refuses an import without admin', async () => {
     const writer = { principal: { ...ctx.principal, permissions: ['write' as const], tokenName: 'ci' } };
-    await expect(importAdvisories(db, writer, allZip('npm'), { source: 'x' })).rejects.toMatchObject({
-      status: 403,
-      code: 'missing-permission',
-    });
+    await expect(importAdvisories(db, writer, { zip: allZip('npm') }, { source: 'x' })).rejects.toMatchObject(
+      {
+        status: 403,
+        code: 'missing-permission',
+      },
+    );
   });
 });
 

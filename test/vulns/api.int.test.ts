@@ -95,7 +95,10 @@ describe('vulnerabilities API', () => {
     // Refusals change nothing: a write token, a JSON body, a corrupt zip, an unknown ecosystem.
     const writer = await api.token(['write']);
     expect((await upload(exportsZip(['npm']), writer)).statusCode).toBe(403);
-    expect((await call('POST', '/advisories/import', { id: 'x' })).json.code).toBe('zip-required');
+    expect((await call('POST', '/advisories/import', { id: 'x' })).json.code).toBe('invalid-request');
+    expect((await call('POST', '/advisories/import', { records: [{ id: 'GHSA-x' }] })).json.detail).toBe(
+      'records[0]: modified must be a string',
+    );
     expect((await upload(new Uint8Array([0x50, 0x4b, 3, 4]))).json()).toMatchObject({
       status: 400,
       code: 'invalid-archive',
