@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNotifyWorker, type NotifyWorker } from '#alerts/processors/notify.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
+import { killLeftovers, pyleeEnv, runPylee } from '#test/helpers/pylee-process.ts';
 import { startSink, verifyWebhook, type Sink } from '#test/helpers/sink.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
-import { exportsZip } from './osv-zip.ts';
+import { exportsZip, OSV_FIXTURES } from './osv-zip.ts';
 
 // The vulnerability API end to end: import over HTTP, findings on version creation and after an
 // import, the version.vulnerable event at a webhook, the org view of what runs where, ignore
@@ -30,6 +31,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
+  await killLeftovers();
   await worker?.close();
   await api?.app.close();
   await sink?.close();
@@ -205,5 +207,38 @@ describe('vulnerabilities API', () => {
 
     const status = await call('GET', '/advisories/status');
     expect(status.json).toMatchObject({ advisories: 11, perEcosystem: { npm: 7, pypi: 3, nuget: 2 } });
+  });
+
+  it('pylee advisories and versions scan: formats and exit codes 0 / 1 / 2 / 3', async () => {
+    const url = await api.app.listen({ port: 0, host: '127.0.0.1' });
+    const env = pyleeEnv({ PYLEE_URL: url, PYLEE_TOKEN: BOOTSTRAP_TOKEN, PYLEE_CONFIG_DIR: stores.dir });
+    const [imported, status, sarif, clean, unknown, usage] = await Promise.all([
+      runPylee(['advisories', 'import', `${OSV_FIXTURES}/npm`, '--json'], env),
+      runPylee(['advisories', 'status'], env),
+      runPylee(['versions', 'scan', 'weather', '1.0.0', '--severity', 'high', '--format', 'sarif'], env),
+      runPylee(
+        ['versions', 'scan', 'weather', '1.0.1', '--severity', 'critical', '--format', 'markdown'],
+        env,
+      ),
+      runPylee(['versions', 'scan', 'weather', '9.9.9'], env),
+      runPylee(['versions', 'scan', 'weather', '1.0.0', '--severity', 'severe'], env),
+    ]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(JSON.parse(imported.stdout)).toMatchObject({ records: 7, unchanged: 7, imported: 0 });
+    expect(status.stdout).toContain('11 advisories: npm 7, PyPI 3, NuGet 2');
+    expect(sarif.code, sarif.stderr).toBe(1);
+    const run = (JSON.parse(sarif.stdout) as Json).runs[0];
+    expect(run.results.map((r: Json) => [r.ruleId, r.level])).toEqual([
+      ['GHSA-6chw-6frg-f759', 'error'],
+      ['GHSA-5crp-9r3c-p9vr', 'error'],
+    ]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toContain('### Vulnerabilities of weather@1.0.1');
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('version 9.9.9 of server weather was not found (version-not-found)');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain(
+      '--severity severe is not a level; use one of low, medium, high, critical',
+    );
   });
 });
