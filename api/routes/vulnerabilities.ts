@@ -7,6 +7,8 @@ import { advisoryStatus, importAdvisories } from '#core/vulns/advisories.ts';
 import { announceVulnerable } from '#core/vulns/events.ts';
 import { orgVulnerabilities, versionVulnerabilities } from '#core/vulns/findings.ts';
 import { createIgnore, deleteIgnore, listIgnores } from '#core/vulns/ignores.ts';
+import { proposePatch } from '#core/vulns/patch.ts';
+import { scanNamedVersion } from '#core/vulns/findings.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { IdParams, Nullable, problems, Timestamp } from '../schemas.ts';
 
@@ -247,6 +249,57 @@ export function vulnerabilityRoutes(db: Db, publisher: EventPublisher): FastifyP
           ...req.query,
           rescan: true,
         }),
+    );
+
+    app.post(
+      '/servers/:server/versions/:version/patch',
+      {
+        schema: {
+          tags,
+          summary:
+            'Propose the security patch of a version (next patch number, each vulnerable package at its lowest fix in the same major); create: true creates it in development status (write)',
+          params: VersionParams,
+          body: Type.Object(
+            { create: Type.Optional(Type.Boolean({ description: 'create the version (needs write)' })) },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Type.Object({
+              server: Type.String(),
+              from: Type.String(),
+              version: Type.String(),
+              upgrades: Type.Array(
+                Type.Object({
+                  registryType: Type.String(),
+                  identifier: Type.String(),
+                  from: Type.String(),
+                  to: Type.String(),
+                  fixes: Type.Array(Type.String()),
+                }),
+              ),
+              unfixed: Type.Array(
+                Type.Object({
+                  registryType: Type.String(),
+                  identifier: Type.String(),
+                  version: Type.String(),
+                  advisory: Type.String(),
+                  reason: Type.String(),
+                }),
+              ),
+              releaseNotes: Type.String(),
+              created: Type.Boolean({ description: 'whether the version was created' }),
+            }),
+            ...problems,
+          },
+        },
+        preHandler: read,
+      },
+      async (req) => {
+        const ctx = contextOf(req);
+        const proposal = await proposePatch(db, ctx, req.params.server, req.params.version, req.body);
+        if (proposal.created) await scanNamedVersion(db, ctx.principal, req.params.server, proposal.version);
+        return { ...proposal, created: proposal.created !== null };
+      },
     );
 
     app.get(

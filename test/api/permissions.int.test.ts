@@ -410,6 +410,12 @@ const vulnerabilityRoutes: RouteCase[] = [
     request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/vulnerabilities/scan' }),
   },
   {
+    method: 'POST',
+    route: '/api/v1/servers/:server/versions/:version/patch',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/patch', body: {} }),
+  },
+  {
     method: 'GET',
     route: '/api/v1/vulnerabilities',
     needs: 'read',

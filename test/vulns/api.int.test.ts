@@ -205,6 +205,37 @@ describe('vulnerabilities API', () => {
       ]),
     );
 
+    // The security patch of 1.0.0: acorn to 6.4.1 (its 6.x fix); Newtonsoft.Json's fix is 13.0.1, a major bump.
+    const proposal = await call('POST', '/servers/weather/versions/1.0.0/patch', {});
+    expect(proposal.json).toMatchObject({
+      from: '1.0.0',
+      version: '1.0.2',
+      upgrades: [{ identifier: 'acorn', from: '6.4.0', to: '6.4.1', fixes: ['GHSA-6chw-6frg-f759'] }],
+      unfixed: [
+        {
+          identifier: 'Newtonsoft.Json',
+          advisory: 'GHSA-5crp-9r3c-p9vr',
+          reason: 'the fix needs a major bump (13.0.1)',
+        },
+      ],
+      created: false,
+    });
+    expect(proposal.json.releaseNotes).toContain('- GHSA-6chw-6frg-f759: acorn 6.4.0 → 6.4.1');
+    expect(proposal.json.releaseNotes).toContain(
+      '- GHSA-5crp-9r3c-p9vr: Newtonsoft.Json 12.0.3: the fix needs a major bump (13.0.1)',
+    );
+    const made = await call('POST', '/servers/weather/versions/1.0.0/patch', { create: true }, writer);
+    expect(made.json).toMatchObject({ version: '1.0.2', created: true });
+    const patched = await call('GET', '/servers/weather/versions/1.0.2');
+    expect(patched.json).toMatchObject({ status: 'development', createdFrom: '1.0.0' });
+    expect(patched.json.packages.map((p: Json) => p.version)).toEqual(['6.4.1', '12.0.3', '1.0.0']);
+    const left = await call('GET', '/servers/weather/versions/1.0.2/vulnerabilities');
+    expect(left.json.findings.map((f: Json) => f.advisory.id)).toEqual(['GHSA-5crp-9r3c-p9vr']);
+    const reader = await api.token(['read']);
+    expect(
+      (await call('POST', '/servers/weather/versions/1.0.0/patch', { create: true }, reader)).status,
+    ).toBe(403);
+
     const status = await call('GET', '/advisories/status');
     expect(status.json).toMatchObject({ advisories: 11, perEcosystem: { npm: 7, pypi: 3, nuget: 2 } });
   });
