@@ -110,30 +110,51 @@ export function parseEcosystem(value: string | undefined): Ecosystem | undefined
   return ecosystem;
 }
 
-async function store(tx: Queryable, p: Prepared): Promise<void> {
-  const { record } = p;
-  const severity = severityOf(record);
-  const kept = { ...record, affected: [...p.packages.values()].flatMap((g) => g.affected) };
-  await tx.query('DELETE FROM advisories WHERE id = $1', [record.id]);
-  await tx.query(
-    `INSERT INTO advisories (id, modified, published, aliases, summary, severity, score, vector, record)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    [
-      record.id,
-      record.modified,
-      record.published ?? null,
-      record.aliases ?? [],
-      record.summary ?? record.details?.split('\n')[0]?.slice(0, 300) ?? '',
-      severity.level,
-      severity.score,
-      severity.vector,
-      JSON.stringify(kept),
-    ],
-  );
-  for (const group of p.packages.values()) {
+const BATCH = 1_000;
+
+/** Stores prepared records (replacing any stored with the same id) in batches of one statement each. */
+async function store(tx: Queryable, all: Prepared[]): Promise<void> {
+  for (let at = 0; at < all.length; at += BATCH) {
+    const batch = all.slice(at, at + BATCH);
+    const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
+    const pkgs: unknown[][] = [[], [], [], []];
+    for (const p of batch) {
+      const { record } = p;
+      const severity = severityOf(record);
+      const kept = { ...record, affected: [...p.packages.values()].flatMap((g) => g.affected) };
+      const values = [
+        record.id,
+        record.modified,
+        record.published ?? null,
+        // text[][] must be rectangular: aliases travel as JSON and are unpacked in SQL
+        JSON.stringify(record.aliases ?? []),
+        record.summary ?? record.details?.split('\n')[0]?.slice(0, 300) ?? '',
+        severity.level,
+        severity.score,
+        severity.vector,
+        JSON.stringify(kept),
+      ];
+      values.forEach((v, i) => cols[i]?.push(v));
+      for (const group of p.packages.values()) {
+        [record.id, group.ecosystem, group.name, JSON.stringify(group.affected)].forEach((v, i) =>
+          pkgs[i]?.push(v),
+        );
+      }
+    }
+    await tx.query('DELETE FROM advisories WHERE id = ANY($1)', [cols[0]]);
     await tx.query(
-      'INSERT INTO advisory_packages (advisory_id, ecosystem, name, affected) VALUES ($1, $2, $3, $4)',
-      [record.id, group.ecosystem, group.name, JSON.stringify(group.affected)],
+      `INSERT INTO advisories (id, modified, published, aliases, summary, severity, score, vector, record)
+       SELECT id, modified, published, ARRAY(SELECT jsonb_array_elements_text(aliases)), summary, severity, score,
+         vector, record
+       FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[], $5::text[], $6::text[],
+         $7::float8[], $8::text[], $9::jsonb[]) AS t (id, modified, published, aliases, summary, severity, score,
+         vector, record)`,
+      cols,
+    );
+    await tx.query(
+      `INSERT INTO advisory_packages (advisory_id, ecosystem, name, affected)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])`,
+      pkgs,
     );
   }
 }
@@ -165,6 +186,7 @@ export async function importAdvisories(
   return db.transaction(async (tx) => {
     const stats = { records: records.read, imported: 0, unchanged: 0, withdrawn: 0, skipped: 0 };
     const changed: string[] = [];
+    const toStore: Prepared[] = [];
     const ids = [...records.keys()];
     const existing = new Map(
       (
@@ -193,10 +215,11 @@ export async function importAdvisories(
         stats.skipped++;
         continue;
       }
-      await store(tx, prepared);
+      toStore.push(prepared);
       stats.imported++;
       changed.push(record.id);
     }
+    await store(tx, toStore);
     const results = await scanIn(tx, await versionsTouchedBy(tx, changed));
     const newlyAffected = results.filter((r) => r.added.length > 0);
     const durationMs = performance.now() - started;
