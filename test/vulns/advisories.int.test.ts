@@ -67,11 +67,11 @@ describe('advisory import', () => {
       },
     );
     expect(first).toMatchObject({
-      records: 12,
-      imported: 11,
+      records: 15,
+      imported: 14,
       withdrawn: 1, // PYSEC-2021-63
       skipped: 0,
-      perEcosystem: { npm: 7, pypi: 3, nuget: 2 }, // jQuery's NuGet entry and Newtonsoft.Json
+      perEcosystem: { npm: 9, pypi: 4, nuget: 2 }, // jQuery's NuGet entry and Newtonsoft.Json
     });
     const [jquery] = await db.query<{ record: { affected: { package: { ecosystem: string } }[] } }>(
       "SELECT record FROM advisories WHERE id = 'GHSA-gxr4-xjj5-5px2'",
@@ -99,8 +99,8 @@ describe('advisory import', () => {
 
     const status = await advisoryStatus(db, ctx);
     expect(status).toMatchObject({
-      advisories: 11,
-      perEcosystem: { npm: 7, pypi: 3, nuget: 2 },
+      advisories: 14,
+      perEcosystem: { npm: 9, pypi: 4, nuget: 2 },
       lastImport: { source: 'old', importedBy: 'pylee', stats: { unchanged: 1 } },
     });
     const audit = await db.query<{ action: string }>(

@@ -113,7 +113,7 @@ describe('vulnerabilities API', () => {
     const imported = await upload(exportsZip(['npm', 'PyPI', 'NuGet']));
     expect(imported.statusCode).toBe(200);
     expect(imported.json()).toMatchObject({
-      imported: 11,
+      imported: 14,
       withdrawn: 1,
       rescanned: 1,
       newlyAffected: 1,
@@ -237,7 +237,7 @@ describe('vulnerabilities API', () => {
     ).toBe(403);
 
     const status = await call('GET', '/advisories/status');
-    expect(status.json).toMatchObject({ advisories: 11, perEcosystem: { npm: 7, pypi: 3, nuget: 2 } });
+    expect(status.json).toMatchObject({ advisories: 14, perEcosystem: { npm: 9, pypi: 4, nuget: 2 } });
   });
 
   it('pylee advisories and versions scan: formats and exit codes 0 / 1 / 2 / 3', async () => {
@@ -255,8 +255,8 @@ describe('vulnerabilities API', () => {
       runPylee(['versions', 'scan', 'weather', '1.0.0', '--severity', 'severe'], env),
     ]);
     expect(imported.code, imported.stderr).toBe(0);
-    expect(JSON.parse(imported.stdout)).toMatchObject({ records: 7, unchanged: 7, imported: 0 });
-    expect(status.stdout).toContain('11 advisories: npm 7, PyPI 3, NuGet 2');
+    expect(JSON.parse(imported.stdout)).toMatchObject({ records: 9, unchanged: 9, imported: 0 });
+    expect(status.stdout).toContain('14 advisories: npm 9, PyPI 4, NuGet 2');
     expect(sarif.code, sarif.stderr).toBe(1);
     const run = (JSON.parse(sarif.stdout) as Json).runs[0];
     expect(run.results.map((r: Json) => [r.ruleId, r.level])).toEqual([

@@ -52,6 +52,18 @@ describe('matching real OSV records (answers from the advisories)', () => {
     // npm names are exact: another package of the same words is not this one.
     expect(affected(grpc, 'npm', '@GRPC/grpc-js', '1.8.21')).toBe(false);
 
+    const regex = record('npm', 'GHSA-93q8-gq69-wqmw'); // four major lines, each fixed at its own patch
+    expect(
+      ['3.0.0', '3.0.1', '4.1.0', '4.1.1', '5.0.0', '5.0.1', '6.0.0', '6.0.1', '2.1.1'].map((v) =>
+        affected(regex, 'npm', 'ansi-regex', v),
+      ),
+    ).toEqual([true, false, true, false, true, false, true, false, false]);
+    // A malicious release: a versions list and no range.
+    const mal = record('npm', 'MAL-2025-46966');
+    expect(affected(mal, 'npm', 'ansi-regex', '6.2.1')).toBe(true);
+    expect(affected(mal, 'npm', 'ansi-regex', '6.2.0')).toBe(false);
+    expect(fixedVersions('npm', entriesOf(mal, 'npm'))).toEqual([]);
+
     const ansi = record('npm', 'GHSA-whgm-jr23-g3j9');
     expect(affected(ansi, 'npm', 'ansi-html', '0.0.7')).toBe(true);
     expect(affected(ansi, 'npm', 'ansi-html', '0.0.8')).toBe(false);
@@ -92,6 +104,14 @@ describe('matching real OSV records (answers from the advisories)', () => {
     ];
     for (const [v, want] of answers) expect([v, affected(django, 'pypi', 'Django', v)]).toEqual([v, want]);
     expect(fixedVersions('pypi', entriesOf(django, 'PyPI'))).toEqual(['2.2.24', '3.1.12', '3.2.4']);
+
+    const flask = record('PyPI', 'PYSEC-2023-62'); // GIT range with two fixed commits; ECOSYSTEM <2.2.5, [2.3.0, 2.3.2)
+    expect(
+      ['2.2.4', '2.2.5', '2.3.0', '2.3.1', '2.3.2', '2.2.5.post1'].map((v) =>
+        affected(flask, 'pypi', 'Flask', v),
+      ),
+    ).toEqual([true, false, true, true, false, false]);
+    expect(fixedVersions('pypi', entriesOf(flask, 'PyPI'))).toEqual(['2.2.5', '2.3.2']);
 
     const requests = record('PyPI', 'PYSEC-2023-74'); // GIT range + ECOSYSTEM [2.3.0, 2.31.0)
     expect(affected(requests, 'pypi', 'requests', '2.30.0')).toBe(true);
