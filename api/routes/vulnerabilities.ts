@@ -8,6 +8,7 @@ import { announceVulnerable } from '#core/vulns/events.ts';
 import { orgVulnerabilities, versionVulnerabilities } from '#core/vulns/findings.ts';
 import { createIgnore, deleteIgnore, listIgnores } from '#core/vulns/ignores.ts';
 import { proposePatch } from '#core/vulns/patch.ts';
+import { attachSbom } from '#core/vulns/sbom.ts';
 import { scanNamedVersion } from '#core/vulns/findings.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { IdParams, Nullable, problems, Timestamp } from '../schemas.ts';
@@ -249,6 +250,39 @@ export function vulnerabilityRoutes(db: Db, publisher: EventPublisher): FastifyP
           ...req.query,
           rescan: true,
         }),
+    );
+
+    app.put(
+      '/servers/:server/versions/:version/sbom',
+      {
+        schema: {
+          tags,
+          summary:
+            "Attach an SBOM (CycloneDX or SPDX JSON) to one of the version's OCI images; its components are scanned",
+          params: VersionParams,
+          querystring: Type.Object(
+            {
+              image: Type.Optional(
+                Type.String({ maxLength: 500, description: 'the OCI package identifier' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          body: Type.Record(Type.String(), Type.Unknown(), { description: 'CycloneDX or SPDX JSON' }),
+          response: {
+            200: Type.Object({
+              image: Type.String(),
+              format: Type.String(),
+              components: Type.Integer({ description: 'components in npm, PyPI or NuGet' }),
+              otherComponents: Type.Integer({ description: 'components of other ecosystems (not covered)' }),
+            }),
+            ...problems,
+          },
+        },
+        preHandler: write,
+      },
+      async (req) =>
+        attachSbom(db, contextOf(req), req.params.server, req.params.version, req.body, req.query.image),
     );
 
     app.post(

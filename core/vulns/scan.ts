@@ -79,8 +79,29 @@ export async function scanIn(tx: Queryable, versionIds?: string[]): Promise<Scan
     'SELECT version_id, org_id, registry_type, identifier, package_version FROM version_packages WHERE version_id = ANY($1)',
     [ids],
   );
+  // An OCI image with an SBOM is scanned through its components (matched like declared packages).
+  const sboms = await tx.query<{
+    version_id: string;
+    org_id: string;
+    image: string;
+    components: { ecosystem: Ecosystem; name: string; version: string }[];
+    other_components: number;
+  }>(
+    'SELECT version_id, org_id, image, components, other_components FROM version_sboms WHERE version_id = ANY($1)',
+    [ids],
+  );
+  const sbomOf = new Map(sboms.map((b) => [`${b.version_id}\u0000${b.image}`, b]));
+  const components: PackageRow[] = sboms.flatMap((b) =>
+    b.components.map((c) => ({
+      version_id: b.version_id,
+      org_id: b.org_id,
+      registry_type: c.ecosystem,
+      identifier: c.name,
+      package_version: c.version,
+    })),
+  );
   const keys = new Map<string, { ecosystem: Ecosystem; name: string }>();
-  for (const p of packages) {
+  for (const p of [...packages, ...components]) {
     if (!isEcosystem(p.registry_type)) continue;
     const name = normaliseName(p.registry_type, p.identifier);
     keys.set(`${p.registry_type}\u0000${name}`, { ecosystem: p.registry_type, name });
@@ -106,11 +127,25 @@ export async function scanIn(tx: Queryable, versionIds?: string[]): Promise<Scan
   const columns: unknown[][] = [[], [], [], [], [], [], []];
   const coverage = new Map<string, Coverage[]>();
   const found = new Map<string, Set<string>>();
+  const seen = new Set<string>();
   for (const p of packages) {
-    coverage.set(p.version_id, [...(coverage.get(p.version_id) ?? []), coverageOf(p)]);
+    const sbom = p.registry_type === 'oci' ? sbomOf.get(`${p.version_id}\u0000${p.identifier}`) : undefined;
+    const covered: Coverage = sbom
+      ? {
+          ...coverageOf(p),
+          status: 'scanned',
+          reason: `through its ${sbom.components.length} SBOM components${sbom.other_components ? ` (${sbom.other_components} of other ecosystems not covered)` : ''}`,
+        }
+      : coverageOf(p);
+    coverage.set(p.version_id, [...(coverage.get(p.version_id) ?? []), covered]);
+  }
+  for (const p of [...packages, ...components]) {
     if (!isEcosystem(p.registry_type)) continue;
     const key = `${p.registry_type}\u0000${normaliseName(p.registry_type, p.identifier)}`;
     for (const f of match(p.registry_type, p.package_version, byPackage.get(key) ?? [])) {
+      const id = `${p.version_id}\u0000${key}\u0000${p.package_version}\u0000${f.advisoryId}`;
+      if (seen.has(id)) continue; // one component in two SBOMs, or also declared as a package
+      seen.add(id);
       const values = [p.version_id, p.org_id, p.registry_type, p.identifier, p.package_version, f.advisoryId];
       values.forEach((v, i) => columns[i]?.push(v));
       columns[6]?.push(JSON.stringify(f.fixed));

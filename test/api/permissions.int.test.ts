@@ -410,6 +410,29 @@ const vulnerabilityRoutes: RouteCase[] = [
     request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/vulnerabilities/scan' }),
   },
   {
+    method: 'PUT',
+    route: '/api/v1/servers/:server/versions/:version/sbom',
+    needs: 'write',
+    request: async () => {
+      const server = await freshServer();
+      await asAdmin('POST', `/api/v1/servers/${server}/versions`, {
+        version: '1.0.0',
+        packages: [
+          {
+            registryType: 'oci',
+            identifier: 'ghcr.io/acme/app:1.0.0',
+            version: '1.0.0',
+            transport: { type: 'stdio' },
+          },
+        ],
+      });
+      return {
+        url: `/api/v1/servers/${server}/versions/1.0.0/sbom`,
+        body: { bomFormat: 'CycloneDX', specVersion: '1.5', components: [] },
+      };
+    },
+  },
+  {
     method: 'POST',
     route: '/api/v1/servers/:server/versions/:version/patch',
     needs: 'read',

@@ -236,6 +236,61 @@ describe('vulnerabilities API', () => {
       (await call('POST', '/servers/weather/versions/1.0.0/patch', { create: true }, reader)).status,
     ).toBe(403);
 
+    // An SBOM for the image: its npm and PyPI components are scanned in the image's place.
+    await call('POST', '/servers/weather/versions', {
+      version: '2.0.0',
+      packages: [pkg('oci', 'ghcr.io/a/w', '2.0.0')],
+    });
+    const put = (body: object, query = '') =>
+      api.app.inject({
+        method: 'PUT',
+        url: `/api/v1/servers/weather/versions/2.0.0/sbom${query}`,
+        headers: bearer(BOOTSTRAP_TOKEN),
+        payload: body,
+      });
+    expect(
+      (await put({ bomFormat: 'CycloneDX', specVersion: '1.5', components: [{ purl: 5 }] })).json(),
+    ).toMatchObject({
+      code: 'invalid-sbom',
+      detail: 'SBOM components[0].purl must be a string',
+    });
+    expect((await put({ spdxVersion: 'SPDX-2.3', packages: [{ externalRefs: {} }] })).json().detail).toBe(
+      'SBOM packages[0].externalRefs must be an array',
+    );
+    expect((await put({ name: 'x' })).json().detail).toContain(
+      'is neither CycloneDX JSON (bomFormat) nor SPDX JSON',
+    );
+    expect(
+      (await put({ bomFormat: 'CycloneDX', specVersion: '1.5' }, '?image=ghcr.io/other')).json().code,
+    ).toBe('invalid-image');
+    const attached = await put({
+      bomFormat: 'CycloneDX',
+      specVersion: '1.5',
+      components: [
+        { type: 'library', name: 'ansi-regex', purl: 'pkg:npm/ansi-regex@6.0.0' },
+        { type: 'library', name: 'Flask', purl: 'pkg:pypi/Flask@2.2.4' },
+        { type: 'library', name: 'openssl', purl: 'pkg:deb/debian/openssl@3.0.11-1' },
+      ],
+    });
+    expect(attached.json()).toEqual({
+      image: 'ghcr.io/a/w',
+      format: 'cyclonedx',
+      components: 2,
+      otherComponents: 1,
+    });
+    const viaSbom = await call('GET', '/servers/weather/versions/2.0.0/vulnerabilities');
+    expect(viaSbom.json.findings.map((f: Json) => [f.package.identifier, f.advisory.id])).toEqual([
+      ['ansi-regex', 'GHSA-93q8-gq69-wqmw'],
+      ['Flask', 'PYSEC-2023-62'],
+    ]);
+    expect(viaSbom.json.coverage).toEqual([
+      expect.objectContaining({
+        registryType: 'oci',
+        status: 'scanned',
+        reason: expect.stringContaining('SBOM'),
+      }),
+    ]);
+
     const status = await call('GET', '/advisories/status');
     expect(status.json).toMatchObject({ advisories: 14, perEcosystem: { npm: 9, pypi: 4, nuget: 2 } });
   });

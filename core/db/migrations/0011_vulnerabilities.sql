@@ -76,3 +76,20 @@ CREATE TABLE vulnerability_ignores (
   created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX vulnerability_ignores_org_idx ON vulnerability_ignores (org_id);
+
+-- SBOMs attached to a version's OCI images (CycloneDX or SPDX JSON): their components are scanned
+-- in place of the image, which has no OSV ecosystem of its own.
+CREATE TABLE version_sboms (
+  version_id uuid NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+  org_id uuid NOT NULL REFERENCES orgs (id),
+  -- the OCI package identifier the SBOM describes
+  image text NOT NULL,
+  format text NOT NULL CHECK (format IN ('cyclonedx', 'spdx')),
+  -- [{ ecosystem, name, version, purl }] of the components in supported ecosystems
+  components jsonb NOT NULL,
+  -- components with a purl of another type (deb, golang, …): listed as not covered
+  other_components integer NOT NULL,
+  uploaded_by text NOT NULL,
+  uploaded_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (version_id, image)
+);
