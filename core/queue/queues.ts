@@ -19,4 +19,5 @@ export const QUEUES = {
 
 export const JOBS = {
   auditChainCheck: 'audit-chain-check',
+  advisoriesImport: 'advisories-import',
 } as const;

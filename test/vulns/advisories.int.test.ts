@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '#core/auth/principal.ts';
 import { openPglite, type Db } from '#core/db/client.ts';
@@ -8,6 +10,7 @@ import { createServer } from '#core/registry/servers.ts';
 import { createVersion } from '#core/registry/versions.ts';
 import { advisoryStatus, importAdvisories } from '#core/vulns/advisories.ts';
 import { orgVulnerabilities, versionVulnerabilities } from '#core/vulns/findings.ts';
+import { importFromUrls } from '#core/vulns/fetch-import.ts';
 import { createIgnore, deleteIgnore } from '#core/vulns/ignores.ts';
 import { scanVersions } from '#core/vulns/scan.ts';
 import { allZip, exportsZip } from './osv-zip.ts';
@@ -195,5 +198,40 @@ describe('findings', () => {
       ['weather', '1.0.0', [], 2],
     ]);
     expect(await orgVulnerabilities(db, ctx.principal, { deployed: true })).toEqual([]);
+  });
+});
+
+describe('scheduled import (PYLEE_ADVISORIES_URL)', () => {
+  it('downloads each export and imports it; a failing URL is reported, the others still run', async () => {
+    const zip = Buffer.from(allZip('PyPI'));
+    const served = http.createServer((req, res) => {
+      if (req.url === '/PyPI/all.zip') res.writeHead(200, { 'content-type': 'application/zip' }).end(zip);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => served.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(served.address() as AddressInfo).port}`;
+    const events: unknown[] = [];
+    try {
+      const results = await importFromUrls({
+        db,
+        publisher: { publish: async (event) => void events.push(event) },
+        urls: [`${base}/npm/all.zip`, `${base}/PyPI/all.zip`],
+      });
+      expect(results).toEqual([
+        { url: `${base}/npm/all.zip`, ok: false, error: `${base}/npm/all.zip: HTTP 404 Not Found` },
+        expect.objectContaining({
+          url: `${base}/PyPI/all.zip`,
+          ok: true,
+          stats: expect.objectContaining({ records: 5, unchanged: 4, withdrawn: 1, announced: 0 }),
+        }),
+      ]);
+      expect(events).toEqual([]); // nothing new, and nothing runs anywhere
+      const [last] = await db.query<{ source: string }>(
+        'SELECT source FROM advisory_imports ORDER BY at DESC LIMIT 1',
+      );
+      expect(last?.source).toBe(`${base}/PyPI/all.zip`);
+    } finally {
+      await new Promise((resolve) => served.close(resolve));
+    }
   });
 });
