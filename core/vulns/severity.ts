@@ -33,8 +33,10 @@ const LABELS: Record<string, SeverityLevel> = {
 
 function scoreOf(entry: OsvSeverity): number | undefined {
   try {
-    const vector = cvss.fromVector(entry.score);
-    const base = vector?.calculateScores().base;
+    const scores = cvss.fromVector(entry.score)?.calculateScores() as
+      { base?: number; baseMetricsOnly?: number } | undefined;
+    // v4's `base` folds in threat metrics (E:P lowers it); the base score (CVSS-B) is baseMetricsOnly.
+    const base = scores?.baseMetricsOnly ?? scores?.base;
     return typeof base === 'number' && Number.isFinite(base) ? base : undefined;
   } catch {
     return undefined; // a vector the calculator cannot read: fall through to the next source

@@ -113,7 +113,7 @@ describe('vulnerabilities API', () => {
     const imported = await upload(exportsZip(['npm', 'PyPI', 'NuGet']));
     expect(imported.statusCode).toBe(200);
     expect(imported.json()).toMatchObject({
-      imported: 14,
+      imported: 18,
       withdrawn: 1,
       rescanned: 1,
       newlyAffected: 1,
@@ -292,7 +292,7 @@ describe('vulnerabilities API', () => {
     ]);
 
     const status = await call('GET', '/advisories/status');
-    expect(status.json).toMatchObject({ advisories: 14, perEcosystem: { npm: 9, pypi: 4, nuget: 2 } });
+    expect(status.json).toMatchObject({ advisories: 18, perEcosystem: { npm: 13, pypi: 4, nuget: 2 } });
   });
 
   it('pylee advisories and versions scan: formats and exit codes 0 / 1 / 2 / 3', async () => {
@@ -310,8 +310,8 @@ describe('vulnerabilities API', () => {
       runPylee(['versions', 'scan', 'weather', '1.0.0', '--severity', 'severe'], env),
     ]);
     expect(imported.code, imported.stderr).toBe(0);
-    expect(JSON.parse(imported.stdout)).toMatchObject({ records: 9, unchanged: 9, imported: 0 });
-    expect(status.stdout).toContain('14 advisories: npm 9, PyPI 4, NuGet 2');
+    expect(JSON.parse(imported.stdout)).toMatchObject({ records: 13, unchanged: 13, imported: 0 });
+    expect(status.stdout).toContain('18 advisories: npm 13, PyPI 4, NuGet 2');
     expect(sarif.code, sarif.stderr).toBe(1);
     const run = (JSON.parse(sarif.stdout) as Json).runs[0];
     expect(run.results.map((r: Json) => [r.ruleId, r.level])).toEqual([

@@ -64,6 +64,22 @@ describe('matching real OSV records (answers from the advisories)', () => {
     expect(affected(mal, 'npm', 'ansi-regex', '6.2.0')).toBe(false);
     expect(fixedVersions('npm', entriesOf(mal, 'npm'))).toEqual([]);
 
+    // brace-expansion: four lines, two of them also listing the affected version.
+    const brace = record('npm', 'GHSA-v6h2-p8h4-qcjw');
+    expect(
+      ['1.1.11', '1.1.12', '2.0.1', '2.0.2', '3.0.0', '3.0.1', '4.0.0', '4.0.1', '0.9.0'].map((v) =>
+        affected(brace, 'npm', 'brace-expansion', v),
+      ),
+    ).toEqual([true, false, true, false, true, false, true, false, false]);
+    // braces: two advisories, one without aliases, one without a vector.
+    for (const id of ['GHSA-cwfw-4gq5-mrqx', 'GHSA-g95f-p29q-9xw4']) {
+      expect([
+        affected(record('npm', id), 'npm', 'braces', '2.3.0'),
+        affected(record('npm', id), 'npm', 'braces', '2.3.1'),
+      ]).toEqual([true, false]);
+    }
+    expect(affected(record('npm', 'GHSA-grv7-fg5c-xmjg'), 'npm', 'braces', '3.0.2')).toBe(true);
+
     const ansi = record('npm', 'GHSA-whgm-jr23-g3j9');
     expect(affected(ansi, 'npm', 'ansi-html', '0.0.7')).toBe(true);
     expect(affected(ansi, 'npm', 'ansi-html', '0.0.8')).toBe(false);
@@ -145,6 +161,14 @@ describe('matching real OSV records (answers from the advisories)', () => {
       vector: 'CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:L/A:N',
     });
     expect(severityOf(record('NuGet', 'GHSA-5crp-9r3c-p9vr'))).toMatchObject({ level: 'high', score: 7.5 });
+    // v4 is preferred over v3, and its base score leaves the threat metrics (E:P) out, as GitHub shows it.
+    expect(severityOf(record('npm', 'GHSA-v6h2-p8h4-qcjw'))).toMatchObject({ level: 'low', score: 2.3 });
+    expect(severityOf(record('npm', 'GHSA-grv7-fg5c-xmjg'))).toMatchObject({ level: 'high', score: 7.5 });
+    expect(severityOf(record('npm', 'GHSA-cwfw-4gq5-mrqx'))).toEqual({
+      level: 'low',
+      score: null,
+      vector: null,
+    });
     // The 2022 version of the record had no vector, only GitHub's label.
     expect(severityOf(record('NuGet-2022', 'GHSA-5crp-9r3c-p9vr'))).toEqual({
       level: 'low',
