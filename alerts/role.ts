@@ -18,6 +18,7 @@ export function alertsRole(deps: RoleDeps): Role {
           policy: { allowPrivate: deps.config.allowPrivateWebhooks },
           publicUrl: deps.config.publicUrl,
         },
+        advisories: { urls: deps.config.advisoriesUrls, everyMs: deps.config.advisoriesEveryMs },
       });
       logger.info('alerts workers started');
     },

@@ -9,6 +9,7 @@ import { scheduleHealthHousekeeping } from '#core/health/schedule.ts';
 import { deploymentReporter, registerStartupRequirement } from '#core/health/verification.ts';
 import type { Warehouse } from '#core/warehouse/client.ts';
 import type { SecretBox } from '#core/crypto/secret-box.ts';
+import { advisoriesImportProcessor } from './processors/advisories-import.ts';
 import { auditChainCheckProcessor } from './processors/audit-chain-check.ts';
 import { sessionRollupProcessor } from './processors/session-rollup.ts';
 import { startAlertWorkers, type AlertWorkerDeps, type AlertWorkers } from './processors/alert-evaluate.ts';
@@ -38,6 +39,8 @@ export interface WorkerDeps {
   notify?: Partial<Omit<NotifyWorkerDeps, 'db' | 'redis' | 'logger' | 'box'>>;
   /** Canary analyses (run only with a warehouse): how often steps waiting for one are looked for, and step analysis settings. */
   canary?: { sweepEveryMs?: number; step?: StepAnalysisOptions };
+  /** OSV exports imported on a schedule (PYLEE_ADVISORIES_URL); none: the schedule is removed. */
+  advisories?: { urls: string[]; everyMs: number };
   /** Alert-rule evaluation settings; rules are evaluated only with a warehouse. */
   alerts?: Partial<
     Pick<AlertWorkerDeps, 'concurrency' | 'reconcileEveryMs' | 'dispatchTickMs' | 'publisher'>
@@ -71,6 +74,21 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       { name: JOBS.sessionRollup, opts: { removeOnComplete: 100, removeOnFail: 100 } },
     );
     processors[JOBS.sessionRollup] = sessionRollupProcessor({ ...deps, warehouse: deps.warehouse });
+  }
+  if (deps.advisories?.urls.length) {
+    await maintenance.upsertJobScheduler(
+      JOBS.advisoriesImport,
+      { every: deps.advisories.everyMs },
+      { name: JOBS.advisoriesImport, opts: { removeOnComplete: 20, removeOnFail: 20 } },
+    );
+    processors[JOBS.advisoriesImport] = advisoriesImportProcessor({
+      db: deps.db,
+      logger: deps.logger,
+      publisher: createEventPublisher(deps),
+      urls: deps.advisories.urls,
+    });
+  } else {
+    await maintenance.removeJobScheduler(JOBS.advisoriesImport);
   }
   const worker = new Worker(
     QUEUES.maintenance,

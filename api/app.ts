@@ -39,6 +39,7 @@ import { telemetryRoutes } from './routes/telemetry.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { variableRoutes } from './routes/variables.ts';
 import { versionRoutes } from './routes/versions.ts';
+import { vulnerabilityRoutes } from './routes/vulnerabilities.ts';
 import { Problem } from './schemas.ts';
 import { SessionStore } from './session-store.ts';
 import { installStatic } from './static.ts';
@@ -148,6 +149,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       // Read per request: a gateway on an OS-picked port (PYLEE_GATEWAY_PORT=0) is known once it listens.
       await v1.register(gatewayRoutes(stores.db, () => gatewayBaseUrl(config), stores.warehouse));
       await v1.register(deploymentRoutes(deploy.deps));
+      await v1.register(vulnerabilityRoutes(stores.db, deploy.deps.publisher));
       await v1.register(healthCheckRoutes(stores.db, stores.warehouse, stores.redis));
       await v1.register(alertRoutes({ ...stores, logger: deps.logger }));
       const canary = openCanaryQueue(stores.redis, deps.logger);

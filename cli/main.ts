@@ -23,6 +23,7 @@ import { orgCommands } from './commands/orgs.ts';
 import { serverCommands } from './commands/servers.ts';
 import { tokenCommands } from './commands/tokens.ts';
 import { versionCommands } from './commands/versions.ts';
+import { vulnerabilityCommands } from './commands/vulnerabilities.ts';
 
 const EXIT = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
 
@@ -55,6 +56,7 @@ const COMMANDS: Command[] = [
   ...loginCommands,
   ...serverCommands,
   ...versionCommands,
+  ...vulnerabilityCommands,
   ...deployCommands,
   ...canaryCommands,
   ...gatewayCommands,

@@ -48,6 +48,9 @@ export interface Config {
   allowPrivateWebhooks: boolean;
   /** Where people reach Pylee's UI; links in notifications are built from it (none when unset). */
   publicUrl: string | undefined;
+  /** OSV exports (all.zip URLs) imported on a schedule; empty: off. */
+  advisoriesUrls: string[];
+  advisoriesEveryMs: number;
 }
 
 interface VariableSpec {
@@ -144,6 +147,11 @@ export const VARIABLES = {
     description:
       'Base URL people open Pylee at (https://pylee.example.com); notifications link to it. Unset: no links.',
   },
+  PYLEE_ADVISORIES_URL: {
+    description:
+      'OSV exports to import on a schedule: comma-separated all.zip URLs (the public OSV bucket or a mirror). Unset: off.',
+  },
+  PYLEE_ADVISORIES_EVERY: { description: 'How often PYLEE_ADVISORIES_URL is imported.', default: '24h' },
 } satisfies Record<string, VariableSpec>;
 
 type VariableName = keyof typeof VARIABLES;
@@ -237,6 +245,12 @@ export function loadConfig(
       get('PYLEE_ALLOW_PRIVATE_WEBHOOKS') as string,
     ),
     publicUrl: url('PYLEE_PUBLIC_URL', get('PYLEE_PUBLIC_URL'), ['http:', 'https:'])?.replace(/\/+$/, ''),
+    advisoriesUrls: (get('PYLEE_ADVISORIES_URL') ?? '')
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== '')
+      .map((part) => url('PYLEE_ADVISORIES_URL', part, ['http:', 'https:']) as string),
+    advisoriesEveryMs: duration('PYLEE_ADVISORIES_EVERY', get('PYLEE_ADVISORIES_EVERY') as string),
   };
 }
 

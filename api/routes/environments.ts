@@ -17,8 +17,12 @@ import { ServerParams } from './servers.ts';
 export const Gate = Type.Object(
   {
     type: Type.String({
-      description: 'soak | no-prerelease | version-status | environment-permission | protected',
+      description:
+        'soak | no-prerelease | version-status | environment-permission | no-vulnerabilities | protected',
     }),
+    severity: Type.Optional(
+      Type.String({ description: 'no-vulnerabilities: low | medium | high | critical' }),
+    ),
     environment: Type.Optional(Type.String()),
     duration: Type.Optional(Type.String()),
     status: Type.Optional(Type.Array(Type.String())),

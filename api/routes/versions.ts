@@ -15,6 +15,7 @@ import {
   type NewVersion,
   type VersionPatch,
 } from '#core/registry/versions.ts';
+import { scanNamedVersion } from '#core/vulns/findings.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { Nullable, problems, Timestamp } from '../schemas.ts';
 import { ServerParams } from './servers.ts';
@@ -212,10 +213,11 @@ export function versionRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebox
         },
         preHandler: write,
       },
-      async (req, reply) =>
-        reply
-          .code(201)
-          .send(await createVersion(db, contextOf(req), req.params.server, req.body as NewVersion)),
+      async (req, reply) => {
+        const version = await createVersion(db, contextOf(req), req.params.server, req.body as NewVersion);
+        await scanNamedVersion(db, contextOf(req).principal, req.params.server, version.version);
+        return reply.code(201).send(version);
+      },
     );
 
     app.post(
@@ -236,6 +238,7 @@ export function versionRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebox
           version: doc.version,
           ...doc.config,
         });
+        await scanNamedVersion(db, contextOf(req).principal, req.params.server, version.version);
         return reply.code(201).send(version);
       },
     );

@@ -192,7 +192,8 @@ function action(
   };
 }
 
-const GATE_HELP = 'soak:ENV:DURATION, no-prerelease, environment-permission, version-status:S[,S]';
+const GATE_HELP =
+  'soak:ENV:DURATION, no-prerelease, environment-permission, version-status:S[,S], no-vulnerabilities[:SEVERITY]';
 
 function parseGate(ctx: CommandContext, text: string): Gate {
   const [type, ...rest] = text.split(':');
@@ -200,6 +201,9 @@ function parseGate(ctx: CommandContext, text: string): Gate {
     return { type: 'soak', environment: rest[0], duration: rest[1] as string };
   }
   if ((type === 'no-prerelease' || type === 'environment-permission') && rest.length === 0) return { type };
+  if (type === 'no-vulnerabilities' && rest.length <= 1) {
+    return { type, severity: (rest[0] ?? 'high') as 'high' };
+  }
   if (type === 'version-status' && rest.length === 1 && rest[0]) {
     return { type: 'version-status', status: rest[0].split(',') };
   }
@@ -211,7 +215,9 @@ const describeGate = (g: Gate) =>
     ? `soak ${g.duration} in ${g.environment}`
     : g.type === 'version-status'
       ? `status ${g.status.join('|')}`
-      : g.type;
+      : g.type === 'no-vulnerabilities'
+        ? `no ${g.severity}+ vulnerabilities`
+        : g.type;
 
 const describeEnvironments = (envs: EnvironmentView[]) =>
   table(

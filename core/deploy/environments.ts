@@ -4,6 +4,8 @@ import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { SLUG_PATTERN } from '../slug.ts';
+import { checkVulnerabilityGate, type Threshold } from '../vulns/gate.ts';
+import { SEVERITIES } from '../vulns/severity.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 
 /** Every org starts with these, in pipeline order: the gradual rollout of the product page. */
@@ -19,15 +21,23 @@ export const DEFAULT_ENVIRONMENTS = [
  * - `soak`: the version ran at 100 % in `environment` for at least `duration`, and was not rolled back there;
  * - `no-prerelease`: no pre-release versions (what `protected` implies);
  * - `version-status`: the version's lifecycle status is one of `status`;
- * - `environment-permission`: only tokens granted this environment by name (or admins) may deploy.
+ * - `environment-permission`: only tokens granted this environment by name (or admins) may deploy;
+ * - `no-vulnerabilities`: the version has no finding at or above `severity` (after ignore rules).
  */
 export type Gate =
   | { type: 'soak'; environment: string; duration: string }
   | { type: 'no-prerelease' }
   | { type: 'version-status'; status: string[] }
-  | { type: 'environment-permission' };
+  | { type: 'environment-permission' }
+  | { type: 'no-vulnerabilities'; severity: Threshold };
 
-export const GATE_TYPES = ['soak', 'no-prerelease', 'version-status', 'environment-permission'] as const;
+export const GATE_TYPES = [
+  'soak',
+  'no-prerelease',
+  'version-status',
+  'environment-permission',
+  'no-vulnerabilities',
+] as const;
 
 export interface EnvironmentView {
   name: string;
@@ -143,6 +153,13 @@ export async function checkGates(
       case 'environment-permission':
         only(['type']);
         return { type: gate.type };
+      case 'no-vulnerabilities': {
+        only(['type', 'severity']);
+        if (!(SEVERITIES as readonly unknown[]).includes(gate.severity ?? 'high')) {
+          throw new BadRequestError(`${at}.severity must be one of ${SEVERITIES.join(', ')}`, 'invalid-gate');
+        }
+        return { type: 'no-vulnerabilities', severity: (gate.severity ?? 'high') as Threshold };
+      }
       case 'version-status': {
         only(['type', 'status']);
         const statuses = ['development', 'release-candidate', 'stable', 'deprecated'];
@@ -408,6 +425,8 @@ export async function evaluateGates(
           ? `the token may deploy to ${env.name}`
           : `gate environment-permission of ${env.name}: this token (${p.tokenName}) is not granted ${env.name} by name; use a token created with environments: ["${env.name}"]`,
       });
+    } else if (gate.type === 'no-vulnerabilities') {
+      results.push(await vulnerabilityGate(db, env, gate.severity, subject));
     } else if (gate.type === 'soak') {
       if (subject.rollback) {
         results.push({ gate, passed: true, detail: 'rollbacks skip soak gates' });
@@ -442,6 +461,25 @@ export async function evaluateGates(
     }
   }
   return results;
+}
+
+async function vulnerabilityGate(
+  db: Queryable,
+  env: EnvironmentRow,
+  severity: Threshold,
+  subject: GateSubject,
+): Promise<GateResult> {
+  const gate = { type: 'no-vulnerabilities' as const, severity };
+  const label = `gate no-vulnerabilities of ${env.name} (${severity} or above)`;
+  const result = await checkVulnerabilityGate(
+    db,
+    env.org_id,
+    subject.serverId,
+    subject.version,
+    severity,
+    label,
+  );
+  return { gate, passed: result.passed, detail: result.detail };
 }
 
 /** Throws 409 `gate-not-met` (or `protected-environment`) naming the first gate not met; nothing has changed. */

@@ -21,4 +21,5 @@ export const JOBS = {
   auditChainCheck: 'audit-chain-check',
   /** Settling ended and idle sessions into the release-health rollups (core/release-health/rollups.ts). */
   sessionRollup: 'session-rollup',
+  advisoriesImport: 'advisories-import',
 } as const;

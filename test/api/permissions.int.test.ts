@@ -383,7 +383,98 @@ const gatewayRoutes: RouteCase[] = [
   },
 ];
 
+/** The advisory database (import needs admin: it is shared by every org), findings and ignore rules. */
+const vulnerabilityRoutes: RouteCase[] = [
+  {
+    method: 'POST',
+    route: '/api/v1/advisories/import',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/advisories/import', body: { records: [] } }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/advisories/status',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/advisories/status' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/versions/:version/vulnerabilities',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/vulnerabilities' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/versions/:version/vulnerabilities/scan',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/vulnerabilities/scan' }),
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/servers/:server/versions/:version/sbom',
+    needs: 'write',
+    request: async () => {
+      const server = await freshServer();
+      await asAdmin('POST', `/api/v1/servers/${server}/versions`, {
+        version: '1.0.0',
+        packages: [
+          {
+            registryType: 'oci',
+            identifier: 'ghcr.io/acme/app:1.0.0',
+            version: '1.0.0',
+            transport: { type: 'stdio' },
+          },
+        ],
+      });
+      return {
+        url: `/api/v1/servers/${server}/versions/1.0.0/sbom`,
+        body: { bomFormat: 'CycloneDX', specVersion: '1.5', components: [] },
+      };
+    },
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/servers/:server/versions/:version/patch',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0/patch', body: {} }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/vulnerabilities',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/vulnerabilities?deployed=true' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/vulnerability-ignores',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/vulnerability-ignores' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/vulnerability-ignores',
+    needs: 'write',
+    request: async () => ({
+      url: '/api/v1/vulnerability-ignores',
+      body: { advisory: 'CVE-2024-21907', reason: 'not reachable' },
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/vulnerability-ignores/:id',
+    needs: 'write',
+    request: async () => {
+      const rule = await asAdmin('POST', '/api/v1/vulnerability-ignores', {
+        advisory: 'CVE-2024-1',
+        reason: 'x',
+      });
+      return { url: `/api/v1/vulnerability-ignores/${rule.id as string}` };
+    },
+  },
+];
+
 const ROUTES: RouteCase[] = [
+  ...vulnerabilityRoutes,
   ...variableRoutes,
   ...gatewayRoutes,
   ...analysisRoutes,

@@ -63,6 +63,8 @@ describe('loadConfig', () => {
       PYLEE_GATEWAY_BODY_LIMIT: '1MiB',
       PYLEE_GATEWAY_ALLOWED_ORIGINS: 'https://app.example.com, http://localhost:5173',
       PYLEE_GATEWAY_RATE_LIMIT_MAX: '50',
+      PYLEE_ADVISORIES_URL: 'https://osv.example.com/npm/all.zip, https://osv.example.com/PyPI/all.zip',
+      PYLEE_ADVISORIES_EVERY: '6h',
     });
     expect(config).toEqual({
       role: 'collector',
@@ -89,7 +91,13 @@ describe('loadConfig', () => {
       gatewayBodyLimit: 1024 * 1024,
       gatewayAllowedOrigins: ['https://app.example.com', 'http://localhost:5173'],
       gatewayRateLimitMax: 50,
+      advisoriesUrls: ['https://osv.example.com/npm/all.zip', 'https://osv.example.com/PyPI/all.zip'],
+      advisoriesEveryMs: 6 * 3_600_000,
     });
+    expect(loadConfig({})).toMatchObject({ advisoriesUrls: [], advisoriesEveryMs: 86_400_000 });
+    expect(() => loadConfig({ PYLEE_ADVISORIES_URL: 'ftp://osv.example.com/all.zip' })).toThrow(
+      /PYLEE_ADVISORIES_URL/,
+    );
   });
 
   it('checks the gateway port and origins', () => {

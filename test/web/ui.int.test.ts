@@ -452,6 +452,38 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
     await phone.close();
   });
 
+  it("shows a version's vulnerabilities with severity badges, and marks the overview row running it", async () => {
+    const acorn = JSON.parse(
+      fs.readFileSync(
+        path.resolve(import.meta.dirname, '../fixtures/osv/npm/GHSA-6chw-6frg-f759.json'),
+        'utf8',
+      ),
+    ) as unknown;
+    await platform.call('POST', '/advisories/import', { records: [acorn] });
+    await platform.call('POST', '/servers/weather/versions', {
+      version: '9.0.0',
+      packages: [
+        { registryType: 'npm', identifier: 'acorn', version: '6.4.0', transport: { type: 'stdio' } },
+      ],
+    });
+    await platform.call('POST', '/servers/weather/deployments', {
+      version: '9.0.0',
+      environment: 'development',
+    });
+    const page = await newPage(admin);
+    await page.goto(`${platform.apiUrl}/servers/weather/versions/9.0.0`);
+    const row = page.locator('tr[data-advisory="GHSA-6chw-6frg-f759"]');
+    await row.waitFor();
+    expect(await row.textContent()).toContain('high 7.5');
+    expect(await row.textContent()).toContain('5.7.4, 6.4.1, 7.1.1');
+    await page.goto(`${platform.apiUrl}/`);
+    await page
+      .locator('tr[data-server="weather"][data-environment="development"] [data-testid=vulnerable]')
+      .getByText('vulnerable: high')
+      .waitFor();
+    await page.close();
+  });
+
   it('raised no script errors on any page', () => {
     process.stderr.write(`web ui setup: ${JSON.stringify(timings)}\n`);
     expect(pageErrors).toEqual([]);

@@ -216,6 +216,35 @@ export const session = {
   },
 };
 
+export interface VulnerabilityFinding {
+  package: { registryType: string; identifier: string; version: string };
+  advisory: {
+    id: string;
+    aliases: string[];
+    summary: string;
+    severity: string;
+    score: number | null;
+    link: string;
+  };
+  fixed: string[];
+  ignoredBy: { id: string; reason: string; expiresAt: string | null } | null;
+}
+
+export interface VersionVulnerabilities {
+  scannedAt: string | null;
+  coverage: { registryType: string; identifier: string; version: string; status: string; reason?: string }[];
+  findings: VulnerabilityFinding[];
+  ignored: VulnerabilityFinding[];
+  counts: Record<string, number>;
+}
+
+export interface VulnerableVersion {
+  server: string;
+  version: string;
+  runningIn: { environment: string; weight: number }[];
+  counts: Record<string, number>;
+}
+
 export interface ListPage<T> {
   items: T[];
   nextCursor?: string | null;
@@ -236,6 +265,11 @@ export const api = {
   versions: (s: string) =>
     get<Version[] | ListPage<Version>>(`/servers/${seg(s)}/versions`).then((r) => itemsOf<Version>(r)),
   version: (s: string, v: string) => get<Version>(`/servers/${seg(s)}/versions/${seg(v)}`),
+  vulnerabilities: (s: string, v: string) =>
+    get<VersionVulnerabilities>(`/servers/${seg(s)}/versions/${seg(v)}/vulnerabilities`),
+  /** Vulnerable versions that run somewhere now, for the overview's markers. */
+  runningVulnerable: () =>
+    get<{ versions: VulnerableVersion[] }>('/vulnerabilities', { deployed: 'true' }).then((r) => r.versions),
   metrics: (
     s: string,
     q: {
