@@ -7,7 +7,8 @@
 import { appendAudit } from '../audit/log.ts';
 import { assertPermission, type Context } from '../auth/principal.ts';
 import type { Db, Queryable } from '../db/client.ts';
-import { BadRequestError } from '../errors.ts';
+import { BadRequestError, ForbiddenError } from '../errors.ts';
+import { DEFAULT_ORG } from '../orgs.ts';
 import { newId } from '../ids.ts';
 import { readArchive } from './archive.ts';
 import { ecosystemOf, ECOSYSTEMS, normaliseName, OSV_ECOSYSTEMS, type Ecosystem } from './ecosystems.ts';
@@ -180,6 +181,13 @@ export async function importAdvisories(
   options: { source: string; ecosystem?: string | undefined },
 ): Promise<ImportStats> {
   assertPermission(ctx.principal, 'admin');
+  // One advisory database serves every org: only the operator's org may change it.
+  if (ctx.principal.orgSlug !== DEFAULT_ORG) {
+    throw new ForbiddenError(
+      `advisories are shared by every org on this Pylee: only an admin of @${DEFAULT_ORG} may import them (this token is of @${ctx.principal.orgSlug})`,
+      'advisories-operator-only',
+    );
+  }
   const started = performance.now();
   const only = parseEcosystem(options.ecosystem);
   const records = parseEntries(input, only);

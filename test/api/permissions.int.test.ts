@@ -1107,6 +1107,31 @@ describe('another org', () => {
     expect(still.json()).toMatchObject({ active: true, revokedAt: null });
   });
 
+  it('may not change the advisory database every org shares (403), and imports nothing', async () => {
+    const before = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/advisories/status',
+      headers: bearer(otherAdmin),
+    });
+    const res = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/advisories/import',
+      headers: bearer(otherAdmin),
+      payload: {
+        records: [{ schema_version: '1.6.0', id: 'GHSA-xxxx-xxxx-xxxx', modified: '2026-01-01T00:00:00Z' }],
+      },
+    });
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toMatchObject({ code: 'advisories-operator-only' });
+    expect(res.json().detail).toMatch(/only an admin of @default/);
+    const after = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/advisories/status',
+      headers: bearer(otherAdmin),
+    });
+    expect(after.json()).toEqual(before.json());
+  });
+
   it('lists only its own tokens and audit events', async () => {
     const list = await api.app.inject({ method: 'GET', url: '/api/v1/tokens', headers: bearer(otherAdmin) });
     const names = (list.json() as { tokens: { name: string }[] }).tokens.map((t) => t.name);
