@@ -33,7 +33,8 @@ const api = `http://127.0.0.1:${apiPort}`;
 /** Where the demo's MCP clients connect: the gateway endpoint of weather-mcp in production. */
 const endpoint = `http://127.0.0.1:${gatewayPort}/default/${SERVER}/${ENV}/mcp`;
 /** How the canary steps are analysed: 10 s samples so the story fits in about two minutes. */
-const DEMO_ANALYSIS = { analysis: { interval: '10s', lifetime: '3m' } };
+// The analysis judges every 20 s: the alert (every 5 s, firing at once) speaks first, as on-call sees it.
+const DEMO_ANALYSIS = { analysis: { interval: '20s', lifetime: '3m' } };
 const started = Date.now();
 
 const children: ChildProcess[] = [];
@@ -250,7 +251,7 @@ async function main(): Promise<void> {
     offset: 0.05,
     window: '1m',
     interval: '5s',
-    for: '10s',
+    for: '0s',
     severity: 'critical',
     groupWait: '0s',
     annotations: {
