@@ -125,6 +125,7 @@ export async function api<T>(
   options: ClientOptions,
   method: string,
   path: string,
+  /** JSON, or bytes (`Uint8Array`, e.g. a zip) sent as they are. */
   body?: unknown,
 ): Promise<T> {
   if (!options.token) {
@@ -141,9 +142,16 @@ export async function api<T>(
       method,
       headers: {
         authorization: `Bearer ${options.token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(body === undefined
+          ? {}
+          : { 'content-type': body instanceof Uint8Array ? 'application/octet-stream' : 'application/json' }),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body:
+        body === undefined
+          ? undefined
+          : body instanceof Uint8Array
+            ? new Blob([body as Uint8Array<ArrayBuffer>])
+            : JSON.stringify(body),
     });
   } catch (error) {
     throw new AppError(

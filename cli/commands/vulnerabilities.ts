@@ -3,18 +3,11 @@ import path from 'node:path';
 import { zipSync } from 'fflate';
 import { AppError } from '#core/errors.ts';
 import type { AdvisoryStatus, ImportSummary } from '#core/vulns/advisories.ts';
-import type { Finding, VersionVulnerabilities } from '#core/vulns/findings.ts';
+import { parseDuration } from '#core/alerting/durations.ts';
+import type { Finding, VersionVulnerabilities, VulnerableVersion } from '#core/vulns/findings.ts';
+import type { IgnoreRule } from '#core/vulns/ignores.ts';
 import { SEVERITIES } from '#core/vulns/severity.ts';
-import {
-  api,
-  query,
-  segment,
-  shortTime,
-  table,
-  type ClientOptions,
-  type Command,
-  type CommandContext,
-} from '../client.ts';
+import { api, query, segment, shortTime, table, type Command, type CommandContext } from '../client.ts';
 
 /** `versions scan` exit codes, as CI reads them. */
 export const SCAN_EXIT = { clean: 0, vulnerable: 1, usage: 2, error: 3 } as const;
@@ -47,36 +40,6 @@ function readExport(ctx: CommandContext, source: string): Uint8Array {
   return stat.isDirectory() ? zipDirectory(source) : fs.readFileSync(source);
 }
 
-/** POSTs a zip to the API (the JSON client helper sends JSON only). */
-async function uploadZip<T>(client: ClientOptions, url: string, data: Uint8Array): Promise<T> {
-  if (!client.token) return api<T>(client, 'POST', url); // the helper explains the missing token
-  let response: Response;
-  try {
-    response = await fetch(`${client.url}/api/v1${url}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${client.token}`, 'content-type': 'application/zip' },
-      body: new Blob([data as Uint8Array<ArrayBuffer>]),
-    });
-  } catch (error) {
-    throw new AppError(
-      503,
-      'unreachable',
-      'Unreachable',
-      `cannot reach Pylee at ${client.url}: ${(error as Error).cause ?? error}`,
-    );
-  }
-  const payload = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-  if (!response.ok) {
-    throw new AppError(
-      response.status,
-      String(payload.code ?? 'http-error'),
-      String(payload.title ?? response.statusText),
-      String(payload.detail ?? `HTTP ${response.status}`),
-    );
-  }
-  return payload as T;
-}
-
 const describeCounts = (c: Record<string, number>) =>
   `npm ${c.npm ?? 0}, PyPI ${c.pypi ?? 0}, NuGet ${c.nuget ?? 0}`;
 
@@ -103,6 +66,12 @@ function describeStatus(s: AdvisoryStatus): string {
     : 'no import yet: run pylee advisories import <all.zip|dir>';
   return `${s.advisories} advisories: ${describeCounts(s.perEcosystem)}\n${last}`;
 }
+
+const describeSeverities = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([level, n]) => `${n} ${level}`)
+    .join(', ');
 
 const fixedOf = (f: Finding) => (f.fixed.length ? f.fixed.join(', ') : 'no fix');
 
@@ -216,8 +185,9 @@ export const vulnerabilityCommands: Command[] = [
     async run(ctx) {
       const source = ctx.positionals[0] as string;
       const data = readExport(ctx, source);
-      const result = await uploadZip<Parameters<typeof describeImport>[1]>(
+      const result = await api<Parameters<typeof describeImport>[1]>(
         ctx.client,
+        'POST',
         `/advisories/import${query({ source: path.basename(source), ecosystem: ctx.flags.ecosystem as string | undefined })}`,
         data,
       );
@@ -257,13 +227,18 @@ export const vulnerabilityCommands: Command[] = [
       }
       const format = ((ctx.flags.format as string | undefined) ?? (ctx.json ? 'json' : 'table')) as Format;
       if (!FORMATS.includes(format)) ctx.usage(`--format ${format} is not one of ${FORMATS.join(', ')}`);
+      const at = `/servers/${segment(server)}/versions/${segment(version)}/vulnerabilities`;
       let report: VersionVulnerabilities;
       try {
         report = await api<VersionVulnerabilities>(
           ctx.client,
           'POST',
-          `/servers/${segment(server)}/versions/${segment(version)}/vulnerabilities/scan${query({ severity })}`,
-        );
+          `${at}/scan${query({ severity })}`,
+        ).catch((error: unknown) => {
+          // A read-only CI token cannot rescan: read the findings kept current on every import.
+          if (!(error instanceof AppError && error.code === 'missing-permission')) throw error;
+          return api<VersionVulnerabilities>(ctx.client, 'GET', `${at}${query({ severity })}`);
+        });
       } catch (error) {
         if (!(error instanceof AppError)) throw error;
         ctx.warn(`${error.message} (${error.code})`);
@@ -271,6 +246,106 @@ export const vulnerabilityCommands: Command[] = [
       }
       process.stdout.write(`${render(format, report)}\n`);
       return report.findings.length > 0 ? SCAN_EXIT.vulnerable : SCAN_EXIT.clean;
+    },
+  },
+  {
+    name: 'vulnerabilities list',
+    summary: 'vulnerable versions of the org and the environments they run in now',
+    flags: {
+      severity: { type: 'string', value: 'S', description: `at or above: ${SEVERITIES.join(', ')}` },
+      deployed: { type: 'boolean', description: 'only versions that run somewhere now' },
+    },
+    async run(ctx) {
+      const { versions } = await api<{ versions: VulnerableVersion[] }>(
+        ctx.client,
+        'GET',
+        `/vulnerabilities${query({ severity: ctx.flags.severity as string | undefined, deployed: ctx.flags.deployed as boolean | undefined })}`,
+      );
+      ctx.print(
+        versions,
+        versions.length === 0
+          ? 'no vulnerable versions'
+          : table(
+              ['SERVER', 'VERSION', 'STATUS', 'RUNNING IN', 'FINDINGS', 'ADVISORIES'],
+              versions.map((v) => [
+                v.server,
+                v.version,
+                v.status,
+                v.runningIn.map((r) => `${r.environment} ${r.weight}%`).join(', ') || '-',
+                describeSeverities(v.counts),
+                [...new Set(v.findings.map((f) => f.advisory.id))].join(', '),
+              ]),
+            ),
+      );
+    },
+  },
+  {
+    name: 'vulnerabilities ignores',
+    summary: 'list the ignore rules (expired ones say so)',
+    async run(ctx) {
+      const { rules } = await api<{ rules: IgnoreRule[] }>(ctx.client, 'GET', '/vulnerability-ignores');
+      ctx.print(
+        rules,
+        rules.length === 0
+          ? 'no ignore rules'
+          : table(
+              ['ID', 'ADVISORY', 'PACKAGE', 'SERVER', 'EXPIRES', 'BY', 'REASON'],
+              rules.map((r) => [
+                r.id,
+                r.advisory,
+                r.package ?? 'any',
+                r.server ?? 'any',
+                r.expiresAt ? `${shortTime(r.expiresAt)}${r.active ? '' : ' (expired)'}` : 'never',
+                r.createdBy,
+                r.reason,
+              ]),
+            ),
+      );
+    },
+  },
+  {
+    name: 'vulnerabilities ignore',
+    args: ['<advisory>'],
+    summary: 'hide an advisory (id or alias) from findings and gates, with a reason; audited',
+    flags: {
+      reason: { type: 'string', value: 'TEXT', required: true, description: 'why it does not apply' },
+      package: { type: 'string', value: 'NAME', description: 'only for this package' },
+      server: { type: 'string', value: 'SLUG', description: 'only for this server' },
+      for: { type: 'string', value: 'D', description: 'expire after: 30d, 12h (or give --expires-at)' },
+      'expires-at': { type: 'string', value: 'T', description: 'expiry, RFC 3339' },
+    },
+    async run(ctx) {
+      const flags = ctx.flags as Record<string, string | undefined>;
+      let expiresAt = flags['expires-at'] ?? null;
+      if (flags.for !== undefined) {
+        const ms = parseDuration(flags.for);
+        if (!ms) return ctx.usage(`--for ${flags.for} is not a duration like 30d or 12h`);
+        expiresAt = new Date(Date.now() + ms).toISOString();
+      }
+      const rule = await api<IgnoreRule>(ctx.client, 'POST', '/vulnerability-ignores', {
+        advisory: ctx.positionals[0],
+        package: flags.package ?? null,
+        server: flags.server ?? null,
+        reason: flags.reason,
+        expiresAt,
+      });
+      ctx.print(
+        rule,
+        `ignore rule ${rule.id}: ${rule.advisory} for ${rule.package ?? 'any package'} on ${rule.server ?? 'any server'}, ${rule.expiresAt ? `until ${rule.expiresAt}` : 'no expiry'}`,
+      );
+    },
+  },
+  {
+    name: 'vulnerabilities unignore',
+    args: ['<rule-id>'],
+    summary: 'delete an ignore rule (its findings show again); audited',
+    async run(ctx) {
+      const rule = await api<IgnoreRule>(
+        ctx.client,
+        'DELETE',
+        `/vulnerability-ignores/${segment(ctx.positionals[0] as string)}`,
+      );
+      ctx.print(rule, `deleted ignore rule ${rule.id} (${rule.advisory})`);
     },
   },
 ];

@@ -4,7 +4,7 @@
  * desired state).
  */
 import { assertPermission, type Principal } from '../auth/principal.ts';
-import type { Db, Queryable } from '../db/client.ts';
+import type { Db } from '../db/client.ts';
 import { BadRequestError } from '../errors.ts';
 import { desiredState } from '../deploy/releases.ts';
 import { findVersion } from '../registry/versions.ts';
@@ -162,12 +162,24 @@ export interface VulnerableVersion {
  * keeps only those that run somewhere now.
  */
 export async function orgVulnerabilities(
-  db: Queryable,
+  db: Db,
   principal: Principal,
   options: { severity?: string | undefined; deployed?: boolean | undefined } = {},
 ): Promise<VulnerableVersion[]> {
   assertPermission(principal, 'read');
   const threshold = parseThreshold(options.severity);
+  // Versions never scanned (made before the advisory tables, or by a path that does not scan) are
+  // scanned now, so the org view never calls a version clean because nobody looked.
+  const unscanned = await db.query<{ id: string }>(
+    `SELECT v.id FROM versions v WHERE v.org_id = $1
+       AND NOT EXISTS (SELECT 1 FROM version_scans vs WHERE vs.version_id = v.id)`,
+    [principal.orgId],
+  );
+  if (unscanned.length)
+    await scanVersions(
+      db,
+      unscanned.map((v) => v.id),
+    );
   const scope = principal.servers ? 'AND s.slug = ANY($2)' : '';
   const rows = await db.query<
     FindingRow & { server: string; server_id: string; version: string; status: string }

@@ -4,7 +4,7 @@ import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } fr
 import { killLeftovers, pyleeEnv, runPylee } from '#test/helpers/pylee-process.ts';
 import { startSink, verifyWebhook, type Sink } from '#test/helpers/sink.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
-import { exportsZip, OSV_FIXTURES } from './osv-zip.ts';
+import { exportsZip, fixtureCounts, OSV_FIXTURES } from './osv-zip.ts';
 
 // The vulnerability API end to end: import over HTTP, findings on version creation and after an
 // import, the version.vulnerable event at a webhook, the org view of what runs where, ignore
@@ -112,9 +112,10 @@ describe('vulnerabilities API', () => {
 
     const imported = await upload(exportsZip(['npm', 'PyPI', 'NuGet']));
     expect(imported.statusCode).toBe(200);
+    const counts = fixtureCounts(['npm', 'PyPI', 'NuGet']);
     expect(imported.json()).toMatchObject({
-      imported: 18,
-      withdrawn: 1,
+      imported: counts.stored,
+      withdrawn: counts.withdrawn,
       rescanned: 1,
       newlyAffected: 1,
       announced: 1,
@@ -150,6 +151,16 @@ describe('vulnerabilities API', () => {
     expect(
       running.json.versions.map((v: Json) => [v.server, v.version, v.runningIn.length, v.counts.high]),
     ).toEqual([['weather', '1.0.0', 2, 2]]);
+    // A version whose scan is missing (made by a path that does not scan) is scanned when the org
+    // view is read, never shown as clean.
+    await stores.db.query(
+      "DELETE FROM version_scans WHERE version_id = (SELECT id FROM versions WHERE version = '1.0.0')",
+    );
+    await stores.db.query(
+      "DELETE FROM version_findings WHERE version_id = (SELECT id FROM versions WHERE version = '1.0.0')",
+    );
+    const rescanned = await call('GET', '/vulnerabilities?severity=high&deployed=true');
+    expect(rescanned.json.versions.map((v: Json) => [v.version, v.counts.high])).toEqual([['1.0.0', 2]]);
 
     // The gate: production refuses a version with a high finding, naming the advisories.
     const gated = await call('PATCH', '/environments/production', {
@@ -292,7 +303,11 @@ describe('vulnerabilities API', () => {
     ]);
 
     const status = await call('GET', '/advisories/status');
-    expect(status.json).toMatchObject({ advisories: 18, perEcosystem: { npm: 13, pypi: 4, nuget: 2 } });
+    const { perEcosystem } = counts;
+    expect(status.json).toMatchObject({
+      advisories: counts.stored,
+      perEcosystem: { npm: perEcosystem.npm, pypi: perEcosystem.PyPI, nuget: perEcosystem.NuGet },
+    });
   });
 
   it('pylee advisories and versions scan: formats and exit codes 0 / 1 / 2 / 3', async () => {
@@ -310,8 +325,16 @@ describe('vulnerabilities API', () => {
       runPylee(['versions', 'scan', 'weather', '1.0.0', '--severity', 'severe'], env),
     ]);
     expect(imported.code, imported.stderr).toBe(0);
-    expect(JSON.parse(imported.stdout)).toMatchObject({ records: 13, unchanged: 13, imported: 0 });
-    expect(status.stdout).toContain('18 advisories: npm 13, PyPI 4, NuGet 2');
+    const npm = fixtureCounts(['npm']);
+    const all = fixtureCounts(['npm', 'PyPI', 'NuGet']);
+    expect(JSON.parse(imported.stdout)).toMatchObject({
+      records: npm.records,
+      unchanged: npm.stored,
+      imported: 0,
+    });
+    expect(status.stdout).toContain(
+      `${all.stored} advisories: npm ${all.perEcosystem.npm}, PyPI ${all.perEcosystem.PyPI}, NuGet ${all.perEcosystem.NuGet}`,
+    );
     expect(sarif.code, sarif.stderr).toBe(1);
     const run = (JSON.parse(sarif.stdout) as Json).runs[0];
     expect(run.results.map((r: Json) => [r.ruleId, r.level])).toEqual([
@@ -326,5 +349,61 @@ describe('vulnerabilities API', () => {
     expect(usage.stderr).toContain(
       '--severity severe is not a level; use one of low, medium, high, critical',
     );
+
+    // Ignore rules from the CLI: a read-only CI token still scans (the stored findings), the rule
+    // hides the advisory until it is deleted, and a rule without a reason is a usage error.
+    const reader = pyleeEnv({ ...env, PYLEE_TOKEN: await api.token(['read']) });
+    const ignore = await runPylee(
+      [
+        'vulnerabilities',
+        'ignore',
+        'CVE-2024-21907',
+        '--reason',
+        'MaxDepth is set',
+        '--package',
+        'Newtonsoft.Json',
+        '--server',
+        'weather',
+        '--for',
+        '30d',
+        '--json',
+      ],
+      env,
+    );
+    expect(ignore.code, ignore.stderr).toBe(0);
+    const rule = JSON.parse(ignore.stdout) as Json;
+    expect(rule).toMatchObject({
+      advisory: 'CVE-2024-21907',
+      package: 'Newtonsoft.Json',
+      server: 'weather',
+      reason: 'MaxDepth is set',
+      active: true,
+    });
+    expect(Date.parse(rule.expiresAt) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    const [listed, scanned, org, noReason] = await Promise.all([
+      runPylee(['vulnerabilities', 'ignores'], reader),
+      runPylee(['versions', 'scan', 'weather', '1.0.0', '--format', 'json'], reader),
+      runPylee(['vulnerabilities', 'list', '--deployed', '--severity', 'high'], reader),
+      runPylee(['vulnerabilities', 'ignore', 'GHSA-6chw-6frg-f759'], env),
+    ]);
+    expect(listed.stdout).toMatch(
+      /CVE-2024-21907 +Newtonsoft\.Json +weather +\d{4}-\d\d-\d\d \d\d:\d\d +\S+ +MaxDepth is set/,
+    );
+    expect(scanned.code, scanned.stderr).toBe(1);
+    const report = JSON.parse(scanned.stdout) as Json;
+    expect(report.ignored.map((f: Json) => f.advisory.id)).toContain('GHSA-5crp-9r3c-p9vr');
+    expect(report.findings.map((f: Json) => f.advisory.id)).not.toContain('GHSA-5crp-9r3c-p9vr');
+    expect(org.code, org.stderr).toBe(0);
+    expect(org.stdout).toMatch(/weather +1\.0\.0 +stable +development 100% +1 high +GHSA-6chw-6frg-f759\n/);
+    expect(noReason.code).toBe(2);
+    expect(noReason.stderr).toContain('--reason');
+    const unignore = await runPylee(['vulnerabilities', 'unignore', rule.id], reader);
+    expect(unignore.code).toBe(1);
+    expect(unignore.stderr).toContain('missing-permission');
+    expect((await runPylee(['vulnerabilities', 'unignore', rule.id], env)).stdout).toContain(
+      `deleted ignore rule ${rule.id} (CVE-2024-21907)`,
+    );
+    const after = await runPylee(['versions', 'scan', 'weather', '1.0.0', '--format', 'json'], reader);
+    expect((JSON.parse(after.stdout) as Json).ignored).toEqual([]);
   });
 });

@@ -19,3 +19,27 @@ export function allZip(dir: string, extra: Record<string, string> = {}): Uint8Ar
 export function exportsZip(dirs: string[]): Uint8Array {
   return zipSync(Object.fromEntries(dirs.map((d) => [`${d}/all.zip`, allZip(d)])));
 }
+
+interface FixtureRecord {
+  withdrawn?: string;
+  affected?: { package?: { ecosystem?: string } }[];
+}
+
+/** What importing fixture directories stores, counted from the records themselves (not the code). */
+export function fixtureCounts(dirs: string[]) {
+  const records = dirs.flatMap((dir) =>
+    fs
+      .readdirSync(path.join(OSV_FIXTURES, dir))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(fs.readFileSync(path.join(OSV_FIXTURES, dir, f), 'utf8')) as FixtureRecord),
+  );
+  const live = records.filter((r) => !r.withdrawn);
+  const inEcosystem = (eco: string) =>
+    live.filter((r) => r.affected?.some((a) => a.package?.ecosystem === eco)).length;
+  return {
+    records: records.length,
+    withdrawn: records.length - live.length,
+    stored: live.length,
+    perEcosystem: { npm: inEcosystem('npm'), PyPI: inEcosystem('PyPI'), NuGet: inEcosystem('NuGet') },
+  };
+}
