@@ -476,6 +476,24 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
     await row.waitFor();
     expect(await row.textContent()).toContain('high 7.5');
     expect(await row.textContent()).toContain('5.7.4, 6.4.1, 7.1.1');
+    // Ignore it with a reason (the dialog refuses none), then remove the rule again.
+    await row.getByRole('button', { name: 'Ignore…' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Reason (required)').fill('acorn parses only our own templates');
+    await dialog.getByLabel('Expires').selectOption({ label: 'in 7 days' });
+    await dialog.getByRole('button', { name: 'Ignore' }).click();
+    const hidden = page.locator('tr[data-ignored="GHSA-6chw-6frg-f759"]');
+    await hidden.waitFor();
+    expect(await hidden.textContent()).toContain('acorn parses only our own templates');
+    expect(await row.count()).toBe(0);
+    const rules = (await platform.call('GET', '/vulnerability-ignores')) as {
+      rules: { package: string; server: string; expiresAt: string }[];
+    };
+    expect(rules.rules).toMatchObject([{ package: 'acorn', server: 'weather' }]);
+    expect(Date.parse(rules.rules[0]!.expiresAt) - Date.now()).toBeGreaterThan(6 * 86_400_000);
+    await hidden.getByRole('button', { name: 'Remove rule' }).click();
+    await row.waitFor();
+    expect(await hidden.count()).toBe(0);
     await page.goto(`${platform.apiUrl}/`);
     await page
       .locator('tr[data-server="weather"][data-environment="development"] [data-testid=vulnerable]')

@@ -267,6 +267,14 @@ export const api = {
   version: (s: string, v: string) => get<Version>(`/servers/${seg(s)}/versions/${seg(v)}`),
   vulnerabilities: (s: string, v: string) =>
     get<VersionVulnerabilities>(`/servers/${seg(s)}/versions/${seg(v)}/vulnerabilities`),
+  createIgnore: (body: {
+    advisory: string;
+    package: string | null;
+    server: string | null;
+    reason: string;
+    expiresAt: string | null;
+  }) => post<unknown>('/vulnerability-ignores', body),
+  deleteIgnore: (id: string) => request<unknown>('DELETE', `/vulnerability-ignores/${seg(id)}`),
   /** Vulnerable versions that run somewhere now, for the overview's markers. */
   runningVulnerable: () =>
     get<{ versions: VulnerableVersion[] }>('/vulnerabilities', { deployed: 'true' }).then((r) => r.versions),
