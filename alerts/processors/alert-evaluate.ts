@@ -1,6 +1,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { startAlertDispatcher, type AlertDispatcher } from '#core/alerting/dispatcher.ts';
-import { evaluateRule, type EvaluationSummary } from '#core/alerting/engine.ts';
+import { evaluationBatcher } from '#core/alerting/batcher.ts';
+import type { EvaluationSummary } from '#core/alerting/engine.ts';
 import { EVALUATE_JOB, reconcileSchedules, type EvaluateJobData } from '#core/alerting/schedule.ts';
 import type { Db } from '#core/db/client.ts';
 import type { Logger } from '#core/logger.ts';
@@ -15,7 +16,10 @@ export interface AlertWorkerDeps {
   redis: RedisStore;
   logger: Logger;
   publisher: EventPublisher;
-  /** Rules evaluated at once by this process. @defaultValue 8 */
+  /**
+   * Evaluation jobs this process holds at once; the rules of the jobs it holds are evaluated
+   * together in batches (batcher.ts), so this bounds a batch. @defaultValue 256
+   */
   concurrency?: number;
   /** How often schedulers are checked against the rules in Postgres. @defaultValue 30 s */
   reconcileEveryMs?: number;
@@ -30,10 +34,14 @@ export interface AlertWorkers {
   close(): Promise<void>;
 }
 
-/** Evaluates one rule per job; a group made due by the evaluation is dispatched right away. */
+/**
+ * Evaluates one rule per job, in a batch with the other jobs the process holds at the time; a
+ * group made due by the evaluation is dispatched right away.
+ */
 export function alertEvaluateProcessor(deps: { db: Db; warehouse: Warehouse; dispatcher: AlertDispatcher }) {
+  const batcher = evaluationBatcher(deps);
   return async (job: Job<EvaluateJobData>): Promise<EvaluationSummary> => {
-    const summary = await evaluateRule(deps, job.data.ruleId);
+    const summary = await batcher.evaluate(job.data.ruleId);
     if (summary.groupDueAt !== null) deps.dispatcher.kick(summary.groupDueAt);
     return summary;
   };
@@ -74,7 +82,7 @@ export async function startAlertWorkers(deps: AlertWorkerDeps): Promise<AlertWor
       if (job.name !== EVALUATE_JOB) throw new Error(`no processor for job ${job.name}`);
       return process(job);
     },
-    { connection: deps.redis.connection(), prefix: QUEUE_PREFIX, concurrency: deps.concurrency ?? 8 },
+    { connection: deps.redis.connection(), prefix: QUEUE_PREFIX, concurrency: deps.concurrency ?? 256 },
   );
   worker.on('failed', (job, error) =>
     log.warn({ err: error, rule: job?.data.ruleId }, 'alert rule evaluation failed'),

@@ -59,18 +59,19 @@ interface GroupAlertRow {
 /**
  * Records alert changes in their groups, inside the evaluation's transaction. Changes are applied
  * in group-key order, so two evaluations touching the same groups lock them in the same order.
- * Returns the earliest time a group is now due.
+ * Returns the earliest time a group is now due; `onDue` hears each change that makes its group due.
  */
 export async function applyGroupChanges(
   tx: Queryable,
   changes: GroupChange[],
   now: number,
+  onDue?: (change: GroupChange, due: number) => void,
 ): Promise<number | null> {
   const sorted = changes
-    .map((c) => ({ ...c, group: groupOf(c.rule.groupBy, c.notice.labels) }))
+    .map((c) => ({ ...c, original: c, group: groupOf(c.rule.groupBy, c.notice.labels) }))
     .sort((a, b) => (a.group.key < b.group.key ? -1 : a.group.key > b.group.key ? 1 : 0));
   let due: number | null = null;
-  for (const { rule, notice, change, group } of sorted) {
+  for (const { rule, notice, change, group, original } of sorted) {
     const orgId = rule.orgId;
     const [existing] = await tx.query<GroupRow>(
       'SELECT * FROM alert_groups WHERE org_id = $1 AND group_key = $2 FOR UPDATE',
@@ -141,6 +142,7 @@ export async function applyGroupChanges(
       );
       if (!existing) {
         due = Math.min(due ?? Infinity, now + rule.groupWaitMs);
+        onDue?.(original, now + rule.groupWaitMs);
         continue;
       }
     }
@@ -160,6 +162,7 @@ export async function applyGroupChanges(
       [orgId, group.key, new Date(next), rule.groupWaitMs, rule.groupIntervalMs, rule.repeatIntervalMs],
     );
     due = Math.min(due ?? Infinity, next);
+    onDue?.(original, next);
   }
   return due;
 }

@@ -1,13 +1,10 @@
 import semver from 'semver';
 import type { Queryable } from '../db/client.ts';
-import { environmentStatus } from '../deploy/queries.ts';
-import { NotFoundError } from '../errors.ts';
-import { checkFailures } from '../health/results.ts';
-import { systemPrincipal } from '../orgs.ts';
 import type { Warehouse } from '../warehouse/client.ts';
-import { sessionSeries, type SessionSeries } from '../release-health/series.ts';
-import { RESOURCE_METRICS, SESSION_METRICS, versionMatches, type Metric, type Rule } from './model.ts';
-import { requestSeries, resourceSeries, type ResourceStats, type SeriesStats } from './queries.ts';
+import type { SessionSeries } from '../release-health/series.ts';
+import { versionMatches, type Metric, type Rule } from './model.ts';
+import type { ResourceStats, SeriesStats } from './queries.ts';
+import { batchReader, scopeOf, type Deployed, type SeriesReader } from './reader.ts';
 import { compare } from './state.ts';
 
 /** Which series an instance watches; with the rule's id, what its fingerprint is made of. */
@@ -65,16 +62,6 @@ function metricValue(row: Row, metric: Metric): number | null {
   }
 }
 
-/** Registry statuses of the server's versions: the fallback `stable` comes from them. */
-async function registryStatuses(db: Queryable, orgId: string, server: string): Promise<Map<string, string>> {
-  const rows = await db.query<{ version: string; status: string }>(
-    `SELECT v.version, v.status FROM versions v JOIN servers s ON s.id = v.server_id
-      WHERE s.org_id = $1 AND s.slug = $2`,
-    [orgId, server],
-  );
-  return new Map(rows.map((r) => [r.version, r.status]));
-}
-
 /**
  * Before any deployment in an environment: the newest version the registry calls stable that
  * served traffic there in the window (the default baseline `compare` chooses).
@@ -82,37 +69,6 @@ async function registryStatuses(db: Queryable, orgId: string, server: string): P
 function stableOf(versions: Iterable<string>, statuses: Map<string, string>): string | undefined {
   const stable = [...new Set(versions)].filter((v) => semver.valid(v) && statuses.get(v) === 'stable');
   return stable.sort((a, b) => semver.rcompare(a, b))[0];
-}
-
-/** What runs in an environment per the deployments: null when nothing is (stable) or rolling out (canary). */
-interface Deployed {
-  stable: string | null;
-  canary: string | null;
-}
-
-/**
- * What runs where for the rule's server, per environment that has had a deployment (what
- * `GET /servers/:server/environments` shows). A server the registry does not know has none.
- */
-async function deployedVersions(db: Queryable, rule: Rule): Promise<Map<string, Deployed>> {
-  // Pylee reads on the org's behalf; the slug would only appear in a not-found message, caught here.
-  const principal = systemPrincipal({ id: rule.orgId, slug: rule.orgId });
-  let envs: Awaited<ReturnType<typeof environmentStatus>>;
-  try {
-    envs = await environmentStatus(db, principal, rule.server, { history: 1 });
-  } catch (error) {
-    if (error instanceof NotFoundError) return new Map();
-    throw error;
-  }
-  const out = new Map<string, Deployed>();
-  for (const env of envs) {
-    if (!env.stable && !env.canary && env.history.length === 0) continue;
-    out.set(env.environment, {
-      stable: env.stable?.version ?? null,
-      canary: env.canary && env.canary.weight > 0 ? env.canary.version : null,
-    });
-  }
-  return out;
 }
 
 /** A rule's samples, and whether an empty list is by design rather than missing data. */
@@ -133,33 +89,21 @@ export async function evaluateSamples(
   deps: { db: Queryable; warehouse: Warehouse },
   rule: Rule,
   now: number,
+  reader: SeriesReader = batchReader(deps, [rule], now),
 ): Promise<Samples> {
   const c = rule.condition;
-  if (rule.kind === 'health') return { samples: await healthSamples(deps.warehouse, rule, now), idle: false };
-  const scope = {
-    orgId: rule.orgId,
-    server: rule.server,
-    environment: rule.environment,
-    from: now - rule.windowMs,
-    to: now,
-  };
-  const perOperation = c.operation === '*';
-  const operation = perOperation ? null : c.operation;
-  const resources = c.metric !== null && RESOURCE_METRICS.includes(c.metric);
-  const sessions = c.metric !== null && SESSION_METRICS.includes(c.metric);
+  if (rule.kind === 'health') return { samples: await healthSamples(reader, rule, now), idle: false };
+  const { family, scope } = scopeOf(rule, now);
+  const resources = family === 'resources';
   const rows: Row[] = resources
-    ? await resourceSeries(deps.warehouse, scope)
-    : sessions
-      ? (await sessionSeries(deps.warehouse, scope)).map((row) => ({
+    ? await reader.resources(scope)
+    : family === 'sessions'
+      ? (await reader.sessions(scope)).map((row) => ({
           ...row,
           operation: null,
           requests: sessionCount(row, c.metric as Metric),
         }))
-      : await requestSeries(deps.warehouse, {
-          ...scope,
-          operation: rule.kind === 'absence' ? operation : operation,
-          perOperation: rule.kind !== 'absence' && perOperation,
-        });
+      : await reader.requests(scope);
   // Series below minRequests count as no data: a p95 of two requests pages nobody. For session
   // metrics the count is the metric's denominator, so a window without a finished session has no value.
   const enough = (row: Row) => resources || (row.requests ?? 0) >= c.minRequests;
@@ -178,7 +122,9 @@ export async function evaluateSamples(
 
   const metric = c.metric as Metric;
   const byDeployment = rule.kind === 'relative' || rule.version === 'stable' || rule.version === 'canary';
-  const deployed = byDeployment ? await deployedVersions(deps.db, rule) : new Map<string, Deployed>();
+  const deployed = byDeployment
+    ? await reader.deployed(rule.orgId, rule.server)
+    : new Map<string, Deployed>();
   let statuses: Map<string, string> | undefined;
   const present = rows.filter(enough);
   const byEnv = new Map<string, Row[]>();
@@ -197,7 +143,7 @@ export async function evaluateSamples(
         idle = true;
     } else {
       // Never deployed here: versions are known only from traffic and the registry.
-      if (byDeployment) statuses ??= await registryStatuses(deps.db, rule.orgId, rule.server);
+      if (byDeployment) statuses ??= await reader.statuses(rule.orgId, rule.server);
       stable = byDeployment
         ? stableOf(
             envRows.map((r) => r.version),
@@ -246,8 +192,8 @@ export async function evaluateSamples(
  * One sample per health check (× environment) with runs in the window: it holds when the newest
  * run failed; the value is the number of failed runs in the window.
  */
-async function healthSamples(warehouse: Warehouse, rule: Rule, now: number): Promise<Sample[]> {
-  const found = await checkFailures(warehouse, {
+async function healthSamples(reader: SeriesReader, rule: Rule, now: number): Promise<Sample[]> {
+  const found = await reader.health({
     orgId: rule.orgId,
     server: rule.server,
     environment: rule.environment ?? undefined,
