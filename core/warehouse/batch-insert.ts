@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { isClickHouseError, type Warehouse } from './client.ts';
+import { formatOf, insertInto } from './row-encoding.ts';
 import type { TelemetryTable } from './spool.ts';
 
 /**
@@ -40,7 +41,7 @@ export function isRefusedData(error: unknown): boolean {
   return DATA_ERROR_CODES.has(code) || (code === '252' && TOO_MANY_PARTITIONS.test(error.message));
 }
 
-/** A row ClickHouse refused: its index in the batch, its JSONEachRow line and ClickHouse's reason. */
+/** A row ClickHouse refused: its index in the batch, its line (row-encoding.ts) and ClickHouse's reason. */
 export interface RefusedRow {
   index: number;
   line: string;
@@ -48,10 +49,11 @@ export interface RefusedRow {
 }
 
 /**
- * One insert with its deduplication token. On a ClickHouse server the token goes in the request's
- * settings; on chDB in the statement's SETTINGS clause, because the chDB connection applies
- * `clickhouse_settings` with session-wide `SET`s, and a token left behind in the session would
- * deduplicate the next, unrelated insert.
+ * One insert with its deduplication token, in the format the body's lines are in (row-encoding.ts:
+ * JSONCompactEachRow as the writer encodes, JSONEachRow from an earlier version's spool or log).
+ * On a ClickHouse server the token goes in the request's settings; on chDB in the statement's
+ * SETTINGS clause, because the chDB connection applies `clickhouse_settings` with session-wide
+ * `SET`s, and a token left behind in the session would deduplicate the next, unrelated insert.
  */
 export async function insertRows(
   warehouse: Warehouse,
@@ -60,15 +62,17 @@ export async function insertRows(
   body: string,
 ): Promise<void> {
   const values = Readable.from([body]);
+  const format = formatOf(body);
+  const into = insertInto(table, format);
   const result =
     warehouse.driver === 'chdb'
       ? await warehouse.client.exec({
-          query: `INSERT INTO ${table} SETTINGS insert_deduplication_token = {token:String}, date_time_input_format = 'best_effort' FORMAT JSONEachRow`,
+          query: `INSERT INTO ${into} SETTINGS insert_deduplication_token = {token:String}, date_time_input_format = 'best_effort' FORMAT ${format}`,
           query_params: { token },
           values,
         })
       : await warehouse.client.exec({
-          query: `INSERT INTO ${table} FORMAT JSONEachRow`,
+          query: `INSERT INTO ${into} FORMAT ${format}`,
           values,
           clickhouse_settings: { insert_deduplication_token: token, date_time_input_format: 'best_effort' },
         });

@@ -20,13 +20,13 @@ export interface Origin {
   rows: number;
 }
 
-/** One insert: its rows as JSONEachRow text and the deduplication token every attempt reuses. */
+/** One insert: its rows as text (row-encoding.ts) and the deduplication token every attempt reuses. */
 export interface Batch {
   table: TelemetryTable;
   /** UUIDv7 chosen when the batch was formed; the `insert_deduplication_token` of every attempt. */
   token: string;
   rows: number;
-  /** JSONEachRow: one JSON object per line, each line ending with `\n`. */
+  /** One row per line, each line ending with `\n`: JSONCompactEachRow arrays, or JSONEachRow objects from an earlier version (row-encoding.ts). */
   body: string;
   /** The requests the rows came in, in row order (run lengths summing to `rows`); unknown if absent. */
   origins?: Origin[] | undefined;
@@ -68,7 +68,7 @@ export interface SpoolOptions {
  * Batches that could not be inserted yet, one file per batch in `dir`, so they outlive the
  * process. A file is written to a temporary name, fsynced, renamed and the directory fsynced: it
  * is either complete or absent. Its first line is a header (format, table, token, row count); the
- * rest is the JSONEachRow body, sent to ClickHouse as it is. Files ClickHouse refuses for their
+ * rest is the body (one row per line, row-encoding.ts), sent to ClickHouse as it is. Files ClickHouse refuses for their
  * content go to `dir/rejected/`, kept for an operator rather than deleted.
  */
 export class Spool {

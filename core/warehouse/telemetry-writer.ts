@@ -6,6 +6,7 @@ import type { Logger } from '../logger.ts';
 import { insertIsolating, type RefusedRow } from './batch-insert.ts';
 import type { Warehouse } from './client.ts';
 import type { MetricPointRow, RequestRow, SessionEventRow } from './rows.ts';
+import { encodeRow, lineAsObject, orgOfLine } from './row-encoding.ts';
 import { sanitizeRow } from './sanitize.ts';
 import {
   perTable,
@@ -330,14 +331,14 @@ export class TelemetryWriter {
     countRows('accepted', table, rows.length);
   }
 
-  /** Repairs each row for its columns and turns it into a JSONEachRow line. */
+  /** Repairs each row for its columns and turns it into a line (row-encoding.ts: JSONCompactEachRow). */
   #encode(table: TelemetryTable, rows: readonly object[]): string[] {
     const lines = new Array<string>(rows.length);
     let repaired = 0;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as object;
       repaired += sanitizeRow(table, row);
-      lines[i] = `${JSON.stringify(row)}\n`;
+      lines[i] = encodeRow(table, row);
     }
     if (repaired > 0) instruments().repaired.add(repaired, { 'pylee.table': table });
     return lines;
@@ -628,10 +629,10 @@ export class TelemetryWriter {
   async #keepRefused(batch: Batch, refused: RefusedRow[]): Promise<void> {
     const requestIds = requestIdsOf(batch.origins, batch.rows);
     const rows = refused.map((r) => ({
-      orgId: orgOf(r.line),
+      orgId: orgOfLine(r.line),
       requestId: requestIds?.[r.index] ?? '',
       reason: r.reason,
-      line: r.line,
+      line: lineAsObject(batch.table, r.line),
     }));
     const counter = instruments().invalid;
     for (const row of rows) counter.add(1, { 'pylee.table': batch.table, 'pylee.org': row.orgId });
@@ -742,15 +743,6 @@ function requestIdsOf(origins: Origin[] | undefined, rows: number): string[] | u
   const ids: string[] = [];
   for (const origin of origins) for (let i = 0; i < origin.rows; i++) ids.push(origin.requestId);
   return ids.length === rows ? ids : undefined;
-}
-
-function orgOf(line: string): string {
-  try {
-    const orgId = (JSON.parse(line) as { org_id?: unknown }).org_id;
-    return typeof orgId === 'string' ? orgId : '';
-  } catch {
-    return '';
-  }
 }
 
 function linesOf(body: string): string[] {

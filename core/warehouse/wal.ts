@@ -133,7 +133,7 @@ export class WriteAheadLog {
   }
 
   /**
-   * Appends rows (JSONEachRow lines, each ending with `\n`). Resolves once they are on disk; then,
+   * Appends rows (lines of row-encoding.ts, each ending with `\n`). Resolves once they are on disk; then,
    * and before any later append's `onDurable`, `onDurable` runs with their position range. Rejects
    * (and `onDurable` never runs) when the write fails; throws {@link WalFullError} at the bound.
    */

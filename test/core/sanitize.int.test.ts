@@ -4,8 +4,10 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertRows } from '#core/warehouse/batch-insert.ts';
 import { openWarehouse, type Warehouse } from '#core/warehouse/client.ts';
 import { migrateWarehouse } from '#core/warehouse/migrate.ts';
+import { encodeRow } from '#core/warehouse/row-encoding.ts';
 import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
 import {
   MAX_LOWCARD_LENGTH,
@@ -38,10 +40,20 @@ afterAll(async () => {
 });
 
 type Table = 'requests' | 'metric_points' | 'session_events';
+type Format = 'JSONEachRow' | 'writer';
+const FORMATS: readonly Format[] = ['JSONEachRow', 'writer'];
 type Loose = Record<string, unknown>;
 
-/** An insert exactly as the telemetry writer makes it on chDB: JSONEachRow, a dedup token, best-effort times. */
-async function insert(table: Table, rows: readonly object[]): Promise<void> {
+/**
+ * An insert of JSONEachRow objects (as Pylee wrote before row-encoding.ts, and still replays from an
+ * older spool), a dedup token, best-effort times; with `format: 'writer'`, exactly as the telemetry
+ * writer inserts now (JSONCompactEachRow lines through batch-insert.ts).
+ */
+async function insert(table: Table, rows: readonly object[], format: Format = 'JSONEachRow'): Promise<void> {
+  if (format === 'writer') {
+    await insertRows(warehouse, table, randomUUID(), rows.map((row) => encodeRow(table, row)).join(''));
+    return;
+  }
   let body = '';
   for (const row of rows) body += `${JSON.stringify(row)}\n`;
   const result = await warehouse.client.exec({
@@ -57,9 +69,10 @@ async function insert(table: Table, rows: readonly object[]): Promise<void> {
 async function refusal(
   table: Table,
   rows: readonly object[],
+  format: Format = 'JSONEachRow',
 ): Promise<{ code: string; type: string } | undefined> {
   try {
-    await insert(table, rows);
+    await insert(table, rows, format);
     return undefined;
   } catch (error) {
     const { code, type } = error as { code?: unknown; type?: unknown };
@@ -378,13 +391,16 @@ describe('what chDB does with poison values, unsanitized', () => {
     report.push(`  ${'valid rows over 101 days in one batch'.padEnd(52)} refused  252 TOO_MANY_PARTS`);
   });
 
-  it('accepts every poison row once sanitized, with the repaired values', async () => {
+  it('accepts every poison row once sanitized, with the repaired values, in either format', async () => {
     for (const [i, c] of POISON.entries()) {
-      const org = `sanitized-${i}`;
-      const row = makeRow(c, org);
+      const row = makeRow(c, '');
       expect(sanitize(c.table, row), c.name).toBeGreaterThan(0);
-      expect(await refusal(c.table, [row]), c.name).toBeUndefined();
-      expect(await stored(c.table, org), c.name).toEqual([normalized(row)]);
+      for (const format of FORMATS) {
+        const org = `sanitized-${format}-${i}`;
+        const each = { ...row, org_id: org };
+        expect(await refusal(c.table, [each], format), `${c.name} (${format})`).toBeUndefined();
+        expect(await stored(c.table, org), `${c.name} (${format})`).toEqual([normalized(each)]);
+      }
     }
   });
 });
@@ -485,20 +501,23 @@ describe('generated poison rows, sanitized', () => {
     ['metric_points', metricPointRows],
     ['session_events', sessionEventRows],
   ] as const) {
-    it(`are all accepted into ${table} and read back with the repaired values`, async () => {
-      await warehouse.client.command({ query: `TRUNCATE TABLE ${table}` });
-      const generated = fc.sample(rows as fc.Arbitrary<Loose>, { numRuns: ROWS, seed: 20_260_301 });
-      let repaired = 0;
-      for (const row of generated) repaired += sanitize(table, row);
-      expect(repaired).toBeGreaterThan(ROWS);
-      for (let i = 0; i < generated.length; i += BATCH) {
-        expect(await refusal(table, generated.slice(i, i + BATCH))).toBeUndefined();
-      }
-      const key = (row: Loose) => JSON.stringify(row);
-      const back = (await stored(table)).map(key).sort();
-      const expected = generated.map((row) => key(normalized(row))).sort();
-      expect(back.length).toBe(expected.length);
-      for (let i = 0; i < back.length; i++) expect(back[i]).toBe(expected[i]);
-    });
+    it.each(FORMATS)(
+      `are all accepted into ${table} and read back with the repaired values (%s)`,
+      async (format) => {
+        await warehouse.client.command({ query: `TRUNCATE TABLE ${table}` });
+        const generated = fc.sample(rows as fc.Arbitrary<Loose>, { numRuns: ROWS, seed: 20_260_301 });
+        let repaired = 0;
+        for (const row of generated) repaired += sanitize(table, row);
+        expect(repaired).toBeGreaterThan(ROWS);
+        for (let i = 0; i < generated.length; i += BATCH) {
+          expect(await refusal(table, generated.slice(i, i + BATCH), format)).toBeUndefined();
+        }
+        const key = (row: Loose) => JSON.stringify(row);
+        const back = (await stored(table)).map(key).sort();
+        const expected = generated.map((row) => key(normalized(row))).sort();
+        expect(back.length).toBe(expected.length);
+        for (let i = 0; i < back.length; i++) expect(back[i]).toBe(expected[i]);
+      },
+    );
   }
 });
