@@ -80,8 +80,10 @@ export function isAffected(ecosystem: Ecosystem, affected: OsvAffected, version:
 }
 
 /**
- * The fixed versions an entry names, in that package's ecosystem only (never another ecosystem's
- * entry of the same record), lowest first.
+ * The fixed versions a package's entries name, in that package's ecosystem only (never another
+ * ecosystem's entry of the same record), lowest first. A `fixed` that another of the entries still
+ * covers fixes nothing and is left out: GHSA-65x7-c272-7g7r gives ImageSharp `< 3.1.3` and `< 2.1.7`,
+ * so 2.1.7 is affected by the first range.
  */
 export function fixedVersions(ecosystem: Ecosystem, entries: OsvAffected[]): string[] {
   const own = ORDERINGS[ecosystem];
@@ -92,5 +94,7 @@ export function fixedVersions(ecosystem: Ecosystem, entries: OsvAffected[]): str
       for (const event of range.events) if (event.fixed !== undefined) fixed.add(event.fixed);
     }
   }
-  return [...fixed].sort((a, b) => (own.valid(a) && own.valid(b) ? own.compare(a, b) : a.localeCompare(b)));
+  return [...fixed]
+    .filter((v) => !entries.some((entry) => isAffected(ecosystem, entry, v)))
+    .sort((a, b) => (own.valid(a) && own.valid(b) ? own.compare(a, b) : a.localeCompare(b)));
 }
