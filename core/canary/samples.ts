@@ -72,7 +72,7 @@ async function select<T>(warehouse: Warehouse, query: string, params: Record<str
 
 interface RequestBucket {
   version: string;
-  operation?: string;
+  operation: string | null;
   bucket: number;
   requests: number;
   errors: number;
@@ -168,17 +168,13 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
     : `SELECT version, ${BUCKET} AS bucket, avgMerge(cpu_utilization) AS cpu, avgMerge(memory_avg) AS memory
        FROM resources_1m WHERE ${where} AND ${window} GROUP BY version, bucket`;
 
-  const [server, perOperation, resourceRows, healthRows, sessionRows] = await Promise.all([
-    select<RequestBucket>(
-      warehouse,
-      `SELECT version, ${BUCKET} AS bucket, ${agg} FROM ${requestsTable} WHERE ${where} AND ${window}${counted}
-       GROUP BY version, bucket`,
-      params,
-    ),
+  const [requestRows, resourceRows, healthRows, sessionRows] = await Promise.all([
+    // The whole server and each operation in one scan; the server's rows have a NULL operation.
     select<RequestBucket>(
       warehouse,
       `SELECT version, operation, ${BUCKET} AS bucket, ${agg} FROM ${requestsTable} WHERE ${where} AND ${window}${counted}
-       GROUP BY version, operation, bucket`,
+       GROUP BY GROUPING SETS ((version, bucket), (version, operation, bucket))
+       SETTINGS group_by_use_nulls = 1`,
       params,
     ),
     select<{ version: string; bucket: number; cpu: number | null; memory: number | null }>(
@@ -206,6 +202,8 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
     return { events: row?.crashed ?? 0, total: row?.finished ?? 0 };
   };
   const sessions = { canary: sessionsOf(scope.candidate), baseline: sessionsOf(scope.baseline) };
+  const server = requestRows.filter((r) => r.operation === null);
+  const perOperation = requestRows.filter((r) => r.operation !== null);
 
   const canary = emptySide(n);
   const baseline = emptySide(n);

@@ -66,6 +66,16 @@ export function bucketSeconds(res: Resolution): number {
   return res === 'hour' ? 3600 : res === 'minute' ? 60 : 1;
 }
 
+/**
+ * `seconds` widened to whole buckets of `res`; on the minute rollups a step over an hour is widened
+ * to whole hours, so its buckets are read from the hour table ({@link rowsOf}).
+ */
+function wholeStep(res: Resolution, seconds: number): number {
+  const bucket = bucketSeconds(res);
+  const step = Math.ceil(Math.max(seconds, bucket) / bucket) * bucket;
+  return res === 'minute' && step > 3600 ? Math.ceil(step / 3600) * 3600 : step;
+}
+
 export interface Latency {
   /** Milliseconds; null without requests. */
   p50: number | null;
@@ -180,7 +190,7 @@ function filter(
   },
   source: Source,
   options: { resources?: boolean } = {},
-): { where: string; params: Params } {
+): Filtered {
   const { from, to } = millis(scope);
   if (!(to > from)) throw new RangeError('the window must end after it starts');
   const conditions = ['org_id = {org:String}', 'server = {server:String}'];
@@ -202,8 +212,45 @@ function filter(
     params.operation = scope.operation;
   }
   if (source.counted && !options.resources) conditions.push(source.counted);
-  conditions.push(source.window);
-  return { where: conditions.join(' AND '), params };
+  return windowed(source, conditions, params, from, to);
+}
+
+/** The scope `conditions` and the source's window over them. */
+function windowed(source: Source, conditions: string[], params: Params, from: number, to: number): Filtered {
+  const scoped = conditions.join(' AND ');
+  if (source === SOURCES.minute) {
+    // Whole hours inside the window (from the minute holding `from`), for {@link rowsOf}.
+    params.hourFrom = Math.ceil(Math.floor(from / 60_000) / 60) * 3600;
+    params.hourTo = Math.floor(to / 3_600_000) * 3600;
+  }
+  return { where: `${scoped} AND ${source.window}`, scoped, params };
+}
+
+interface Filtered {
+  /** The scope and the window. */
+  where: string;
+  /** The scope without the window. */
+  scoped: string;
+  params: Params;
+}
+
+const HOURS = "time >= toDateTime({hourFrom:UInt32}, 'UTC') AND time < toDateTime({hourTo:UInt32}, 'UTC')";
+
+/**
+ * What a query reads, as the text after `FROM`: the source's table and the filter; on the minute
+ * rollups, the window's whole hours from the hour table and only its edges from the minute table.
+ * A busy server's minute states are large (ClickHouse's t-digest stores up to 2048 centroids
+ * uncompressed, so a minute of 800 requests keeps 800), hour states are compressed: a 24 h window
+ * merges about a twentieth of the state bytes this way, and 7 d a hundredth. Both tables hold the
+ * same counted rows, so the sums are the same. Only for whole-window aggregates and steps of whole
+ * hours (`step` 0 or a multiple of 3600), whose buckets no hour row straddles.
+ */
+function rowsOf(source: Source, table: 'requests' | 'errorsTable' | 'resources', f: Filtered, step = 0) {
+  const plain = `${source[table]} WHERE ${f.where}`;
+  if (source !== SOURCES.minute || step % 3600 !== 0) return plain;
+  if (!((f.params.hourTo as number) > (f.params.hourFrom as number))) return plain;
+  return `(SELECT * FROM ${SOURCES.hour[table]} WHERE ${f.scoped} AND ${HOURS}
+    UNION ALL SELECT * FROM ${plain} AND NOT (${HOURS}))`;
 }
 
 function pick(scope: Scope): Resolution {
@@ -249,12 +296,12 @@ export async function versionStats(
   scope: Scope & { version: string },
 ): Promise<VersionStats> {
   const source = SOURCES[pick(scope)];
-  const { where, params } = filter(scope, source);
+  const f = filter(scope, source);
   const [row] = await select<HealthRow>(
     warehouse,
     `SELECT ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-     FROM ${source.requests} WHERE ${where}`,
-    params,
+     FROM ${rowsOf(source, 'requests', f)}`,
+    f.params,
   );
   return { version: scope.version, ...health(row, windowSeconds(scope)) };
 }
@@ -265,16 +312,49 @@ export async function operationStats(
   scope: Scope & { version: string },
 ): Promise<OperationStats[]> {
   const source = SOURCES[pick(scope)];
-  const { where, params } = filter(scope, source);
+  const f = filter(scope, source);
   const rows = await select<HealthRow & { operation: string }>(
     warehouse,
     `SELECT operation, ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-     FROM ${source.requests} WHERE ${where}
+     FROM ${rowsOf(source, 'requests', f)}
      GROUP BY operation ORDER BY requests DESC, operation`,
-    params,
+    f.params,
   );
   const seconds = windowSeconds(scope);
   return rows.map((row) => ({ operation: row.operation, ...health(row, seconds) }));
+}
+
+/**
+ * {@link versionStats} and {@link operationStats} of several versions in ONE scan of the rows
+ * (`GROUPING SETS`; the per-version totals come with a NULL operation).
+ */
+async function statsByVersion(
+  warehouse: Warehouse,
+  scope: Scope & { versions: string[] },
+): Promise<Map<string, { total: VersionStats; operations: OperationStats[] }>> {
+  const source = SOURCES[pick(scope)];
+  const f = filter(scope, source);
+  const rows = await select<HealthRow & { version: string; operation: string | null }>(
+    warehouse,
+    `SELECT version, operation, ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
+     FROM ${rowsOf(source, 'requests', f)}
+     GROUP BY GROUPING SETS ((version), (version, operation))
+     ORDER BY requests DESC, operation
+     SETTINGS group_by_use_nulls = 1`,
+    f.params,
+  );
+  const seconds = windowSeconds(scope);
+  const out = new Map<string, { total: VersionStats; operations: OperationStats[] }>();
+  for (const version of scope.versions) {
+    out.set(version, { total: { version, ...health(undefined, seconds) }, operations: [] });
+  }
+  for (const row of rows) {
+    const entry = out.get(row.version);
+    if (!entry) continue;
+    if (row.operation === null) entry.total = { version: row.version, ...health(row, seconds) };
+    else entry.operations.push({ operation: row.operation, ...health(row, seconds) });
+  }
+  return out;
 }
 
 export interface Comparison {
@@ -294,15 +374,22 @@ export async function compareVersions(
   warehouse: Warehouse,
   scope: Scope & { baseline: string; candidate: string; baselineWindow?: TimeWindow | undefined },
 ): Promise<Comparison> {
-  const candidateScope = { ...scope, version: scope.candidate };
-  const baselineScope = { ...scope, ...(scope.baselineWindow ?? {}), version: scope.baseline };
-  const [baseline, candidate, baselineOps, candidateOps, newErrors] = await Promise.all([
-    versionStats(warehouse, baselineScope),
-    versionStats(warehouse, candidateScope),
-    operationStats(warehouse, baselineScope),
-    operationStats(warehouse, candidateScope),
+  const versions = [scope.baseline, scope.candidate];
+  // One scan for both versions over one window; two when the baseline has its own window.
+  const [stats, baselineStats, newErrors] = await Promise.all([
+    statsByVersion(warehouse, { ...scope, versions: scope.baselineWindow ? [scope.candidate] : versions }),
+    scope.baselineWindow
+      ? statsByVersion(warehouse, { ...scope, ...scope.baselineWindow, versions: [scope.baseline] })
+      : undefined,
     newErrorTypes(warehouse, scope),
   ]);
+  const side = (version: string) =>
+    (baselineStats && version === scope.baseline ? baselineStats : stats).get(version) ?? {
+      total: { version, ...health(undefined, 0) },
+      operations: [],
+    };
+  const { total: baseline, operations: baselineOps } = side(scope.baseline);
+  const { total: candidate, operations: candidateOps } = side(scope.candidate);
   const empty = (operation: string): OperationStats => ({ operation, ...health(undefined, 0) });
   const byName = new Map(baselineOps.map((o) => [o.operation, o]));
   const operations = candidateOps.map((c) => ({
@@ -360,10 +447,9 @@ export async function series(
   const res = pick(scope);
   const source = SOURCES[res];
   const { from, to } = millis(scope);
-  const bucket = bucketSeconds(res);
   const asked = Math.max(1, Math.ceil(scope.stepSeconds));
   const fewest = Math.ceil((to - from) / 1000 / MAX_SERIES_POINTS);
-  const step = Math.ceil(Math.max(asked, fewest, bucket) / bucket) * bucket;
+  const step = wholeStep(res, Math.max(asked, fewest));
 
   const requests = filter(scope, source);
   const resources = filter(scope, source, { resources: true });
@@ -372,7 +458,7 @@ export async function series(
     select<HealthRow & { bucket: number }>(
       warehouse,
       `SELECT ${stepExpr} AS bucket, ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-       FROM ${source.requests} WHERE ${requests.where}
+       FROM ${rowsOf(source, 'requests', requests, step)}
        GROUP BY bucket ORDER BY bucket`,
       { ...requests.params, step },
     ),
@@ -388,7 +474,7 @@ export async function series(
        FROM (
          SELECT ${stepExpr} AS bucket, ${source.cpu} AS cpu_, ${source.cpuSeconds} AS cpuSeconds,
                 ${source.memory} AS memory_, ${source.memoryMax} AS memoryMax
-         FROM ${source.resources} WHERE ${resources.where}${res === 'raw' ? ` AND ${RESOURCE_METRICS}` : ''}
+         FROM ${res === 'raw' ? `${source.resources} WHERE ${resources.where} AND ${RESOURCE_METRICS}` : rowsOf(source, 'resources', resources, step)}
          GROUP BY bucket
        ) ORDER BY bucket`,
       { ...resources.params, step },
@@ -432,16 +518,17 @@ export async function errorTypes(
   if (scope.versions?.length === 0) return [];
   const res = pick(scope);
   const source = SOURCES[res];
-  const { where, params } = filter(scope, source);
+  const f = filter(scope, source);
+  if (res === 'raw') f.where += ' AND error = 1';
   return (
     await select<ErrorTypeCount>(
       warehouse,
       `SELECT version, error_type AS errorType, ${source.errorCount} AS errors
-       FROM ${source.errorsTable} WHERE ${where}${res === 'raw' ? ' AND error = 1' : ''}
+       FROM ${rowsOf(source, 'errorsTable', f)}
        GROUP BY version, error_type
        ORDER BY version, errors DESC, errorType
        LIMIT {limit:UInt32} BY version`,
-      { ...params, limit: scope.limit ?? 10 },
+      { ...f.params, limit: scope.limit ?? 10 },
     )
   ).map((r) => ({ ...r, errors: Number(r.errors) }));
 }
@@ -455,17 +542,24 @@ export async function newErrorTypes(
   scope: Scope & { baseline: string; candidate: string; baselineWindow?: TimeWindow | undefined },
 ): Promise<ErrorTypeCount[]> {
   const everything = 1_000_000;
-  const [candidate, baseline] = await Promise.all([
-    errorTypes(warehouse, { ...scope, versions: [scope.candidate], limit: everything }),
+  const [both, baselineOwn] = await Promise.all([
     errorTypes(warehouse, {
       ...scope,
-      ...(scope.baselineWindow ?? {}),
-      versions: [scope.baseline],
+      versions: scope.baselineWindow ? [scope.candidate] : [scope.candidate, scope.baseline],
       limit: everything,
     }),
+    scope.baselineWindow
+      ? errorTypes(warehouse, {
+          ...scope,
+          ...scope.baselineWindow,
+          versions: [scope.baseline],
+          limit: everything,
+        })
+      : [],
   ]);
-  const known = new Set(baseline.map((e) => e.errorType));
-  return candidate.filter((e) => !known.has(e.errorType));
+  const of = (version: string) => [...both, ...baselineOwn].filter((e) => e.version === version);
+  const known = new Set(of(scope.baseline).map((e) => e.errorType));
+  return of(scope.candidate).filter((e) => !known.has(e.errorType));
 }
 
 export interface VersionTraffic {
@@ -617,9 +711,8 @@ export async function fleetStats(
   const source = SOURCES[res];
   const { from, to } = millis(scope);
   if (!(to > from)) throw new RangeError('the window must end after it starts');
-  const bucket = bucketSeconds(res);
   const asked = Math.ceil((to - from) / 1000 / Math.max(1, Math.floor(scope.points)));
-  const step = Math.ceil(Math.max(asked, bucket) / bucket) * bucket;
+  const step = wholeStep(res, asked);
   const times: string[] = [];
   const starts: number[] = [];
   for (let start = Math.floor(from / 1000 / step) * step; start * 1000 < to; start += step) {
@@ -630,13 +723,14 @@ export async function fleetStats(
     return { resolution: res, stepSeconds: step, times, groups: [] };
   }
 
-  const conditions = ['org_id = {org:String}', 'server IN {servers:Array(String)}', source.window];
+  const conditions = ['org_id = {org:String}', 'server IN {servers:Array(String)}'];
   if (source.counted) conditions.push(source.counted);
   const params: Params = { org: scope.orgId, servers: [...scope.servers], from, to, step };
   if (scope.environments !== undefined) {
     conditions.push('environment IN {environments:Array(String)}');
     params.environments = [...scope.environments];
   }
+  const f = windowed(source, conditions, params, from, to);
   const rows = await select<
     HealthRow & { server: string; environment: string; version: string; bucket: number }
   >(
@@ -644,10 +738,10 @@ export async function fleetStats(
     `SELECT server, environment, version,
             toUnixTimestamp(toStartOfInterval(time, INTERVAL {step:UInt32} SECOND)) AS bucket,
             ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-     FROM ${source.requests} WHERE ${conditions.join(' AND ')}
+     FROM ${rowsOf(source, 'requests', f, step)}
      GROUP BY GROUPING SETS ((server, environment, version), (server, environment, version, bucket))
      SETTINGS group_by_use_nulls = 0`,
-    params,
+    f.params,
   );
 
   const key = (r: { server: string; environment: string; version: string }) =>

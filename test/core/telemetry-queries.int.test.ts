@@ -292,6 +292,30 @@ describe('versionStats', () => {
     }
   });
 
+  it('on minute rollups counts from the minute holding `from` to the last one before `to`, whole hours or not', async () => {
+    // The traffic runs from START (ten minutes into an hour) for ten minutes, 100 requests a minute
+    // (60 of A). A window cutting into it at either end reads those minutes from the minute table;
+    // the whole hours between come from the hour table.
+    const startsInside = { from: START + 3 * MINUTE + 30_000, to: START + 8 * HOUR };
+    const endsInside = { from: START - 7 * HOUR, to: START + 5 * MINUTE + 10_000 };
+    const spans = { from: START - 7 * HOUR, to: START + 8 * HOUR };
+    for (const [window, minutes] of [
+      [startsInside, 7],
+      [endsInside, 6],
+      [spans, 10],
+    ] as const) {
+      expect(resolution(window)).toBe('minute');
+      const comparison = await compareVersions(warehouse, { ...scope, ...window, baseline: A, candidate: B });
+      expect([comparison.baseline.requests, comparison.candidate.requests]).toEqual([
+        60 * minutes,
+        40 * minutes,
+      ]);
+      const steps = await series(warehouse, { ...scope, ...window, version: A, stepSeconds: 2 * 3600 });
+      expect(steps.stepSeconds).toBe(7200);
+      expect(steps.points.reduce((sum, p) => sum + p.requests, 0)).toBe(60 * minutes);
+    }
+  });
+
   it('counts every environment when none is given', async () => {
     const { environment: _, ...everywhere } = scope;
 
