@@ -1,12 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluationBatcher } from '#core/alerting/batcher.ts';
 import { evaluateRule, evaluateRules, type EvaluationSummary } from '#core/alerting/engine.ts';
 import type { RuleInput } from '#core/alerting/model.ts';
 import { createRule, updateRule } from '#core/alerting/rules.ts';
 import type { Context } from '#core/auth/principal.ts';
+import { openPglite } from '#core/db/client.ts';
 import { bootstrap, systemPrincipal } from '#core/orgs.ts';
 import type { Warehouse } from '#core/warehouse/client.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { openTestStores } from '#test/helpers/stores.ts';
+import { tempDir } from '#test/helpers/temp-dir.ts';
 import { cpuPoints, requests } from './helpers.ts';
 
 type Stores = Awaited<ReturnType<typeof openTestStores>>;
@@ -226,5 +229,26 @@ describe('batched rule evaluation', () => {
       [ok.id, 2, false],
       [req.id, 2, true],
     ]);
+  });
+
+  it('batches the evaluations asked for together, one at a time, and fails the callers of a batch when its store fails', async () => {
+    const rules = await Promise.all(
+      MIXED.slice(0, 4).map((input, i) => createRule(stores.db, ctx, { ...input, name: `batcher-${i}` })),
+    );
+    const counter = counting(stores.warehouse);
+    const batcher = evaluationBatcher({ db: stores.db, warehouse: counter.warehouse });
+    const together = await Promise.all(rules.map((r) => batcher.evaluate(r.id)));
+    expect(together.map((s) => [s.ruleId, s.skipped, s.error])).toEqual(rules.map((r) => [r.id, null, null]));
+    // Rules 0, 1 (totals) and 2, 3 (per operation): two queries for four rules.
+    expect(counter.queries).toBe(2);
+    expect(new Set(together.map((s) => s.evaluatedAt)).size).toBe(1);
+
+    const closed = await openPglite(tempDir('pylee-closed'));
+    await closed.close();
+    const broken = evaluationBatcher({ db: closed, warehouse: stores.warehouse });
+    const failed = await Promise.allSettled(rules.map((r) => broken.evaluate(r.id)));
+    expect(failed.map((f) => f.status)).toEqual(rules.map(() => 'rejected'));
+    // The batcher is not stuck: the next ask runs.
+    await expect(broken.evaluate(rules[0]?.id as string)).rejects.toThrow();
   });
 });
