@@ -9,6 +9,7 @@
 import { BadRequestError } from '../errors.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import { resolution, type RetentionDays } from '../warehouse/telemetry-queries.ts';
+import { readFrom, windowFilter } from '../warehouse/telemetry-sources.ts';
 import { sessionSeries } from '../release-health/series.ts';
 import type { EventCounts, MetricConfig, MetricSeries, Traffic } from './judge.ts';
 import { operationMetrics, SERVER_METRICS } from './metric-presets.ts';
@@ -149,38 +150,28 @@ export async function readSamples(warehouse: Warehouse, scope: SampleScope): Pro
   };
   const where = `org_id = {org:String} AND server = {server:String} AND environment = {environment:String}
     AND version IN {versions:Array(String)}`;
-  const raw = res === 'raw';
-  const requestsTable = raw ? 'requests' : 'requests_1m';
-  // Raw rows the gateway also measured are kept uncounted; the rollups hold counted rows only.
-  const counted = raw ? ' AND counted = 1' : '';
-  const agg = raw
-    ? 'count() AS requests, sum(error) AS errors, quantilesTDigest(0.5, 0.95, 0.99)(duration_ms) AS q'
-    : 'countMerge(requests) AS requests, sumMerge(errors) AS errors, quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_ms) AS q';
-  const window = raw
-    ? `time >= ${FROM} AND time < ${TO}`
-    : `time >= toStartOfMinute(${FROM}) AND time < ${TO}`;
-  const resources = raw
-    ? `SELECT version, ${BUCKET} AS bucket,
-         avgIf(value, metric = 'process.cpu.utilization') AS cpu, avgIf(value, metric = 'process.memory.usage') AS memory
-       FROM metric_points WHERE ${where} AND ${window}
-         AND metric IN ('process.cpu.utilization', 'process.memory.usage')
-       GROUP BY version, bucket`
-    : `SELECT version, ${BUCKET} AS bucket, avgMerge(cpu_utilization) AS cpu, avgMerge(memory_avg) AS memory
-       FROM resources_1m WHERE ${where} AND ${window} GROUP BY version, bucket`;
-
+  // The same rows as the comparison and the charts read (whole minutes from the rollups).
+  const scoped = () => windowFilter([where], { ...params }, scope.from, scope.to);
+  const requests = scoped();
+  const r = readFrom(res, 'requests', requests, step);
+  const resources = scoped();
+  const m = readFrom(res, 'resources', resources, step);
   const [requestRows, resourceRows, healthRows, sessionRows] = await Promise.all([
     // The whole server and each operation in one scan; the server's rows have a NULL operation.
     select<RequestBucket>(
       warehouse,
-      `SELECT version, operation, ${BUCKET} AS bucket, ${agg} FROM ${requestsTable} WHERE ${where} AND ${window}${counted}
+      `SELECT version, operation, ${BUCKET} AS bucket, ${r.aggregates.count} AS requests,
+         ${r.aggregates.errors} AS errors, ${r.aggregates.quantiles} AS q
+       FROM ${r.from}
        GROUP BY GROUPING SETS ((version, bucket), (version, operation, bucket))
        SETTINGS group_by_use_nulls = 1`,
-      params,
+      requests.params,
     ),
     select<{ version: string; bucket: number; cpu: number | null; memory: number | null }>(
       warehouse,
-      resources,
-      params,
+      `SELECT version, ${BUCKET} AS bucket, ${m.aggregates.cpu} AS cpu, ${m.aggregates.memory} AS memory
+       FROM ${m.from} GROUP BY version, bucket`,
+      resources.params,
     ),
     select<{ version: string; bucket: number; failures: number }>(
       warehouse,

@@ -1,4 +1,5 @@
 import type { Warehouse } from './client.ts';
+import { readFrom, windowFilter, type Filter, type Params, type Resolution } from './telemetry-sources.ts';
 
 /**
  * Release-health queries over the telemetry tables (migrations 0002, 0003 and 0005). Only rows
@@ -15,8 +16,7 @@ import type { Warehouse } from './client.ts';
  * unlike `quantilesExact`, which holds every value of a six-hour raw window.
  */
 
-/** Which table a window reads: raw rows, per-minute or per-hour rollups. */
-export type Resolution = 'raw' | 'minute' | 'hour';
+export type { Resolution };
 
 /** Retention of each resolution, in days. */
 export interface RetentionDays {
@@ -67,13 +67,15 @@ export function bucketSeconds(res: Resolution): number {
 }
 
 /**
- * `seconds` widened to whole buckets of `res`; on the minute rollups a step over an hour is widened
- * to whole hours, so its buckets are read from the hour table ({@link rowsOf}).
+ * `seconds` widened to whole buckets of `res`, and a step over a minute to whole minutes, over an
+ * hour to whole hours: such steps read their buckets from the coarser rollups (see
+ * telemetry-sources.ts), which no bucket then straddles.
  */
 function wholeStep(res: Resolution, seconds: number): number {
   const bucket = bucketSeconds(res);
   const step = Math.ceil(Math.max(seconds, bucket) / bucket) * bucket;
-  return res === 'minute' && step > 3600 ? Math.ceil(step / 3600) * 3600 : step;
+  const unit = step > 3600 ? 3600 : step > 60 ? 60 : 1;
+  return Math.ceil(step / unit) * unit;
 }
 
 export interface Latency {
@@ -110,77 +112,9 @@ export interface Scope extends TimeWindow {
   retention?: RetentionDays | undefined;
 }
 
-type Params = Record<string, unknown>;
-
-interface Source {
-  requests: string;
-  errorsTable: string;
-  resources: string;
-  /**
-   * The condition on request rows that counts each request once (`counted = 1`: see
-   * core/telemetry/fronted.ts); '' on the rollups, which hold counted rows only.
-   */
-  counted: string;
-  count: string;
-  errors: string;
-  quantiles: string;
-  errorCount: string;
-  /** The window condition on `time`: raw rows exactly, rollup buckets from the one holding `from`. */
-  window: string;
-  cpu: string;
-  cpuSeconds: string;
-  memory: string;
-  memoryMax: string;
-}
-
-const FROM = "fromUnixTimestamp64Milli({from:Int64}, 'UTC')";
-const TO = "fromUnixTimestamp64Milli({to:Int64}, 'UTC')";
-const RESOURCE_METRICS = "metric IN ('process.cpu.utilization', 'process.cpu.time', 'process.memory.usage')";
-
-const RAW: Source = {
-  requests: 'requests',
-  errorsTable: 'requests',
-  resources: 'metric_points',
-  counted: 'counted = 1',
-  count: 'count()',
-  errors: 'sum(error)',
-  quantiles: 'quantilesTDigest(0.5, 0.95, 0.99)(duration_ms)',
-  errorCount: 'count()',
-  window: `time >= ${FROM} AND time < ${TO}`,
-  cpu: "avgIf(value, metric = 'process.cpu.utilization')",
-  cpuSeconds: "sumOrNullIf(value, metric = 'process.cpu.time')",
-  memory: "avgIf(value, metric = 'process.memory.usage')",
-  memoryMax: "maxOrNullIf(value, metric = 'process.memory.usage')",
-};
-
-function rollup(suffix: '1m' | '1h', floor: string): Source {
-  return {
-    requests: `requests_${suffix}`,
-    errorsTable: `request_errors_${suffix}`,
-    resources: `resources_${suffix}`,
-    counted: '',
-    count: 'countMerge(requests)',
-    errors: 'sumMerge(errors)',
-    quantiles: 'quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_ms)',
-    errorCount: 'sum(errors)',
-    window: `time >= ${floor}(${FROM}) AND time < ${TO}`,
-    cpu: 'avgMerge(cpu_utilization)',
-    cpuSeconds: 'sumOrNullMerge(cpu_seconds)',
-    memory: 'avgMerge(memory_avg)',
-    memoryMax: 'maxOrNullMerge(memory_max)',
-  };
-}
-
-const SOURCES: Record<Resolution, Source> = {
-  raw: RAW,
-  minute: rollup('1m', 'toStartOfMinute'),
-  hour: rollup('1h', 'toStartOfHour'),
-};
-
 /**
- * The WHERE clause shared by every query, and its parameters. Request tables (the default) get
- * the source's `counted` condition; `resources: true` is for the process resources, which have no
- * operation and are never double counted.
+ * The scope conditions shared by every query, and their parameters, over the window. `resources:
+ * true` is for the process resources, which have no operation.
  */
 function filter(
   scope: Scope & {
@@ -188,13 +122,11 @@ function filter(
     versions?: string[] | undefined;
     operation?: string | undefined;
   },
-  source: Source,
   options: { resources?: boolean } = {},
-): Filtered {
+): Filter {
   const { from, to } = millis(scope);
-  if (!(to > from)) throw new RangeError('the window must end after it starts');
   const conditions = ['org_id = {org:String}', 'server = {server:String}'];
-  const params: Params = { org: scope.orgId, server: scope.server, from, to };
+  const params: Params = { org: scope.orgId, server: scope.server };
   if (scope.environment !== undefined) {
     conditions.push('environment = {environment:String}');
     params.environment = scope.environment;
@@ -211,46 +143,7 @@ function filter(
     conditions.push('operation = {operation:String}');
     params.operation = scope.operation;
   }
-  if (source.counted && !options.resources) conditions.push(source.counted);
-  return windowed(source, conditions, params, from, to);
-}
-
-/** The scope `conditions` and the source's window over them. */
-function windowed(source: Source, conditions: string[], params: Params, from: number, to: number): Filtered {
-  const scoped = conditions.join(' AND ');
-  if (source === SOURCES.minute) {
-    // Whole hours inside the window (from the minute holding `from`), for {@link rowsOf}.
-    params.hourFrom = Math.ceil(Math.floor(from / 60_000) / 60) * 3600;
-    params.hourTo = Math.floor(to / 3_600_000) * 3600;
-  }
-  return { where: `${scoped} AND ${source.window}`, scoped, params };
-}
-
-interface Filtered {
-  /** The scope and the window. */
-  where: string;
-  /** The scope without the window. */
-  scoped: string;
-  params: Params;
-}
-
-const HOURS = "time >= toDateTime({hourFrom:UInt32}, 'UTC') AND time < toDateTime({hourTo:UInt32}, 'UTC')";
-
-/**
- * What a query reads, as the text after `FROM`: the source's table and the filter; on the minute
- * rollups, the window's whole hours from the hour table and only its edges from the minute table.
- * A busy server's minute states are large (ClickHouse's t-digest stores up to 2048 centroids
- * uncompressed, so a minute of 800 requests keeps 800), hour states are compressed: a 24 h window
- * merges about a twentieth of the state bytes this way, and 7 d a hundredth. Both tables hold the
- * same counted rows, so the sums are the same. Only for whole-window aggregates and steps of whole
- * hours (`step` 0 or a multiple of 3600), whose buckets no hour row straddles.
- */
-function rowsOf(source: Source, table: 'requests' | 'errorsTable' | 'resources', f: Filtered, step = 0) {
-  const plain = `${source[table]} WHERE ${f.where}`;
-  if (source !== SOURCES.minute || step % 3600 !== 0) return plain;
-  if (!((f.params.hourTo as number) > (f.params.hourFrom as number))) return plain;
-  return `(SELECT * FROM ${SOURCES.hour[table]} WHERE ${f.scoped} AND ${HOURS}
-    UNION ALL SELECT * FROM ${plain} AND NOT (${HOURS}))`;
+  return windowFilter(conditions, params, from, to);
 }
 
 function pick(scope: Scope): Resolution {
@@ -295,12 +188,11 @@ export async function versionStats(
   warehouse: Warehouse,
   scope: Scope & { version: string },
 ): Promise<VersionStats> {
-  const source = SOURCES[pick(scope)];
-  const f = filter(scope, source);
+  const f = filter(scope);
+  const { from, aggregates: a } = readFrom(pick(scope), 'requests', f);
   const [row] = await select<HealthRow>(
     warehouse,
-    `SELECT ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-     FROM ${rowsOf(source, 'requests', f)}`,
+    `SELECT ${a.count} AS requests, ${a.errors} AS errors, ${a.quantiles} AS q FROM ${from}`,
     f.params,
   );
   return { version: scope.version, ...health(row, windowSeconds(scope)) };
@@ -311,12 +203,12 @@ export async function operationStats(
   warehouse: Warehouse,
   scope: Scope & { version: string },
 ): Promise<OperationStats[]> {
-  const source = SOURCES[pick(scope)];
-  const f = filter(scope, source);
+  const f = filter(scope);
+  const { from, aggregates: a } = readFrom(pick(scope), 'requests', f);
   const rows = await select<HealthRow & { operation: string }>(
     warehouse,
-    `SELECT operation, ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-     FROM ${rowsOf(source, 'requests', f)}
+    `SELECT operation, ${a.count} AS requests, ${a.errors} AS errors, ${a.quantiles} AS q
+     FROM ${from}
      GROUP BY operation ORDER BY requests DESC, operation`,
     f.params,
   );
@@ -332,12 +224,12 @@ async function statsByVersion(
   warehouse: Warehouse,
   scope: Scope & { versions: string[] },
 ): Promise<Map<string, { total: VersionStats; operations: OperationStats[] }>> {
-  const source = SOURCES[pick(scope)];
-  const f = filter(scope, source);
+  const f = filter(scope);
+  const { from, aggregates: a } = readFrom(pick(scope), 'requests', f);
   const rows = await select<HealthRow & { version: string; operation: string | null }>(
     warehouse,
-    `SELECT version, operation, ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-     FROM ${rowsOf(source, 'requests', f)}
+    `SELECT version, operation, ${a.count} AS requests, ${a.errors} AS errors, ${a.quantiles} AS q
+     FROM ${from}
      GROUP BY GROUPING SETS ((version), (version, operation))
      ORDER BY requests DESC, operation
      SETTINGS group_by_use_nulls = 1`,
@@ -445,20 +337,22 @@ export async function series(
   scope: Scope & { version?: string; operation?: string; stepSeconds: number },
 ): Promise<Series> {
   const res = pick(scope);
-  const source = SOURCES[res];
   const { from, to } = millis(scope);
   const asked = Math.max(1, Math.ceil(scope.stepSeconds));
   const fewest = Math.ceil((to - from) / 1000 / MAX_SERIES_POINTS);
   const step = wholeStep(res, Math.max(asked, fewest));
 
-  const requests = filter(scope, source);
-  const resources = filter(scope, source, { resources: true });
+  const requests = filter(scope);
+  const resources = filter(scope, { resources: true });
+  const r = readFrom(res, 'requests', requests, step);
+  const m = readFrom(res, 'resources', resources, step);
   const stepExpr = 'toUnixTimestamp(toStartOfInterval(time, INTERVAL {step:UInt32} SECOND))';
   const [requestRows, resourceRows] = await Promise.all([
     select<HealthRow & { bucket: number }>(
       warehouse,
-      `SELECT ${stepExpr} AS bucket, ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-       FROM ${rowsOf(source, 'requests', requests, step)}
+      `SELECT ${stepExpr} AS bucket, ${r.aggregates.count} AS requests, ${r.aggregates.errors} AS errors,
+         ${r.aggregates.quantiles} AS q
+       FROM ${r.from}
        GROUP BY bucket ORDER BY bucket`,
       { ...requests.params, step },
     ),
@@ -472,9 +366,9 @@ export async function series(
       warehouse,
       `SELECT bucket, if(isNaN(cpu_), NULL, cpu_) AS cpu, cpuSeconds, if(isNaN(memory_), NULL, memory_) AS memory, memoryMax
        FROM (
-         SELECT ${stepExpr} AS bucket, ${source.cpu} AS cpu_, ${source.cpuSeconds} AS cpuSeconds,
-                ${source.memory} AS memory_, ${source.memoryMax} AS memoryMax
-         FROM ${res === 'raw' ? `${source.resources} WHERE ${resources.where} AND ${RESOURCE_METRICS}` : rowsOf(source, 'resources', resources, step)}
+         SELECT ${stepExpr} AS bucket, ${m.aggregates.cpu} AS cpu_, ${m.aggregates.cpuSeconds} AS cpuSeconds,
+                ${m.aggregates.memory} AS memory_, ${m.aggregates.memoryMax} AS memoryMax
+         FROM ${m.from}
          GROUP BY bucket
        ) ORDER BY bucket`,
       { ...resources.params, step },
@@ -517,14 +411,13 @@ export async function errorTypes(
 ): Promise<ErrorTypeCount[]> {
   if (scope.versions?.length === 0) return [];
   const res = pick(scope);
-  const source = SOURCES[res];
-  const f = filter(scope, source);
-  if (res === 'raw') f.where += ' AND error = 1';
+  const f = filter(scope);
+  const { from, aggregates: a } = readFrom(res, 'errors', f);
   return (
     await select<ErrorTypeCount>(
       warehouse,
-      `SELECT version, error_type AS errorType, ${source.errorCount} AS errors
-       FROM ${rowsOf(source, 'errorsTable', f)}
+      `SELECT version, error_type AS errorType, ${a.errorCount} AS errors
+       FROM ${from}
        GROUP BY version, error_type
        ORDER BY version, errors DESC, errorType
        LIMIT {limit:UInt32} BY version`,
@@ -579,15 +472,16 @@ export async function versionsWithTraffic(
   scope: Scope & { environment: string },
 ): Promise<VersionTraffic[]> {
   const res = pick(scope);
-  const source = SOURCES[res];
-  const { where, params } = filter(scope, source);
+  const f = filter(scope);
+  // A step of 1 s reads each resolution's own table, so first and last are exact on raw rows.
+  const { from, aggregates: a } = readFrom(res, 'requests', f, 1);
   const ms = res === 'raw' ? 'toUnixTimestamp64Milli' : '1000 * toUnixTimestamp';
   const rows = await select<{ version: string; requests: number; first: number; last: number }>(
     warehouse,
-    `SELECT version, ${source.count} AS requests, ${ms}(min(time)) AS first, ${ms}(max(time)) AS last
-     FROM ${source.requests} WHERE ${where}
+    `SELECT version, ${a.count} AS requests, ${ms}(min(time)) AS first, ${ms}(max(time)) AS last
+     FROM ${from}
      GROUP BY version ORDER BY last DESC, requests DESC, version`,
-    params,
+    f.params,
   );
   return rows.map((r) => ({
     version: r.version,
@@ -708,7 +602,6 @@ export async function fleetStats(
   },
 ): Promise<FleetStats> {
   const res = scope.resolution ?? resolution(scope, { retention: scope.retention });
-  const source = SOURCES[res];
   const { from, to } = millis(scope);
   if (!(to > from)) throw new RangeError('the window must end after it starts');
   const asked = Math.ceil((to - from) / 1000 / Math.max(1, Math.floor(scope.points)));
@@ -724,21 +617,22 @@ export async function fleetStats(
   }
 
   const conditions = ['org_id = {org:String}', 'server IN {servers:Array(String)}'];
-  if (source.counted) conditions.push(source.counted);
-  const params: Params = { org: scope.orgId, servers: [...scope.servers], from, to, step };
+  const params: Params = { org: scope.orgId, servers: [...scope.servers], step };
   if (scope.environments !== undefined) {
     conditions.push('environment IN {environments:Array(String)}');
     params.environments = [...scope.environments];
   }
-  const f = windowed(source, conditions, params, from, to);
+  const f = windowFilter(conditions, params, from, to);
+  const read = readFrom(res, 'requests', f, step);
+  const a = read.aggregates;
   const rows = await select<
     HealthRow & { server: string; environment: string; version: string; bucket: number }
   >(
     warehouse,
     `SELECT server, environment, version,
             toUnixTimestamp(toStartOfInterval(time, INTERVAL {step:UInt32} SECOND)) AS bucket,
-            ${source.count} AS requests, ${source.errors} AS errors, ${source.quantiles} AS q
-     FROM ${rowsOf(source, 'requests', f, step)}
+            ${a.count} AS requests, ${a.errors} AS errors, ${a.quantiles} AS q
+     FROM ${read.from}
      GROUP BY GROUPING SETS ((server, environment, version), (server, environment, version, bucket))
      SETTINGS group_by_use_nulls = 0`,
     f.params,

@@ -316,6 +316,46 @@ describe('versionStats', () => {
     }
   });
 
+  it('on raw rows counts exactly to the millisecond, the whole minutes read from the rollups', async () => {
+    // Edges inside minutes: seconds from raw rows, the minutes between from the minute rollups.
+    const window = { from: START + 30_500, to: START + 5 * MINUTE + 10_200 };
+    const inWindow = (r: RequestRow, version: string) =>
+      r.environment === 'production' &&
+      r.version === version &&
+      Date.parse(r.time) >= window.from &&
+      Date.parse(r.time) < window.to;
+    const count = (version: string, match: (r: RequestRow) => boolean = () => true) =>
+      ROWS.filter((r) => inWindow(r, version) && match(r)).length;
+    expect(resolution(window)).toBe('raw');
+    const comparison = await compareVersions(warehouse, { ...scope, ...window, baseline: A, candidate: B });
+    expect(comparison.baseline).toMatchObject({ requests: count(A), errors: count(A, (r) => r.error === 1) });
+    expect(comparison.candidate).toMatchObject({
+      requests: count(B),
+      errors: count(B, (r) => r.error === 1),
+    });
+    expectQuantiles(
+      comparison.baseline.latency,
+      durations((r) => inWindow(r, A)),
+    );
+    expect(comparison.operations.map((o) => [o.operation, o.candidate.requests]).sort()).toEqual(
+      [FORECAST, LIST].map((op) => [op, count(B, (r) => r.operation === op)]).sort(),
+    );
+    expect(await errorTypes(warehouse, { ...scope, ...window, versions: [B] })).toEqual(
+      ['timeout', 'tool_error']
+        .map((t) => ({ version: B, errorType: t, errors: count(B, (r) => r.error_type === t) }))
+        .sort((x, y) => y.errors - x.errors || x.errorType.localeCompare(y.errorType)),
+    );
+    const steps = await series(warehouse, { ...scope, ...window, version: A, stepSeconds: 60 });
+    expect(steps.points.map((p) => p.requests)).toEqual(
+      steps.points.map((p) =>
+        count(
+          A,
+          (r) => Date.parse(r.time) >= Date.parse(p.time) && Date.parse(r.time) < Date.parse(p.time) + MINUTE,
+        ),
+      ),
+    );
+  });
+
   it('counts every environment when none is given', async () => {
     const { environment: _, ...everywhere } = scope;
 
