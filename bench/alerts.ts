@@ -33,6 +33,7 @@ const RULES = Number(process.env.BENCH_RULES ?? 1000);
 const CAP_SERVERS = 50;
 const INTERVAL_S = 5;
 const WINDOW = '1m';
+const WINDOW_MS = 60_000;
 const EXPORT_DELAY_MS = 5000;
 const RATE = 20;
 const BAD_SHARE = 0.5;
@@ -333,6 +334,7 @@ async function main(): Promise<void> {
       }),
     );
     await ready;
+    const serviceStartedAt = Date.now();
 
     // Alertmanager, then Prometheus scraping the service.
     const amPort = await freePort();
@@ -433,6 +435,9 @@ async function main(): Promise<void> {
       },
       120_000,
     );
+
+    // Steady state: a whole window of healthy requests behind every rule before the first flip.
+    await sleep(Math.max(0, serviceStartedAt + WINDOW_MS + 2 * INTERVAL_S * 1000 - Date.now()));
 
     // The trials: each server turns bad at a random moment of two intervals.
     const arrival = { pylee: new Map<string, number>(), prometheus: new Map<string, number>() };
