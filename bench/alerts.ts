@@ -146,8 +146,11 @@ async function service(config: ServiceConfig): Promise<void> {
 
 const children = new Set<ChildProcess>();
 const stopping = new WeakSet<ChildProcess>();
+/** Removed on exit too: an interrupted run leaves no data dirs behind. */
+const tempDirs = new Set<string>();
 process.on('exit', () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 
@@ -260,6 +263,7 @@ async function main(): Promise<void> {
 
   const stores = await openTestStores();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pylee-bench-prom-'));
+  tempDirs.add(dir).add(stores.dir);
   const api = await buildTestApi(stores);
   const sink = await startSink();
   const collector = await buildCollector({
