@@ -3,9 +3,10 @@ import { resolution } from '../warehouse/telemetry-queries.ts';
 
 /**
  * What rule evaluations read from ClickHouse: request health (or process resources) of every
- * environment × version (× operation) of a set of servers in the window, in ONE grouped query for
- * all the rules of a batch that share org, window and shape (reader.ts plans them). The aggregates are those of
- * `telemetry-queries.ts` (versionStats, operationStats): t-digest percentiles on raw rows for
+ * environment × version (× operation) of a set of servers in the window, in ONE grouped query
+ * for all the rules of a batch that share org, window and shape (reader.ts plans them). The
+ * aggregates are those of `telemetry-queries.ts` (versionStats, operationStats): t-digest
+ * percentiles on raw rows for
  * windows up to six hours (its `resolution()` decides), per-minute rollups beyond; error rate 0
  * and percentiles null without requests; throughput = requests / window seconds. Only counted
  * request rows (`counted = 1`, as the rollups hold) are read: a request is never counted twice.
