@@ -24,16 +24,22 @@ const HOUR_MS = 3_600_000;
 const ORG = 'org-bench';
 const BATCH = 1_000_000;
 
-/** Writes `rows` requests of `server` over the `spanMs` before `now` in 1 M-row inserts (several parts). */
+/**
+ * Writes `rows` requests of `server` over the `spanMs` before `now` in 1 M-row inserts, oldest first
+ * as a collector writes them (each insert covers its own slice of time): several parts per table.
+ */
 async function writeRequests(warehouse: Warehouse, server: string, now: number, spanMs: number) {
+  const batches = Math.ceil(ROWS / BATCH);
   for (let offset = 0; offset < ROWS; offset += BATCH) {
+    const slice = spanMs / batches;
+    const sliceEnd = now - spanMs + (offset / BATCH + 1) * slice;
     await warehouse.client.command({
       query: `INSERT INTO requests (org_id, server, environment, version, operation, time, duration_ms,
           error, error_type, http_status, mcp_method, tool, trace_id, span_id, session_id, source, client_key, counted)
         SELECT {org:String}, {server:String}, 'production',
           if(n % 2 = 0, '1.0.0', '1.1.0') AS v,
           concat('tools/call tool_', toString(intDiv(n, 2) % 20)) AS op,
-          fromUnixTimestamp64Milli(toInt64({now:Int64}) - toInt64(cityHash64(n, 1) % {span:UInt64}), 'UTC'),
+          fromUnixTimestamp64Milli(toInt64({end:Int64}) - toInt64(cityHash64(n, 1) % {slice:UInt64}), 'UTC'),
           round(5 + (cityHash64(n, 2) % 10000) / 100 * if(v = '1.1.0', 1.2, 1.0), 3),
           cityHash64(n, 3) % 1000 < if(v = '1.1.0', 30, 10) AS failed,
           if(failed, if(v = '1.1.0' AND cityHash64(n, 4) % 3 = 0, 'rate_limited', 'timeout'), ''),
@@ -41,7 +47,14 @@ async function writeRequests(warehouse: Warehouse, server: string, now: number, 
           lower(hex(cityHash64(n, 5))), lower(hex(cityHash64(n, 7))),
           concat('session-', toString(cityHash64(n, 8) % 5000)), 'otlp', '', 1
         FROM (SELECT number + {offset:UInt64} AS n FROM numbers({rows:UInt64}))`,
-      query_params: { org: ORG, server, now, span: spanMs, offset, rows: Math.min(BATCH, ROWS - offset) },
+      query_params: {
+        org: ORG,
+        server,
+        end: Math.round(sliceEnd),
+        slice: Math.round(slice),
+        offset,
+        rows: Math.min(BATCH, ROWS - offset),
+      },
     });
   }
 }
@@ -149,7 +162,8 @@ async function main() {
         ['series', () => series(warehouse, { ...scope, version: '1.1.0', stepSeconds: step })],
         ['overview', () => fleetStats(warehouse, { ...scope, servers: [w.server], points: 60 })],
       ];
-      if (res !== 'hour') {
+      // A canary judges intervals of minutes over hours, not a week.
+      if (w.hours <= 24) {
         cases.push([
           'canary samples',
           () =>

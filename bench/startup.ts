@@ -1,15 +1,23 @@
 // Start-up time of `pylee start` (all roles, embedded stores) until /readyz answers 200, cold
-// (empty data dir: initdb, migrations, bootstrap) and warm (existing data dir), next to a
-// reference measured in the same run: opening the three embedded stores bare, with no Pylee code.
+// (empty data dir: initdb, migrations, bootstrap), warm (existing data dir) and grown (a data dir
+// holding BENCH_GROWN_ROWS request rows and BENCH_GROWN_VERSIONS versions), next to a reference
+// measured in the same run: opening the three embedded stores bare, with no Pylee code.
 // Run: npm run bench:startup   (prints a table, writes bench/results/startup.json)
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { openDb } from '../core/db/client.ts';
+import { systemPrincipal, type Org } from '../core/orgs.ts';
+import { createServer } from '../core/registry/servers.ts';
+import { createVersion } from '../core/registry/versions.ts';
+import { openWarehouse } from '../core/warehouse/client.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const GROWN_ROWS = Number(process.env.BENCH_GROWN_ROWS ?? 10_000_000);
+const GROWN_VERSIONS = Number(process.env.BENCH_GROWN_VERSIONS ?? 1000);
 
 async function waitReady(url: string, deadline: number): Promise<void> {
   while (Date.now() < deadline) {
@@ -79,6 +87,43 @@ async function bareStores(dataDir: string): Promise<number> {
   return elapsed;
 }
 
+/** Fills a data dir Pylee made (and stopped) with request rows over 7 days and many versions. */
+async function grow(dataDir: string): Promise<void> {
+  const db = await openDb({ dataDir });
+  const [org] = await db.query<Org>("SELECT * FROM orgs WHERE slug = 'default'");
+  const principal = systemPrincipal(org as Org);
+  for (let s = 0; s < GROWN_VERSIONS / 100; s++) {
+    await createServer(db, { principal }, { slug: `server-${s}` });
+    for (let v = 0; v < 100; v++)
+      await createVersion(db, { principal }, `server-${s}`, { version: `1.${v}.0` });
+  }
+  await db.close();
+  const warehouse = await openWarehouse({ dataDir });
+  for (let offset = 0; offset < GROWN_ROWS; offset += 1_000_000) {
+    await warehouse.client.command({
+      query: `INSERT INTO requests (org_id, server, environment, version, operation, time, duration_ms, error,
+          error_type, http_status, mcp_method, tool, trace_id, span_id, session_id)
+        SELECT {org:String}, concat('server-', toString(n % 10)), 'production', concat('1.', toString(n % 100), '.0'),
+          'tools/call forecast', fromUnixTimestamp64Milli(toInt64({now:Int64}) - toInt64(cityHash64(n) % 604800000), 'UTC'),
+          cityHash64(n, 2) % 1000, cityHash64(n, 3) % 100 = 0, '', 200, 'tools/call', 'forecast', '', '', ''
+        FROM (SELECT number + {offset:UInt64} AS n FROM numbers({rows:UInt64}))`,
+      query_params: {
+        org: (org as Org).id,
+        now: Date.now(),
+        offset,
+        rows: Math.min(1_000_000, GROWN_ROWS - offset),
+      },
+    });
+  }
+  await warehouse.close();
+}
+
+// The growth runs in its own process: chDB stays attached to its path for the life of a process.
+if (process.argv[2] === '--grow') {
+  await grow(process.argv[3] as string);
+  process.exit(0);
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 const rows: { case: string; runs: number[]; medianMs: number }[] = [];
@@ -99,6 +144,14 @@ try {
   const warm = fs.mkdtempSync(path.join(base, 'warm-'));
   await pyleeStart(warm, 28080);
   await measure('pylee start → /readyz 200, warm data dir', () => pyleeStart(warm, 28080));
+  const grown = fs.mkdtempSync(path.join(base, 'grown-'));
+  await pyleeStart(grown, 28080);
+  const grew = spawnSync(process.execPath, [import.meta.filename, '--grow', grown], { stdio: 'inherit' });
+  if (grew.status !== 0) throw new Error(`growing the data dir failed (${grew.status})`);
+  await measure(
+    `pylee start → /readyz 200, ${GROWN_ROWS.toLocaleString('en')} rows and ${GROWN_VERSIONS} versions`,
+    () => pyleeStart(grown, 28080),
+  );
 } finally {
   fs.rmSync(base, { recursive: true, force: true });
 }
