@@ -91,7 +91,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   app.addHook('onClose', async () => {
     await subscriber.quit().catch(() => subscriber.disconnect());
     await client.close();
-    recorder.flush();
+    await recorder.flush();
     await writer.close();
   });
 

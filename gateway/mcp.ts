@@ -192,6 +192,7 @@ export async function forward(
     for (const call of pending.values())
       deps.recorder.failed(scope, call, String(failure.status), failure.status);
     if (sessionKey) deps.recorder.session(scope, 'end', 'upstream-failure');
+    await deps.recorder.logged();
     throw upstreamError(failure, routing.server, version, firstId);
   }
 
@@ -201,6 +202,7 @@ export async function forward(
     const answered = recordResponses(deps.recorder, scope, pending, text, status);
     for (const call of pending.values())
       if (!answered.has(call.message.id)) deps.recorder.failed(scope, call, String(res.status), status);
+    await deps.recorder.logged();
     throw upstreamError(
       new UpstreamFailure(status, `it answered HTTP ${res.status}`),
       routing.server,
@@ -254,6 +256,8 @@ export async function forward(
   const answered = recordResponses(deps.recorder, scope, pending, text, res.status);
   for (const call of pending.values())
     if (!answered.has(call.message.id)) deps.recorder.failed(scope, call, String(res.status), res.status);
+  // Answered means kept: the client hears only once the calls' rows are in the log.
+  await deps.recorder.logged();
   if (batch && text === '') return reply.send();
   // A JSON answer becomes a two-event stream when the client accepts one, so it hears first.
   const compact = migrated && res.status === 200 && acceptsEventStream(req) ? compactJson(text) : undefined;
@@ -384,7 +388,35 @@ function relayStream(
   raw.writeHead(reply.statusCode, headers);
   let first = options.first;
   let corked = false;
+  // Chunks leave in order; one that answers a call waits until the call's row is in the log.
+  let queue: Promise<void> | undefined;
+  const relay = (out: Buffer, cork: boolean) => {
+    // Writes of one tick leave in one packet. Not for a write that waited for the log: a cork still
+    // held when the response ends would keep its last bytes from the client.
+    if (cork && !corked) {
+      corked = true;
+      raw.cork();
+      process.nextTick(() => {
+        corked = false;
+        raw.uncork();
+      });
+    }
+    if (!raw.write(out)) {
+      body.pause();
+      raw.once('drain', () => body.resume());
+    }
+  };
+  const inOrder = (step: (now: boolean) => void, afterLog: boolean) => {
+    if (!afterLog && queue === undefined) return step(true);
+    const previous = queue ?? Promise.resolve();
+    const next = previous.then(() => (afterLog ? deps.recorder.logged() : undefined)).then(() => step(false));
+    queue = next;
+    void next.then(() => {
+      if (queue === next) queue = undefined;
+    });
+  };
   body.on('data', (chunk: Buffer) => {
+    const before = answered.size;
     if (pending.size > 0) {
       for (const event of reader.push(chunk)) {
         if (event.event !== 'message') continue;
@@ -395,25 +427,20 @@ function relayStream(
         }
       }
     } else if (options.keepAlive) reader.push(chunk);
-    // Writes of one tick (the last event and the end, usually) leave in one packet.
-    if (!corked) {
-      corked = true;
-      raw.cork();
-      process.nextTick(() => {
-        corked = false;
-        raw.uncork();
-      });
-    }
     const out = first === undefined ? chunk : Buffer.concat([Buffer.from(first), chunk]);
     first = undefined;
-    if (!raw.write(out)) {
-      body.pause();
-      raw.once('drain', () => body.resume());
-    }
+    inOrder((now) => relay(out, now), answered.size > before);
   });
   body.on('end', () => {
     finish();
-    raw.end();
+    inOrder(() => {
+      // A cork still held would keep the last bytes from the client.
+      if (corked) {
+        corked = false;
+        raw.uncork();
+      }
+      raw.end();
+    }, true);
   });
   body.on('error', () => {
     finish();
@@ -425,7 +452,7 @@ function relayStream(
   });
   if (options.keepAlive) {
     timer = setInterval(() => {
-      if (reader.atBoundary) raw.write(': keep-alive\n\n');
+      if (reader.atBoundary) inOrder(() => raw.write(': keep-alive\n\n'), false);
     }, deps.keepAliveMs);
     timer.unref();
   }

@@ -32,8 +32,10 @@ export interface PendingCall {
 /**
  * Turns what the gateway forwarded into telemetry: one request row per JSON-RPC request (operation,
  * outcome, JSON-RPC error code, duration), and session events. Rows go through the telemetry writer
- * (write-ahead log, batches, spool, dedup) without delaying the client: a row the writer cannot take
- * is counted and logged, and the call it describes has been answered already.
+ * (write-ahead log, batches, spool, dedup). The gateway passes an answer on only once
+ * {@link Recorder.logged} resolves, so a call the client saw answered is in the log even if the
+ * process is killed the next moment; a row the writer refuses is counted and logged, and the answer
+ * still goes out.
  */
 export class Recorder {
   readonly #writer: TelemetryWriter;
@@ -41,6 +43,10 @@ export class Recorder {
   readonly #fronting: GatewayFronting;
   readonly #logger: Logger;
   #rows: RequestRow[] = [];
+  /** Resolves when the rows gathered this turn, and everything before them, are appended. */
+  #turn: Promise<void> = Promise.resolve();
+  /** Resolves when every append handed to the writer so far has settled. */
+  #appended: Promise<void> = Promise.resolve();
 
   constructor(writer: TelemetryWriter, box: SecretBox, fronting: GatewayFronting, logger: Logger) {
     this.#writer = writer;
@@ -88,9 +94,16 @@ export class Recorder {
       client_key: scope.clientKey,
       source: 'gateway',
     };
-    this.#writer
-      .writeSessionEvents([row])
-      .catch((error: unknown) => this.#dropped(error, 1, 'session event'));
+    this.#track(
+      this.#writer
+        .writeSessionEvents([row])
+        .catch((error: unknown) => this.#dropped(error, 1, 'session event')),
+    );
+  }
+
+  /** Resolves once every row recorded so far is in the write-ahead log (or was refused and counted). */
+  logged(): Promise<void> {
+    return this.#rows.length > 0 ? this.#turn : this.#appended;
   }
 
   #write(
@@ -119,17 +132,32 @@ export class Recorder {
     };
     // Rows of one turn of the event loop go to the writer together: one log append, not one each.
     this.#rows.push(row);
-    if (this.#rows.length === 1) setImmediate(() => this.flush());
+    if (this.#rows.length === 1) {
+      let done!: () => void;
+      this.#turn = new Promise<void>((resolve) => (done = resolve));
+      setImmediate(() => void this.flush().then(done));
+    }
   }
 
-  /** Hands the rows gathered so far to the writer (called once per turn, and before the writer closes). */
-  flush(): void {
+  /**
+   * Hands the rows gathered so far to the writer (called once per turn, and before the writer
+   * closes); resolves when they and every earlier append are in the log.
+   */
+  flush(): Promise<void> {
     const rows = this.#rows;
-    if (rows.length === 0) return;
-    this.#rows = [];
-    this.#writer
-      .writeRequests(rows)
-      .catch((error: unknown) => this.#dropped(error, rows.length, 'request rows'));
+    if (rows.length > 0) {
+      this.#rows = [];
+      this.#track(
+        this.#writer
+          .writeRequests(rows)
+          .catch((error: unknown) => this.#dropped(error, rows.length, 'request rows')),
+      );
+    }
+    return this.#appended;
+  }
+
+  #track(append: Promise<void>): void {
+    this.#appended = Promise.all([this.#appended, append]).then(() => undefined);
   }
 
   #dropped(error: unknown, count: number, what: string): void {

@@ -94,7 +94,14 @@ export class SseTransport {
     const reader = new EventStreamReader();
     const waiting = new Map<JsonRpcId, PendingCall>();
     let ended = false;
-    const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), this.#deps.keepAliveMs);
+    // Writes leave in order; an event that answers a call waits until the call's row is in the log.
+    let queue = Promise.resolve();
+    const write = (text: string | undefined, afterLog: boolean) => {
+      queue = queue
+        .then(() => (afterLog ? this.#deps.recorder.logged() : undefined))
+        .then(() => void (text === undefined ? out.end() : out.write(text)));
+    };
+    const keepAlive = setInterval(() => write(': keep-alive\n\n', false), this.#deps.keepAliveMs);
     keepAlive.unref();
     let stopListening = () => {};
     const end = (reason: string) => {
@@ -110,9 +117,9 @@ export class SseTransport {
       }
       for (const call of waiting.values())
         this.#deps.recorder.failed(scope, call, 'upstream_disconnected', 200);
-      out.end();
+      write(undefined, true);
     };
-    const send = (event: ServerSentEvent) => out.write(serialize(event));
+    const send = (event: ServerSentEvent, afterLog = false) => write(serialize(event), afterLog);
 
     res.body.on('data', (chunk: Buffer) => {
       for (const event of reader.push(chunk)) {
@@ -134,14 +141,15 @@ export class SseTransport {
           send({ event: 'endpoint', data: `${messagesPath}?session=${session}`, id: undefined });
           continue;
         }
+        const answered = new Set<JsonRpcId>();
         if (event.event === 'message' && waiting.size > 0) {
           try {
-            answer(this.#deps.recorder, scope, waiting, JSON.parse(event.data), 200, new Set());
+            answer(this.#deps.recorder, scope, waiting, JSON.parse(event.data), 200, answered);
           } catch {
             // Not JSON: passed on untouched.
           }
         }
-        send(event);
+        send(event, answered.size > 0);
       }
     });
     res.body.on('end', () => end('upstream-failure'));
@@ -214,6 +222,7 @@ export class SseTransport {
         waiting?.delete(call.message.id);
         this.#deps.recorder.failed(scope, call, String(failure.status), failure.status);
       }
+      await this.#deps.recorder.logged();
       throw upstreamError(failure, routing.server, version, calls[0]?.message.id ?? null);
     }
     const text = await readBounded(res.body);
@@ -222,6 +231,7 @@ export class SseTransport {
         waiting?.delete(call.message.id);
         this.#deps.recorder.failed(scope, call, String(res.status), res.status);
       }
+      await this.#deps.recorder.logged();
     }
     reply.code(res.status >= 500 ? 502 : res.status);
     const type = res.headers['content-type'];
