@@ -3,15 +3,15 @@
 // (fastify, ingest-key auth, decode, mapping, TelemetryWriter → chDB), next to two references
 // measured in the same run: (a) the same mapped rows inserted straight into chDB in every text
 // format @clickhouse/client can send it (bench/ingest-formats.ts; the best is the store's limit)
-// and (b) a no-op fastify route taking the same bodies (the HTTP limit). Then the latency of
-// `compareVersions` over BENCH_COMPARE_ROWS raw request rows generated inside ClickHouse.
+// and (b) a no-op fastify route taking the same bodies (the HTTP limit). Query latency over the
+// stored rows is bench/queries.ts.
 //
 // Everything shares this machine's cores: the collector's event loop, chDB's threads and the
 // client (a worker thread), so "per core" is the rate divided by os.availableParallelism().
 //
 // Run: npm run bench:ingest   (prints a table, writes bench/results/ingest.json)
 //   BENCH_SECONDS (15) posting time per phase, BENCH_CONCURRENCY (8) concurrent clients,
-//   BENCH_COMPARE_ROWS (10000000) rows under `compare`, BENCH_BATCH (the writer's default) rows per
+//   BENCH_BATCH (the writer's default) rows per
 //   insert for the collector and the references, BENCH_FORMAT_ROUNDS (3) rounds of each format.
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -37,7 +37,6 @@ import type { Warehouse } from '#core/warehouse/client.ts';
 import { encodeRow } from '#core/warehouse/row-encoding.ts';
 import type { MetricPointRow, RequestRow } from '#core/warehouse/rows.ts';
 import type { TelemetryTable } from '#core/warehouse/spool.ts';
-import { compareVersions, resolution } from '#core/warehouse/telemetry-queries.ts';
 import { DEFAULT_BATCH_SIZE } from '#core/warehouse/telemetry-writer.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox } from '#test/helpers/api.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
@@ -46,7 +45,6 @@ import { bestFormat, FORMATS, formatLimits } from './ingest-formats.ts';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const COMPARE_ROWS = Number(process.env.BENCH_COMPARE_ROWS ?? 10_000_000);
 const CORES = os.availableParallelism();
 const BODIES = 50;
 const SPANS_PER_BODY = 1000;
@@ -61,7 +59,6 @@ const SERVER = 'weather-mcp';
 const VERSIONS = ['1.0.0', '1.1.0', '1.2.0'];
 const TOOLS = Array.from({ length: 25 }, (_, i) => `tool_${i}`);
 const PROTOBUF = 'application/x-protobuf';
-const HOUR_MS = 3_600_000;
 
 const resourceOf = (version: string) =>
   resourceFromAttributes({
@@ -594,71 +591,6 @@ try {
     },
   };
 
-  // compare over COMPARE_ROWS raw rows: one server, two versions, 20 operations, spread over 5 hours.
-  const compareServer = 'compare-bench';
-  const now = Date.now();
-  const g0 = performance.now();
-  await warehouse.client.command({
-    query: `INSERT INTO requests (org_id, server, environment, version, operation, time, duration_ms, error,
-        error_type, http_status, mcp_method, tool, trace_id, span_id, session_id)
-      SELECT {org:String}, {server:String}, 'production',
-        if(number % 2 = 0, '1.0.0', '1.1.0') AS v,
-        concat('tools/call tool_', toString(intDiv(number, 2) % 20)) AS tool_op,
-        fromUnixTimestamp64Milli(toInt64({now:Int64}) - toInt64(cityHash64(number, 1) % {spread:UInt64}), 'UTC'),
-        round(5 + (cityHash64(number, 2) % 10000) / 100 * if(v = '1.1.0', 1.2, 1.0), 3),
-        cityHash64(number, 3) % 1000 < if(v = '1.1.0', 30, 10) AS failed,
-        if(failed, if(v = '1.1.0' AND cityHash64(number, 4) % 3 = 0, 'rate_limited', 'timeout'), ''),
-        0, 'tools/call', substring(tool_op, 12),
-        lower(concat(hex(cityHash64(number, 5)), hex(cityHash64(number, 6)))),
-        lower(hex(cityHash64(number, 7))),
-        concat('session-', toString(cityHash64(number, 8) % 5000))
-      FROM numbers({rows:UInt64})`,
-    query_params: { org: orgId, server: compareServer, now, spread: 5 * HOUR_MS, rows: COMPARE_ROWS },
-  });
-  const generateMs = performance.now() - g0;
-  const compareAt = async (hours: number, runs: number) => {
-    const scope = {
-      orgId,
-      server: compareServer,
-      environment: 'production',
-      from: now - hours * HOUR_MS,
-      to: now + 1000,
-      baseline: '1.0.0',
-      candidate: '1.1.0',
-    };
-    const times: number[] = [];
-    let requests = 0;
-    let newErrors: string[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      const comparison = await compareVersions(warehouse, scope);
-      times.push(performance.now() - t0);
-      requests = comparison.baseline.requests + comparison.candidate.requests;
-      newErrors = comparison.newErrorTypes.map((e) => e.errorType);
-    }
-    const res = resolution(scope);
-    check(
-      `compare ${hours} h (${res}) counts ${fmt(requests)} requests of ${fmt(COMPARE_ROWS)}, new error types [${newErrors.join(', ')}]`,
-      requests === COMPARE_ROWS && newErrors.join() === 'rate_limited',
-    );
-    return {
-      hours,
-      resolution: res,
-      runs: times.map((t) => Math.round(t)),
-      minMs: Math.round(Math.min(...times)),
-      medianMs: Math.round(median(times)),
-    };
-  };
-  const compareRaw = await compareAt(5, 5);
-  const compareMinute = await compareAt(24, 1);
-  results.compare = {
-    rows: COMPARE_ROWS,
-    generateMs: Math.round(generateMs),
-    generateRowsPerSecond: Math.round((COMPARE_ROWS / generateMs) * 1000),
-    raw: compareRaw,
-    minute: compareMinute,
-  };
-
   // The table.
   type Row = [string, string, string, string, string, string, string];
   const rows: Row[] = [];
@@ -720,27 +652,6 @@ try {
       [`${signal}: ref. no-op fastify route (HTTP)`, fmt(h.rate), unit, '', '', '', ''],
     );
   }
-  rows.push(
-    [
-      `compare, 5 h raw, ${fmt(COMPARE_ROWS)} rows`,
-      fmt(compareRaw.medianMs),
-      'ms (median)',
-      `min ${fmt(compareRaw.minMs)}`,
-      '',
-      '',
-      '',
-    ],
-    [`compare, 24 h minute rollups`, fmt(compareMinute.medianMs), 'ms', '', '', '', ''],
-    [
-      `generate ${fmt(COMPARE_ROWS)} rows (INSERT SELECT)`,
-      fmt((COMPARE_ROWS / generateMs) * 1000),
-      'rows/s',
-      '',
-      '',
-      '',
-      '',
-    ],
-  );
   const header: Row = ['case', 'figure', 'unit', 'reference', 'ratio', 'target', 'met?'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: Row) =>
@@ -783,7 +694,6 @@ try {
         config: {
           seconds: SECONDS,
           concurrency: CONCURRENCY,
-          compareRows: COMPARE_ROWS,
           storeBatch: STORE_BATCH,
         },
         targets: {
