@@ -44,12 +44,18 @@ async function pyleeStart(dataDir: string, port: number): Promise<number> {
       PYLEE_LOG_LEVEL: 'warn',
       PYLEE_BOOTSTRAP_TOKEN: 'pyl_bench-bootstrap-token-000000',
     },
-    stdio: 'ignore',
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
-  await waitReady(`http://127.0.0.1:${port}/readyz`, Date.now() + 120_000);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A start that dies says so at once instead of leaving the bench polling a closed port.
+  const died = exited.then(() => {
+    throw new Error(`pylee start exited (${child.exitCode ?? child.signalCode}) before /readyz answered`);
+  });
+  await Promise.race([waitReady(`http://127.0.0.1:${port}/readyz`, Date.now() + 120_000), died]);
+  died.catch(() => {});
   const elapsed = performance.now() - began;
   child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await exited;
   return elapsed;
 }
 

@@ -6,7 +6,7 @@ import { installOpsRoutes } from '#core/http/ops-routes.ts';
 import { installProblemHandlers } from '#core/http/problem.ts';
 import type { Logger } from '#core/logger.ts';
 import type { Stores } from '#core/stores.ts';
-import { clientKeyHash } from '#core/telemetry/client-key.ts';
+import { cachedClientKeyHash } from '#core/telemetry/client-key.ts';
 import { GatewayFronting } from '#core/telemetry/fronted.ts';
 import { recordOtlpRefused } from '#core/telemetry/metrics.ts';
 import type { MetricPointRow, RequestRow, SessionEventRow } from '#core/warehouse/rows.ts';
@@ -141,7 +141,7 @@ export async function buildCollector(deps: CollectorDeps): Promise<FastifyInstan
         return { orgId: identity.orgId, server: identity.server };
       },
       maxBodyBytes: bodyLimit,
-      clientKey: (key) => clientKeyHash(deps.secretBox, key),
+      clientKey: cachedClientKeyHash(deps.secretBox),
     }),
   );
   return app;

@@ -13,3 +13,21 @@ export function clientKeyHash(box: SecretBox, key: string | undefined): string {
     ? ''
     : box.fingerprint(`gateway-client:${key}`).slice('sha256:'.length);
 }
+
+/**
+ * {@link clientKeyHash} remembering up to `max` keys across requests: an HMAC per span is a
+ * measurable share of ingest CPU, and the same clients send span after span. Forgets everything
+ * when full (a cold start costs one HMAC per key again, nothing more).
+ */
+export function cachedClientKeyHash(box: SecretBox, max = 100_000): (key: string) => string {
+  const known = new Map<string, string>();
+  return (key) => {
+    let hashed = known.get(key);
+    if (hashed === undefined) {
+      if (known.size >= max) known.clear();
+      hashed = clientKeyHash(box, key);
+      known.set(key, hashed);
+    }
+    return hashed;
+  };
+}
