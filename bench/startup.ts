@@ -1,4 +1,5 @@
-// Start-up time of `pylee start` (all roles, embedded stores) until /readyz answers 200, cold
+// Start-up time of `pylee start` (all roles, embedded stores) until /readyz answers 200 and every
+// role has started, cold
 // (empty data dir: initdb, migrations, bootstrap), warm (existing data dir) and grown (a data dir
 // holding BENCH_GROWN_ROWS request rows and BENCH_GROWN_VERSIONS versions), next to a reference
 // measured in the same run: opening the three embedded stores bare, with no Pylee code.
@@ -31,7 +32,11 @@ async function waitReady(url: string, deadline: number): Promise<void> {
   throw new Error(`${url} not ready in time`);
 }
 
-/** Milliseconds from spawn to /readyz 200, then a clean SIGTERM stop. */
+/**
+ * Milliseconds from spawn until the platform is up: /readyz answers 200 and every role has started
+ * (the "pylee started" log line: the alerts role starts after the API answers), then a clean
+ * SIGTERM stop.
+ */
 async function pyleeStart(dataDir: string, port: number): Promise<number> {
   const began = performance.now();
   const child = spawn(process.execPath, ['cli/main.ts', 'start'], {
@@ -41,17 +46,26 @@ async function pyleeStart(dataDir: string, port: number): Promise<number> {
       PYLEE_DATA_DIR: dataDir,
       PYLEE_API_PORT: String(port),
       PYLEE_OTLP_PORT: String(port + 1),
-      PYLEE_LOG_LEVEL: 'warn',
+      PYLEE_LOG_LEVEL: 'info',
+      PYLEE_LOG_FORMAT: 'json',
       PYLEE_BOOTSTRAP_TOKEN: 'pyl_bench-bootstrap-token-000000',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const started = new Promise<void>((resolve) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('"msg":"pylee started"')) resolve();
+    });
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // A start that dies says so at once instead of leaving the bench polling a closed port.
   const died = exited.then(() => {
     throw new Error(`pylee start exited (${child.exitCode ?? child.signalCode}) before /readyz answered`);
   });
-  await Promise.race([waitReady(`http://127.0.0.1:${port}/readyz`, Date.now() + 120_000), died]);
+  const up = Promise.all([waitReady(`http://127.0.0.1:${port}/readyz`, Date.now() + 120_000), started]);
+  await Promise.race([up, died]);
   died.catch(() => {});
   const elapsed = performance.now() - began;
   child.kill('SIGTERM');
@@ -72,6 +86,8 @@ async function bareStores(dataDir: string): Promise<number> {
     cwd: ROOT,
     stdio: 'inherit',
   });
+  // Listened for at once: the child may well be done before PGlite is.
+  const chdbDone = new Promise((r) => chdb.once('exit', r));
   const sock = path.join(dataDir, 'r.sock');
   const redis = spawn(
     'redis-server',
@@ -83,13 +99,14 @@ async function bareStores(dataDir: string): Promise<number> {
   const pg = await PGlite.create({ dataDir: path.join(dataDir, 'pg') });
   await pg.query('SELECT 1');
   await pg.close();
-  await new Promise((r) => chdb.once('exit', r));
+  await chdbDone;
   while (spawnSync('redis-cli', ['-s', sock, 'ping'], { encoding: 'utf8' }).stdout.trim() !== 'PONG') {
     await new Promise((r) => setTimeout(r, 10));
   }
   const elapsed = performance.now() - began;
+  const redisDone = new Promise((r) => redis.once('exit', r));
   redis.kill('SIGTERM');
-  await new Promise((r) => redis.once('exit', r));
+  await redisDone;
   return elapsed;
 }
 

@@ -20,6 +20,7 @@ import { GatewayError, SESSION_NOT_FOUND } from './errors.ts';
 import type { ExchangeScope, PendingCall, Recorder } from './recorder.ts';
 import { header, type Sessions } from './sessions.ts';
 import { UpstreamFailure, failureOf, type UpstreamClient, type UpstreamResponse } from './upstream-client.ts';
+import { writeQueue } from './write-queue.ts';
 
 /** What a request is addressed to: a server's environment, or one pinned version of it. */
 export interface Target {
@@ -389,7 +390,7 @@ function relayStream(
   let first = options.first;
   let corked = false;
   // Chunks leave in order; one that answers a call waits until the call's row is in the log.
-  let queue: Promise<void> | undefined;
+  const inOrder = writeQueue(() => deps.recorder.logged());
   const relay = (out: Buffer, cork: boolean) => {
     // Writes of one tick leave in one packet. Not for a write that waited for the log: a cork still
     // held when the response ends would keep its last bytes from the client.
@@ -405,15 +406,6 @@ function relayStream(
       body.pause();
       raw.once('drain', () => body.resume());
     }
-  };
-  const inOrder = (step: (now: boolean) => void, afterLog: boolean) => {
-    if (!afterLog && queue === undefined) return step(true);
-    const previous = queue ?? Promise.resolve();
-    const next = previous.then(() => (afterLog ? deps.recorder.logged() : undefined)).then(() => step(false));
-    queue = next;
-    void next.then(() => {
-      if (queue === next) queue = undefined;
-    });
   };
   body.on('data', (chunk: Buffer) => {
     const before = answered.size;

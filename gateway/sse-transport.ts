@@ -29,6 +29,7 @@ import {
 import type { ExchangeScope, PendingCall } from './recorder.ts';
 import { isLive } from './sessions.ts';
 import { failureOf } from './upstream-client.ts';
+import { writeQueue } from './write-queue.ts';
 
 /** Calls POSTed through this process whose answers will come down a stream this process holds. */
 type Waiting = Map<string, Map<JsonRpcId, PendingCall>>;
@@ -95,12 +96,9 @@ export class SseTransport {
     const waiting = new Map<JsonRpcId, PendingCall>();
     let ended = false;
     // Writes leave in order; an event that answers a call waits until the call's row is in the log.
-    let queue = Promise.resolve();
-    const write = (text: string | undefined, afterLog: boolean) => {
-      queue = queue
-        .then(() => (afterLog ? this.#deps.recorder.logged() : undefined))
-        .then(() => void (text === undefined ? out.end() : out.write(text)));
-    };
+    const inOrder = writeQueue(() => this.#deps.recorder.logged());
+    const write = (text: string | undefined, afterLog: boolean) =>
+      inOrder(() => void (text === undefined ? out.end() : out.write(text)), afterLog);
     const keepAlive = setInterval(() => write(': keep-alive\n\n', false), this.#deps.keepAliveMs);
     keepAlive.unref();
     let stopListening = () => {};

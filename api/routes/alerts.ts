@@ -5,6 +5,7 @@ import { acknowledgeAlert, alertHistory, getAlert, listAlerts } from '#core/aler
 import { evaluateRule } from '#core/alerting/engine.ts';
 import {
   COMPARATORS,
+  DURING_ROLLOUT,
   EXEC_ERR_STATES,
   METRICS,
   NO_DATA_STATES,
@@ -25,7 +26,11 @@ import type { Warehouse } from '#core/warehouse/client.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { IdParams, Nullable, problems, Timestamp } from '../schemas.ts';
 
-const literals = <T extends readonly string[]>(values: T) => Type.Union(values.map((v) => Type.Literal(v)));
+const literals = <T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    options,
+  );
 const Duration = (description: string) => Type.String({ maxLength: 32, description });
 const StringMap = Type.Record(Type.String(), Type.String());
 
@@ -76,6 +81,13 @@ const RuleFields = {
   groupWait: Duration('Alertmanager group_wait (default 30s)'),
   groupInterval: Duration('Alertmanager group_interval (default 5m)'),
   repeatInterval: Duration('Alertmanager repeat_interval (default 4h)'),
+  duringRollout: literals(DURING_ROLLOUT, {
+    description:
+      "A rollout candidate's alerts: notify (default), hold while its canary analysis runs, or inhibit for the whole rollout",
+  }),
+  correlationWindow: Duration(
+    'An alert that begins this soon after a rollout step or configuration change says so (default 30m; 0s: never)',
+  ),
   enabled: Type.Boolean(),
 };
 
@@ -127,6 +139,30 @@ const AlertView = Type.Object({
   acknowledgement: Nullable(
     Type.Object({ at: Timestamp, by: Type.String(), comment: Nullable(Type.String()) }),
   ),
+  rollout: Nullable(
+    Type.Object({
+      deploymentId: Type.String(),
+      environment: Type.String(),
+      version: Type.String(),
+      step: Nullable(Type.Integer()),
+      steps: Type.Integer(),
+      weight: Type.Number(),
+      status: Type.String(),
+      startedAt: Timestamp,
+      startedBy: Type.String(),
+      analysisRunning: Type.Boolean(),
+    }),
+  ),
+  correlation: Type.Array(
+    Type.Object({
+      kind: literals(['rollout', 'configuration'] as const),
+      at: Timestamp,
+      text: Type.String(),
+      actor: Type.String(),
+      deploymentId: Type.Optional(Type.String()),
+    }),
+  ),
+  heldBy: Nullable(Type.Object({ deploymentId: Type.String(), since: Nullable(Timestamp) })),
 });
 
 const HistoryEvent = Type.Object({
@@ -145,6 +181,28 @@ const HistoryEvent = Type.Object({
   threshold: Nullable(Type.Number()),
   reason: Type.String(),
   at: Timestamp,
+  mutedBy: Nullable(
+    Type.Object(
+      {
+        kind: Type.String({ description: 'inhibition: an inhibition rule and a firing source alert' }),
+        state: Type.Union([Type.Literal('muted'), Type.Literal('released')]),
+        inhibitionId: Type.Optional(Type.String()),
+        inhibitionName: Type.Optional(Nullable(Type.String())),
+        source: Type.Optional(
+          Type.Object({
+            alertId: Type.String(),
+            fingerprint: Type.String(),
+            alertname: Type.String(),
+            labels: StringMap,
+          }),
+        ),
+      },
+      {
+        additionalProperties: true,
+        description: 'Set where notifications of the alert began (muted) or stopped (released) being kept back',
+      },
+    ),
+  ),
 });
 
 const Transition = Type.Object({

@@ -61,6 +61,16 @@ const RULE_FLAGS: Record<string, FlagSpec> = {
   'group-wait': { type: 'string', value: 'D', description: 'Alertmanager group_wait (default 30s)' },
   'group-interval': { type: 'string', value: 'D', description: 'group_interval (default 5m)' },
   'repeat-interval': { type: 'string', value: 'D', description: 'repeat_interval (default 4h)' },
+  'during-rollout': {
+    type: 'string',
+    value: 'notify|hold|inhibit',
+    description: "a rollout candidate's alerts: notify, hold during its canary analysis, inhibit",
+  },
+  'correlation-window': {
+    type: 'string',
+    value: 'D',
+    description: 'say an alert began after a rollout step or config change this recent (default 30m)',
+  },
   disabled: { type: 'boolean', description: 'create it disabled / disable it' },
   enabled: { type: 'boolean', description: 'enable it' },
 };
@@ -114,6 +124,8 @@ function ruleBody(ctx: CommandContext, current?: RuleView): Record<string, unkno
   set('groupWait', f['group-wait']);
   set('groupInterval', f['group-interval']);
   set('repeatInterval', f['repeat-interval']);
+  set('duringRollout', f['during-rollout']);
+  set('correlationWindow', f['correlation-window']);
   if (f.disabled === true) body.enabled = false;
   if (f.enabled === true) body.enabled = true;
   if (Array.isArray(f.label)) {
@@ -154,6 +166,7 @@ function describeRule(r: RuleView): string {
     `condition:   ${condition(r)} over ${r.window}, every ${r.interval}, for ${r.for}, keep firing ${r.keepFiringFor}`,
     `severity:    ${r.severity} · no data → ${r.noDataState} · error → ${r.execErrState}`,
     `grouping:    by ${r.groupBy.join(', ') || '(none)'} · wait ${r.groupWait} · interval ${r.groupInterval} · repeat ${r.repeatInterval}`,
+    `rollouts:    ${r.duringRollout} during a rollout · correlate changes within ${r.correlationWindow}`,
     ...(Object.keys(r.labels).length
       ? [
           `labels:      ${Object.entries(r.labels)

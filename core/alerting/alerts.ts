@@ -34,6 +34,12 @@ export function alertView(row: InstanceRow & { rule_name: string; severity: stri
     acknowledgement: row.acknowledged_at
       ? { at: row.acknowledged_at.toISOString(), by: row.acknowledged_by as string, comment: row.ack_comment }
       : null,
+    /** The rollout its version is the candidate of, while it is. */
+    rollout: row.rollout,
+    /** Rollout steps and configuration changes shortly before it began. */
+    correlation: row.correlation ?? [],
+    /** Notifications kept back by this deployment's rollout (`duringRollout: hold | inhibit`). */
+    heldBy: row.held_by ? { deploymentId: row.held_by, since: iso(row.held_since) } : null,
   };
 }
 export type AlertView = ReturnType<typeof alertView>;
@@ -173,6 +179,7 @@ interface HistoryRow {
   threshold: number | null;
   reason: string;
   at: Date;
+  muted_by: Record<string, unknown> | null;
 }
 
 function time(name: string, value: string): Date {
@@ -224,6 +231,8 @@ export async function alertHistory(db: Queryable, principal: Principal, filter: 
       threshold: r.threshold,
       reason: r.reason,
       at: r.at.toISOString(),
+      /** On the rows where its notifications began or stopped being kept back: by what (e.g. the inhibiting alert). */
+      mutedBy: r.muted_by,
     })),
   };
 }

@@ -2,10 +2,13 @@ import type { Db, Queryable } from '../db/client.ts';
 import { newId } from '../ids.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import { applyGroupChanges, type GroupChange } from './groups.ts';
+import { heldResolutionMessages, writeNotification, type HeldResolution } from './held.ts';
 import { instanceKey, type InstanceRow } from './instances.ts';
 import type { Rule } from './model.ts';
 import { attachSessions, fingerprintOf, instanceLabels, noticeOf, type InstanceSnapshot } from './notices.ts';
+import { rolloutCorrelations, type Correlation } from './correlation.ts';
 import { batchReader } from './reader.ts';
+import { NO_ROLLOUTS, type RolloutContext, type ServerRollouts } from './rollouts.ts';
 import { toRule } from './rules.ts';
 import { evaluateSamples, type Sample, type SeriesKey } from './samples.ts';
 import { INACTIVE, nextState, type AlertState, type InstanceState, type Outcome } from './state.ts';
@@ -135,8 +138,26 @@ interface Read {
   summary: EvaluationSummary;
   samples: Sample[] | null;
   idle: boolean;
+  rollouts: ServerRollouts;
   took: number;
 }
+
+/** The rollout that keeps an instance's notifications back, per the rule's `duringRollout`. */
+function holdingRollout(rule: Rule, rollout: RolloutContext | null): string | null {
+  if (!rollout) return null;
+  if (rule.duringRollout === 'inhibit') return rollout.deploymentId;
+  if (rule.duringRollout === 'hold' && rollout.analysisRunning) return rollout.deploymentId;
+  return null;
+}
+
+/** An active instance of a version that no longer takes traffic ends now, whatever `keepFiringFor` says. */
+function endedByTraffic(prev: InstanceState, now: number, reason: string) {
+  if (prev.state === 'firing')
+    return { ...prev, state: 'resolved' as const, activeAt: null, resolvedAt: now, reason };
+  return { ...prev, state: 'inactive' as const, activeAt: null, reason };
+}
+
+const json = (value: unknown) => (value === null || value === undefined ? null : JSON.stringify(value));
 
 /**
  * Moves each instance of one rule to its next state and records instances and history in the
@@ -146,8 +167,9 @@ async function applyReadings(
   tx: Queryable,
   locked: Rule,
   existing: InstanceRow[],
-  { summary, samples, idle }: Read,
+  { summary, samples, idle, rollouts }: Read,
   now: number,
+  heldResolutions: HeldResolution[],
 ): Promise<GroupChange[]> {
   const ruleId = locked.id;
   const byFingerprint = new Map(existing.map((r) => [r.fingerprint, r]));
@@ -156,9 +178,40 @@ async function applyReadings(
     const fingerprint = fingerprintOf(ruleId, reading.key);
     const row = byFingerprint.get(fingerprint);
     const prev = stateOf(row);
-    const next = nextState(prev, reading.outcome, locked, now);
+    const { environment, version } = reading.key;
+    const lost = environment !== null && version !== null ? rollouts.trafficLost(environment, version) : null;
+    // A version that no longer takes traffic gets no new alerts; its active ones end now, saying why.
+    if (lost !== null && !row) continue;
+    // Its errors stay in the window for a while: they must not fire it again.
+    const next =
+      lost === null
+        ? nextState(prev, reading.outcome, locked, now)
+        : ACTIVE.includes(prev.state)
+          ? endedByTraffic(prev, now, lost)
+          : nextState(prev, 'false', locked, now);
     // Series that are fine are not stored: only instances that have been active are.
     if (!row && next.state === 'inactive') continue;
+    const candidate = environment !== null ? rollouts.active.get(environment) : undefined;
+    const rollout = candidate && candidate.version === version ? candidate : null;
+    const began = !ACTIVE.includes(prev.state) && ACTIVE.includes(next.state);
+    const correlation: Correlation[] | null =
+      began && environment !== null && locked.correlationWindowMs > 0
+        ? rolloutCorrelations(
+            rollouts.stepsIn(environment, now - locked.correlationWindowMs, now),
+            next.activeAt ?? now,
+          )
+        : (row?.correlation ?? null);
+    // Only notifications not yet sent are held: an alert already announced stays announced.
+    const firing = next.state === 'firing';
+    const holdBy = holdingRollout(locked, rollout);
+    const wasHeld = row?.held_by ?? null;
+    const heldBy = firing && holdBy !== null && (prev.state !== 'firing' || wasHeld !== null) ? holdBy : null;
+    const heldSince = heldBy ? (row?.held_since ?? new Date(now)) : null;
+    if (heldBy && !wasHeld) {
+      next.reason = `${next.reason}; held: ${locked.duringRollout === 'hold' ? 'a canary analysis' : 'the rollout'} of deployment ${heldBy} decides`;
+    } else if (firing && wasHeld && !heldBy) {
+      next.reason = `${next.reason}; released: deployment ${wasHeld} no longer holds it`;
+    }
     const labels = instanceLabels(locked, reading.key);
     const value = reading.outcome === 'nodata' || reading.outcome === 'error' ? null : reading.value;
     const threshold = reading.threshold;
@@ -171,6 +224,9 @@ async function applyReadings(
       baselineVersion: reading.baselineVersion,
       firedAt: next.firedAt,
       resolvedAt: next.resolvedAt,
+      rollout,
+      correlation,
+      resolution: lost,
     };
     const changed = prev.state !== next.state;
     const instanceId = row?.id ?? newId();
@@ -179,8 +235,9 @@ async function applyReadings(
       await tx.query(
         `INSERT INTO alert_instances (id, org_id, rule_id, fingerprint, server, environment, version, operation, labels,
            state, value, threshold, baseline_version, active_at, fired_at, resolved_at, last_true_at, last_evaluated_at,
-           state_changed_at, last_error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19)`,
+           state_changed_at, last_error, rollout, correlation, held_by, held_since)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19,
+           $20, $21, $22, $23)`,
         [
           instanceId,
           locked.orgId,
@@ -201,6 +258,10 @@ async function applyReadings(
           date(next.lastTrueAt),
           new Date(now),
           errorText,
+          json(rollout),
+          json(correlation),
+          heldBy,
+          heldSince,
         ],
       );
     } else {
@@ -212,6 +273,7 @@ async function applyReadings(
            acknowledged_at = CASE WHEN $14 THEN NULL ELSE acknowledged_at END,
            acknowledged_by = CASE WHEN $14 THEN NULL ELSE acknowledged_by END,
            ack_comment = CASE WHEN $14 THEN NULL ELSE ack_comment END,
+           rollout = $15, correlation = $16, held_by = $17, held_since = $18,
            row_version = row_version + 1
          WHERE id = $1 AND row_version = $2 RETURNING id`,
         [
@@ -229,12 +291,16 @@ async function applyReadings(
           new Date(now),
           errorText,
           leftFiring,
+          json(rollout),
+          json(correlation),
+          heldBy,
+          heldSince,
         ],
       );
       // The rule lock makes this unreachable; if it ever is, the whole evaluation rolls back.
       if (updated.length === 0) throw new Error(`alert instance ${row.id} changed under evaluation`);
     }
-    if (changed) {
+    if (changed || (heldBy !== null) !== (wasHeld !== null)) {
       await tx.query(
         `INSERT INTO alert_history (id, org_id, instance_id, rule_id, rule_name, fingerprint, server, environment,
            version, operation, from_state, to_state, value, threshold, reason, at)
@@ -268,9 +334,19 @@ async function applyReadings(
         reason: next.reason,
       });
     }
-    if (next.state === 'firing' && prev.state !== 'firing') {
+    if (heldBy) continue;
+    if (firing && (prev.state !== 'firing' || wasHeld)) {
       changes.push({ rule: locked, notice: noticeOf(locked, snapshot, 'firing'), change: 'firing' });
-    } else if (prev.state === 'firing' && next.state !== 'firing') {
+    } else if (prev.state === 'firing' && !firing && wasHeld) {
+      // Never announced: nothing to resolve, unless it ended with its version's traffic (one message says so).
+      if (lost !== null) {
+        heldResolutions.push({
+          rule: locked,
+          notice: noticeOf(locked, { ...snapshot, resolvedAt: next.resolvedAt ?? now }, 'resolved'),
+          deploymentId: wasHeld,
+        });
+      }
+    } else if (prev.state === 'firing' && !firing) {
       changes.push({
         rule: locked,
         notice: noticeOf(locked, { ...snapshot, resolvedAt: next.resolvedAt ?? now }, 'resolved'),
@@ -327,13 +403,15 @@ export async function evaluateRules(
       const started = performance.now();
       let samples: Sample[] | null = null;
       let idle = false;
+      let rollouts = NO_ROLLOUTS;
       try {
+        rollouts = await reader.rollouts(rule.orgId, rule.server);
         ({ samples, idle } = await evaluateSamples(deps, rule, now, reader));
         summary.series = samples.length;
       } catch (error) {
         summary.error = (error as Error).message || String(error);
       }
-      return { rule, summary, samples, idle, took: performance.now() - started };
+      return { rule, summary, samples, idle, rollouts, took: performance.now() - started };
     }),
   );
   const done = new Map<string, EvaluationSummary>();
@@ -392,9 +470,10 @@ async function record(deps: { db: Db; warehouse: Warehouse }, reads: Read[], now
     const byRule = new Map<string, InstanceRow[]>();
     for (const row of instances) byRule.set(row.rule_id, [...(byRule.get(row.rule_id) ?? []), row]);
     const all: GroupChange[] = [];
+    const held: HeldResolution[] = [];
     const summaryOf = new Map<GroupChange, EvaluationSummary>();
     for (const { read, rule } of current) {
-      const changes = await applyReadings(tx, rule, byRule.get(rule.id) ?? [], read, now);
+      const changes = await applyReadings(tx, rule, byRule.get(rule.id) ?? [], read, now, held);
       // Only the notified changes read sessions (a firing alert's few versions), under the rule lock
       // so the stored notice is the one sent.
       if (changes.length > 0) {
@@ -409,6 +488,7 @@ async function record(deps: { db: Db; warehouse: Warehouse }, reads: Read[], now
       all.push(...changes);
       out.push(read.summary);
     }
+    for (const message of heldResolutionMessages(held, now)) await writeNotification(tx, message, now);
     // One pass over every group the batch touches, in group-key order (see applyGroupChanges).
     await applyGroupChanges(tx, all, now, (change, due) => {
       const summary = summaryOf.get(change) as EvaluationSummary;

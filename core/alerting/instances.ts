@@ -8,6 +8,8 @@ import { applyGroupChanges, type GroupChange } from './groups.ts';
 import type { Rule } from './model.ts';
 import { noticeOf, type InstanceSnapshot } from './notices.ts';
 import type { SeriesKey } from './samples.ts';
+import type { Correlation } from './correlation.ts';
+import type { RolloutContext } from './rollouts.ts';
 import type { AlertState } from './state.ts';
 
 export interface InstanceRow {
@@ -34,6 +36,10 @@ export interface InstanceRow {
   acknowledged_at: Date | null;
   acknowledged_by: string | null;
   ack_comment: string | null;
+  rollout: RolloutContext | null;
+  correlation: Correlation[] | null;
+  held_by: string | null;
+  held_since: Date | null;
   row_version: number;
 }
 

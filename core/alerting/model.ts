@@ -30,6 +30,13 @@ export const NO_DATA_STATES = ['NoData', 'Alerting', 'OK', 'KeepLast'] as const;
 export type NoDataState = (typeof NO_DATA_STATES)[number];
 export const EXEC_ERR_STATES = ['Error', 'Alerting', 'KeepLast'] as const;
 export type ExecErrState = (typeof EXEC_ERR_STATES)[number];
+/**
+ * What a rule does with alerts of a version that is the candidate of an active rollout: notify as
+ * always; hold them while a canary analysis of that rollout runs (its verdict decides: a rollback
+ * resolves them, a pass or no verdict sends what still fires); inhibit them for the whole rollout.
+ */
+export const DURING_ROLLOUT = ['notify', 'hold', 'inhibit'] as const;
+export type DuringRollout = (typeof DURING_ROLLOUT)[number];
 
 /** Metrics read from process resources: per process, so never per operation. */
 export const RESOURCE_METRICS: readonly Metric[] = ['cpu', 'memory'];
@@ -98,6 +105,9 @@ export interface RuleInput {
   groupWait?: string;
   groupInterval?: string;
   repeatInterval?: string;
+  duringRollout?: DuringRollout;
+  /** An alert that begins this soon after a rollout step or configuration change says so; 0s: never. */
+  correlationWindow?: string;
   enabled?: boolean;
 }
 
@@ -145,6 +155,8 @@ export interface Rule {
   groupWaitMs: number;
   groupIntervalMs: number;
   repeatIntervalMs: number;
+  duringRollout: DuringRollout;
+  correlationWindowMs: number;
   enabled: boolean;
   createdBy: string;
   createdAt: Date;
@@ -184,6 +196,8 @@ export const DEFAULTS = {
   groupWait: '30s',
   groupInterval: '5m',
   repeatInterval: '4h',
+  duringRollout: 'notify' as DuringRollout,
+  correlationWindow: '30m',
 };
 
 const bad = (detail: string) => new BadRequestError(detail, 'invalid-alert-rule');
@@ -409,6 +423,14 @@ export function validateRule(input: RuleInput): RuleFields {
       1000,
       30 * MAX_WINDOW_MS,
     ),
+    duringRollout: oneOf('duringRollout', input.duringRollout, DURING_ROLLOUT, DEFAULTS.duringRollout),
+    correlationWindowMs: duration(
+      'correlationWindow',
+      input.correlationWindow,
+      DEFAULTS.correlationWindow,
+      0,
+      MAX_WINDOW_MS,
+    ),
     enabled: input.enabled ?? true,
   };
 }
@@ -445,6 +467,8 @@ export function ruleView(rule: Rule) {
     groupWait: formatDuration(rule.groupWaitMs),
     groupInterval: formatDuration(rule.groupIntervalMs),
     repeatInterval: formatDuration(rule.repeatIntervalMs),
+    duringRollout: rule.duringRollout,
+    correlationWindow: formatDuration(rule.correlationWindowMs),
     enabled: rule.enabled,
     createdBy: rule.createdBy,
     createdAt: rule.createdAt.toISOString(),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AlertNotice, SessionsNotice } from '../notify/events.ts';
+import type { AlertNotice, CorrelationNotice, RolloutNotice, SessionsNotice } from '../notify/events.ts';
 import { sessionsNotice } from '../notify/sessions.ts';
 import type { Warehouse } from '../warehouse/client.ts';
 import { METRIC_NAMES, type Annotations, type Rule } from './model.ts';
@@ -67,6 +67,9 @@ export interface InstanceSnapshot {
   baselineVersion: string | null;
   firedAt: number | null;
   resolvedAt: number | null;
+  rollout?: RolloutNotice | null;
+  correlation?: CorrelationNotice[] | null;
+  resolution?: string | null;
 }
 
 /** What a notification says about one alert (core/notify renders it to Slack and webhooks). */
@@ -108,6 +111,9 @@ export function noticeOf(rule: Rule, instance: InstanceSnapshot, status: 'firing
         ? new Date(instance.resolvedAt).toISOString()
         : null,
     comparePath,
+    rollout: instance.rollout ?? null,
+    correlation: instance.correlation ?? [],
+    resolution: status === 'resolved' ? (instance.resolution ?? null) : null,
   };
 }
 

@@ -24,6 +24,7 @@ import {
   type SeriesScope,
   type SeriesStats,
 } from './queries.ts';
+import { readRollouts, type ServerRollouts } from './rollouts.ts';
 
 /** What runs in an environment per the deployments: null when nothing is (stable) or rolling out (canary). */
 export interface Deployed {
@@ -48,6 +49,8 @@ export interface SeriesReader {
   deployed(orgId: string, server: string): Promise<Map<string, Deployed>>;
   /** Registry statuses of the server's versions. */
   statuses(orgId: string, server: string): Promise<Map<string, string>>;
+  /** What the server's deployments mean for its alerts (rollouts.ts). */
+  rollouts(orgId: string, server: string): Promise<ServerRollouts>;
 }
 
 type Family = 'requests' | 'resources' | 'sessions' | 'health';
@@ -157,6 +160,7 @@ export function batchReader(
   const health = memo<CheckFailures[]>();
   const deployed = memo<Map<string, Deployed>>();
   const statuses = memo<Map<string, string>>();
+  const rollouts = memo<ServerRollouts>();
   return {
     async requests(scope) {
       const key = batchKey('requests', scope);
@@ -197,5 +201,7 @@ export function batchReader(
       deployed(JSON.stringify([orgId, server]), () => readDeployed(deps.db, orgId, server)),
     statuses: (orgId, server) =>
       statuses(JSON.stringify([orgId, server]), () => readStatuses(deps.db, orgId, server)),
+    rollouts: (orgId, server) =>
+      rollouts(JSON.stringify([orgId, server]), () => readRollouts(deps.db, orgId, server, now)),
   };
 }

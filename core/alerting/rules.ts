@@ -11,6 +11,7 @@ import {
   validateRule,
   type Annotations,
   type Condition,
+  type DuringRollout,
   type ExecErrState,
   type NoDataState,
   type Rule,
@@ -42,6 +43,8 @@ interface RuleRow {
   group_wait_ms: number;
   group_interval_ms: number;
   repeat_interval_ms: number;
+  during_rollout: DuringRollout;
+  correlation_window_ms: number;
   enabled: boolean;
   created_by: string;
   created_at: Date;
@@ -75,6 +78,8 @@ export function toRule(row: RuleRow): Rule {
     groupWaitMs: row.group_wait_ms,
     groupIntervalMs: row.group_interval_ms,
     repeatIntervalMs: row.repeat_interval_ms,
+    duringRollout: row.during_rollout,
+    correlationWindowMs: row.correlation_window_ms,
     enabled: row.enabled,
     createdBy: row.created_by,
     createdAt: row.created_at,
@@ -156,7 +161,8 @@ export async function enabledRules(
 
 const COLUMNS = `name, server, environment, version_selector, kind, condition, interval_ms, window_ms, for_ms,
   keep_firing_for_ms, severity, labels, annotations, no_data_state, exec_err_state, group_by, group_wait_ms,
-  group_interval_ms, repeat_interval_ms, enabled`;
+  group_interval_ms, repeat_interval_ms, during_rollout, correlation_window_ms, enabled`;
+const COLUMN_COUNT = COLUMNS.split(',').length;
 
 function values(f: RuleFields): unknown[] {
   return [
@@ -179,6 +185,8 @@ function values(f: RuleFields): unknown[] {
     f.groupWaitMs,
     f.groupIntervalMs,
     f.repeatIntervalMs,
+    f.duringRollout,
+    f.correlationWindowMs,
     f.enabled,
   ];
 }
@@ -204,7 +212,7 @@ export async function createRule(db: Db, ctx: Context, input: RuleInput): Promis
     const id = newId();
     const [row] = await tx.query<RuleRow>(
       `INSERT INTO alert_rules (id, org_id, created_by, ${COLUMNS})
-       VALUES ($1, $2, $3, ${Array.from({ length: 20 }, (_, i) => `$${i + 4}`).join(', ')}) RETURNING *`,
+       VALUES ($1, $2, $3, ${Array.from({ length: COLUMN_COUNT }, (_, i) => `$${i + 4}`).join(', ')}) RETURNING *`,
       [id, ctx.principal.orgId, ctx.principal.tokenName, ...values(fields)],
     );
     const rule = toRule(row as RuleRow);
@@ -241,7 +249,7 @@ export async function updateRule(
     await assertNameFree(tx, ctx.principal.orgId, fields.name, id);
     const [row] = await tx.query<RuleRow>(
       `UPDATE alert_rules SET (${COLUMNS}, updated_at) =
-         (${Array.from({ length: 20 }, (_, i) => `$${i + 2}`).join(', ')}, now())
+         (${Array.from({ length: COLUMN_COUNT }, (_, i) => `$${i + 2}`).join(', ')}, now())
        WHERE id = $1 RETURNING *`,
       [id, ...values(fields)],
     );

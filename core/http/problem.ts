@@ -52,11 +52,29 @@ export function sendProblem(reply: FastifyReply, body: Problem) {
   return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
 }
 
+/**
+ * ajv says "must be equal to constant" once per value of a union of literals, without the value:
+ * a field outside its allowed values is said as `body/severity must be one of critical, warning, info`.
+ */
+function validationMessage(error: FastifyError, context: string): string {
+  const allowed = new Map<string, unknown[]>();
+  for (const v of error.validation ?? []) {
+    const values =
+      v.keyword === 'const' ? [v.params.allowedValue] : v.keyword === 'enum' ? v.params.allowedValues : null;
+    if (!Array.isArray(values)) continue;
+    allowed.set(v.instancePath, [...(allowed.get(v.instancePath) ?? []), ...(values as unknown[])]);
+  }
+  if (allowed.size === 0) return error.message;
+  return [...allowed]
+    .map(([path, values]) => `${context}${path} must be one of ${values.map(String).join(', ')}`)
+    .join('; ');
+}
+
 /** Maps Fastify's own error codes to stable Pylee codes and sentences. */
 function fromFastifyError(req: FastifyRequest, error: FastifyError, bodyLimit: number): Problem | undefined {
   if (error.validation) {
     const context = error.validationContext ?? 'request';
-    return problem(req, 400, 'invalid-request', `${error.message}`, {
+    return problem(req, 400, 'invalid-request', validationMessage(error, context), {
       errors: error.validation.map((v) => ({
         in: context,
         path: v.instancePath || '/',

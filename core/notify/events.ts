@@ -66,6 +66,38 @@ export interface AlertNotice {
   comparePath: string | null;
   /** Crash-free sessions of the alerted version in its environment over the rule's window. */
   sessions?: SessionsNotice | null;
+  /** The active rollout the alerted version is the candidate of, if it is. */
+  rollout?: RolloutNotice | null;
+  /** Rollout steps and configuration changes shortly before the alert began, newest first. */
+  correlation?: CorrelationNotice[];
+  /** Why it resolved when that is not its condition: e.g. the version no longer receives traffic. */
+  resolution?: string | null;
+}
+
+/** The rollout of an alert's version: deployment, step, traffic weight, since when. */
+export interface RolloutNotice {
+  deploymentId: string;
+  environment: string;
+  version: string;
+  /** 1-based step; null before the first. */
+  step: number | null;
+  steps: number;
+  /** Percent of traffic the version receives. */
+  weight: number;
+  status: string;
+  startedAt: string;
+  startedBy: string;
+  /** A canary analysis of the rollout is running. */
+  analysisRunning: boolean;
+}
+
+/** "began 3 min after 1.4.0 reached 25 % in production". */
+export interface CorrelationNotice {
+  kind: 'rollout' | 'configuration';
+  at: string;
+  text: string;
+  actor: string;
+  deploymentId?: string;
 }
 
 /** One version's sessions in a window; rates 0..1, null without a finished session. */

@@ -1,4 +1,10 @@
-import type { AlertGroupData, AlertNotice, SessionsNotice, VersionSessionsNotice } from './events.ts';
+import type {
+  AlertGroupData,
+  AlertNotice,
+  RolloutNotice,
+  SessionsNotice,
+  VersionSessionsNotice,
+} from './events.ts';
 import type { StoredEvent } from './publisher.ts';
 
 /** Slack's documented Block Kit limits; longer text is cut with an ellipsis rather than refused by Slack. */
@@ -148,6 +154,31 @@ function observedLine(alert: AlertNotice): string {
   return `${esc(alert.metric)} *${formatNumber(alert.value)}* vs ${against}`;
 }
 
+/** "Rollout: deployment 1a2b3c4d, step 1/2 at 10 % since …, canary analysis running"; null without one. */
+export function rolloutLine(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const r = value as Partial<RolloutNotice>;
+  if (typeof r.deploymentId !== 'string' || typeof r.weight !== 'number') return null;
+  const step = typeof r.step === 'number' ? `step ${r.step}/${r.steps ?? '?'} ` : '';
+  const since = typeof r.startedAt === 'string' ? ` since ${r.startedAt}` : '';
+  return `Rollout: deployment ${r.deploymentId.slice(0, 8)}, ${step}at ${r.weight} %${since}${r.analysisRunning ? ', canary analysis running' : ''}`;
+}
+
+/** What an alert's notice adds about rollouts: the rollout, what it began after, why it resolved. */
+function rolloutLines(alert: AlertNotice): string[] {
+  const lines: string[] = [];
+  const rollout = rolloutLine(alert.rollout);
+  if (rollout) lines.push(rollout);
+  if (Array.isArray(alert.correlation)) {
+    for (const c of alert.correlation.slice(0, 2)) {
+      if (typeof c?.text === 'string' && c.text) lines.push(`${c.text[0]?.toUpperCase()}${c.text.slice(1)}`);
+    }
+  }
+  if (alert.status === 'resolved' && typeof alert.resolution === 'string')
+    lines.push(`Resolved: ${alert.resolution}`);
+  return lines;
+}
+
 function renderAlertGroup(event: StoredEvent, data: AlertGroupData, options: RenderOptions): SlackMessage {
   const resolved = data.status === 'resolved';
   const alerts = data.alerts;
@@ -181,6 +212,7 @@ function renderAlertGroup(event: StoredEvent, data: AlertGroupData, options: Ren
     ];
     if (alert.annotations.summary) lines.push(esc(alert.annotations.summary));
     lines.push(observedLine(alert));
+    for (const line of rolloutLines(alert)) lines.push(esc(line));
     if (alerts.length > 1 && (alert.version || alert.server)) {
       lines.push(
         [alert.server, alert.environment, alert.version]

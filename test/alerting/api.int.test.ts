@@ -128,6 +128,9 @@ describe('alert rules API', () => {
       [{ ...errorRule, labels: { alertname: 'x' } }, /set by Pylee/],
       [{ ...errorRule, metric: 'p95' }, /metric/],
       [{ ...errorRule, surprise: true }, /surprise|additional/i],
+      [{ ...errorRule, duringRollout: 'pause' }, /duringRollout.*notify.*hold.*inhibit/],
+      [{ ...errorRule, correlationWindow: 'recently' }, /correlationWindow "recently" is not a duration/],
+      [{ ...errorRule, correlationWindow: '2d' }, /correlationWindow must be at most/],
     ];
     for (const [body, detail] of cases) {
       const res = await call('POST', '/alert-rules', body);

@@ -336,6 +336,13 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
       }
       if (url.includes('alerts')) {
         await page.getByText('Canary error rate').first().waitFor();
+        // The canary's alert says it is in a rollout and what it began after.
+        const rollout = page.locator('td .rollout').first();
+        await rollout.waitFor();
+        expect(await rollout.innerText()).toMatch(/^In rollout: step \d+\/\d+ at \d+ %/);
+        expect(await page.locator('td .correlation').first().innerText()).toMatch(
+          /^Began \d+ (s|min) after 1\.1\.0 reached \d+ % in production$/,
+        );
         await shot(page, 'alerts');
       }
       if (url === '/servers/weather') await shot(page, 'server');

@@ -102,6 +102,22 @@ export interface Comparison {
   newErrorTypes: { errorType: string; errors: number }[];
   /** Both versions' release health over the window; null without an environment. */
   sessions: { baseline: SessionSummary; candidate: SessionSummary } | null;
+  /** What changed from baseline to candidate (GET …/changes rows); null when a version is not registered. */
+  changes?: ChangeRow[] | null;
+}
+
+/** One change between two versions; a secret's before/after is set/unset/changed/rotated, never a value. */
+export interface ChangeRow {
+  kind: string;
+  name: string;
+  before: string | null;
+  after: string | null;
+  scope: string;
+  actor: string | null;
+  at: string | null;
+  detail?: string;
+  distance?: string;
+  breaking?: boolean;
 }
 
 /** Sessions of one version by status, with its crash-free rates (0..1, null without a finished one). */
@@ -465,6 +481,17 @@ export interface Alert {
   startsAt?: string;
   activeAt?: string;
   endsAt?: string | null;
+  /** The rollout its version is the candidate of, while it is. */
+  rollout?: {
+    deploymentId: string;
+    step: number | null;
+    steps: number;
+    weight: number;
+    analysisRunning: boolean;
+  } | null;
+  /** Rollout steps and configuration changes shortly before it began. */
+  correlation?: { kind: string; at: string; text: string; actor: string }[];
+  heldBy?: { deploymentId: string; since: string | null } | null;
   [key: string]: unknown;
 }
 
