@@ -17,6 +17,7 @@ import { channelCommands } from './commands/channels.ts';
 import { checkCommands } from './commands/checks.ts';
 import { deployCommands } from './commands/deploy.ts';
 import { gatewayCommands } from './commands/gateway.ts';
+import { inhibitionCommands } from './commands/inhibitions.ts';
 import { releaseHealthCommands } from './commands/release-health.ts';
 import { loginCommands } from './commands/login.ts';
 import { orgCommands } from './commands/orgs.ts';
@@ -64,6 +65,7 @@ const COMMANDS: Command[] = [
   ...tokenCommands,
   ...orgCommands,
   ...alertCommands,
+  ...inhibitionCommands,
   ...channelCommands,
   ...checkCommands,
   {

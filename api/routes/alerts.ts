@@ -199,7 +199,8 @@ const HistoryEvent = Type.Object({
       },
       {
         additionalProperties: true,
-        description: 'Set where notifications of the alert began (muted) or stopped (released) being kept back',
+        description:
+          'Set where notifications of the alert began (muted) or stopped (released) being kept back',
       },
     ),
   ),

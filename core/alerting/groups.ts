@@ -3,6 +3,7 @@ import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import type { AlertGroupData, AlertNotice, EventPublisher, PyleeEvent } from '../notify/events.ts';
 import type { Rule } from './model.ts';
+import { mutedAlerts, recordMutes, type StoredMute } from './mutes.ts';
 
 /**
  * Alertmanager's aggregation groups, kept in Postgres so any number of alerts processes share them
@@ -54,6 +55,7 @@ interface GroupAlertRow {
   notice: AlertNotice;
   notified_firing: boolean;
   acknowledged: boolean;
+  muted_by: StoredMute | null;
 }
 
 /**
@@ -235,7 +237,16 @@ export async function flushDueGroups(db: Db, now = Date.now(), limit = 50): Prom
         'SELECT * FROM alert_group_alerts WHERE org_id = $1 AND group_key = $2 ORDER BY fingerprint',
         key,
       );
-      const firing = alerts.filter((a) => a.status === 'firing');
+      // Muted (inhibited) firing alerts stay in the group but out of its notifications until released.
+      const allFiring = alerts.filter((a) => a.status === 'firing');
+      const muted = await mutedAlerts(
+        tx,
+        group.org_id,
+        allFiring.map((a) => a.notice),
+        now,
+      );
+      await recordMutes(tx, group.org_id, group.group_key, allFiring, muted, now);
+      const firing = allFiring.filter((a) => !muted.has(a.fingerprint));
       const resolved = alerts.filter((a) => a.status === 'resolved');
       const firingSet = firing.map((a) => a.fingerprint).join(',');
       const changed = resolved.length > 0 || firingSet !== group.last_notified;
@@ -244,11 +255,11 @@ export async function flushDueGroups(db: Db, now = Date.now(), limit = 50): Prom
         group.last_flush_at !== null &&
         now - group.last_flush_at.getTime() >= group.repeat_interval_ms &&
         !firing.every((a) => a.acknowledged);
-      const send = alerts.length > 0 && (changed || repeatDue);
+      const send = firing.length + resolved.length > 0 && (changed || repeatDue);
       if (send) {
         const id = newId();
         const severity = { critical: 0, warning: 1, info: 2 };
-        const notices = alerts
+        const notices = [...firing, ...resolved]
           .map((a) => a.notice)
           .sort((a, b) => severity[a.severity] - severity[b.severity]);
         await tx.query(
@@ -267,18 +278,21 @@ export async function flushDueGroups(db: Db, now = Date.now(), limit = 50): Prom
         `DELETE FROM alert_group_alerts WHERE org_id = $1 AND group_key = $2 AND status = 'resolved'`,
         key,
       );
-      if (firing.length === 0) {
+      if (allFiring.length === 0) {
         await tx.query('DELETE FROM alert_groups WHERE org_id = $1 AND group_key = $2', key);
         continue;
       }
       await tx.query(
-        `UPDATE alert_group_alerts SET notified_firing = true WHERE org_id = $1 AND group_key = $2 AND status = 'firing'`,
-        key,
+        `UPDATE alert_group_alerts SET notified_firing = true
+          WHERE org_id = $1 AND group_key = $2 AND status = 'firing' AND NOT (fingerprint = ANY($3))`,
+        [...key, [...muted.keys()]],
       );
       const lastFlush = send ? now : (group.last_flush_at?.getTime() ?? now);
       // Not sent (acknowledged, or the change undid itself): look again at the next repeat.
       let next = lastFlush + group.repeat_interval_ms;
       if (next <= now) next = now + group.repeat_interval_ms;
+      // Muted alerts are looked at again every group_interval, so a release goes out that soon.
+      if (muted.size > 0) next = Math.min(next, now + group.group_interval_ms);
       await tx.query(
         `UPDATE alert_groups SET last_flush_at = $3, last_notified = $4, next_flush_at = $5
           WHERE org_id = $1 AND group_key = $2`,

@@ -327,6 +327,49 @@ const notifyRoutes: RouteCase[] = [
   },
 ];
 
+const inhibitionBody = () => ({
+  name: fresh(),
+  sourceMatchers: [{ name: 'severity', op: '=', value: 'critical' }],
+  targetMatchers: [{ name: 'server', op: '=', value: fresh() }],
+  equal: ['environment'],
+});
+const freshInhibition = async () =>
+  (await asAdmin('POST', '/api/v1/inhibitions', inhibitionBody())).id as string;
+
+/** Inhibition rules: read to list, write to change. */
+const inhibitionRoutes: RouteCase[] = [
+  {
+    method: 'GET',
+    route: '/api/v1/inhibitions',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/inhibitions' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/inhibitions',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/inhibitions', body: inhibitionBody() }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/inhibitions/:id',
+    needs: 'read',
+    request: async () => ({ url: `/api/v1/inhibitions/${await freshInhibition()}` }),
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/inhibitions/:id',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/inhibitions/${await freshInhibition()}`, body: inhibitionBody() }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/inhibitions/:id',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/inhibitions/${await freshInhibition()}` }),
+  },
+];
+
 /** A server with 1.0.0 and 1.1.0 and no telemetry: an analysis of them runs and is inconclusive. */
 const freshAnalysisServer = async () => {
   const server = await freshServer();
@@ -480,6 +523,7 @@ const ROUTES: RouteCase[] = [
   ...analysisRoutes,
   ...deploymentRoutes,
   ...notifyRoutes,
+  ...inhibitionRoutes,
   {
     method: 'GET',
     route: '/api/v1/servers',
@@ -612,6 +656,12 @@ const ROUTES: RouteCase[] = [
     route: '/api/v1/servers/:server/compare',
     needs: 'read',
     request: async () => ({ url: '/api/v1/servers/matrix/compare?baseline=1.0.0&candidate=1.1.0-rc.1' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/changes',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/changes?baseline=1.0.0&candidate=1.1.0-rc.1' }),
   },
   {
     method: 'GET',
