@@ -27,6 +27,7 @@ import { deploymentRoutes } from './routes/deployments.ts';
 import { environmentRoutes } from './routes/environments.ts';
 import { gatewayRoutes } from './routes/gateway.ts';
 import { healthCheckRoutes } from './routes/health-checks.ts';
+import { inhibitionRoutes } from './routes/inhibitions.ts';
 import { ingestKeyRoutes } from './routes/ingest-keys.ts';
 import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
@@ -152,6 +153,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(vulnerabilityRoutes(stores.db, deploy.deps.publisher));
       await v1.register(healthCheckRoutes(stores.db, stores.warehouse, stores.redis));
       await v1.register(alertRoutes({ ...stores, logger: deps.logger }));
+      await v1.register(inhibitionRoutes(stores.db));
       const canary = openCanaryQueue(stores.redis, deps.logger);
       v1.addHook('onClose', () => canary.close());
       await v1.register(
