@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorkers, type Workers } from '#alerts/workers.ts';
 import type { Rule } from '#core/alerting/model.ts';
-import { createRule } from '#core/alerting/rules.ts';
+import { evaluateRule } from '#core/alerting/engine.ts';
+import { flushDueGroups } from '#core/alerting/groups.ts';
+import { createRule, deleteRule } from '#core/alerting/rules.ts';
 import type { Context } from '#core/auth/principal.ts';
 import { createChannel } from '#core/notify/channels.ts';
 import type { AlertGroupData } from '#core/notify/events.ts';
@@ -14,7 +16,7 @@ import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } fr
 import { pyleeEnv, runPylee } from '#test/helpers/pylee-process.ts';
 import { startSink, type Sink, type SinkRequest } from '#test/helpers/sink.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
-import { requests } from './helpers.ts';
+import { requests, write } from './helpers.ts';
 
 // Inhibition rules end to end: the API, then real alert workers evaluating real telemetry and
 // delivering to a real webhook sink, with the inhibited notification recorded in the alert's history.
@@ -201,6 +203,100 @@ describe('pylee inhibitions', () => {
     expect(deleted.code, deleted.stderr).toBe(0);
     expect((await call('GET', `/inhibitions/${rule.id}`)).status).toBe(404);
   }, 60_000);
+});
+
+describe('inhibition in flushDueGroups, step by step', () => {
+  it('re-checks a held group every group_interval, releases it when its rule is deleted, and never announces a target that resolved while held', async () => {
+    const t0 = Date.now();
+    await write(
+      writer,
+      requests({
+        orgId: api.org.id,
+        server: 'ledger',
+        version: '1.0.0',
+        from: t0 - 60_000,
+        to: t0,
+        count: 40,
+        errorRate: 0.8,
+      }),
+    );
+    const rule = (name: string, threshold: number, severity: 'critical' | 'warning') =>
+      createRule(stores.db, ctx, {
+        name,
+        server: 'ledger',
+        kind: 'threshold',
+        metric: 'errorRate',
+        threshold,
+        window: '2m',
+        groupWait: '0s',
+        groupInterval: '10s',
+        noDataState: 'OK',
+        severity,
+      });
+    const inhibit = () =>
+      call('POST', '/inhibitions', {
+        sourceMatchers: [m('alertname', '=', 'ledger down')],
+        targetMatchers: [m('alertname', '=~', 'ledger (errors|slow)')],
+        equal: ['server'],
+      });
+    const notified = async (name: string) =>
+      (
+        await stores.db.query<{ event: { data: AlertGroupData } }>('SELECT event FROM alert_notifications')
+      ).filter((n) => n.event.data.alerts?.some((a) => a.ruleName === name)).length;
+    const source = await rule('ledger down', 0.5, 'critical');
+    const target = await rule('ledger errors', 0.2, 'warning');
+    const held = await inhibit();
+    await evaluateRule(stores, source.id, { now: t0 });
+    await evaluateRule(stores, target.id, { now: t0 });
+    await flushDueGroups(stores.db, t0);
+    expect(await notified('ledger down')).toBe(1);
+    expect(await notified('ledger errors')).toBe(0);
+    const [group] = await stores.db.query<{ next_flush_at: Date; muted_by: { inhibitionId: string } }>(
+      `SELECT g.next_flush_at, a.muted_by FROM alert_groups g JOIN alert_group_alerts a USING (org_id, group_key)
+        WHERE a.notice->>'ruleName' = 'ledger errors'`,
+    );
+    expect(group?.muted_by.inhibitionId).toBe(held.body.id);
+    // Looked at again within one group_interval, not only at repeat_interval.
+    expect(group?.next_flush_at.getTime()).toBe(t0 + 10_000);
+
+    // Still held at the next look; deleting the rule releases it at the look after.
+    await flushDueGroups(stores.db, t0 + 10_000);
+    expect(await notified('ledger errors')).toBe(0);
+    await call('DELETE', `/inhibitions/${held.body.id}`);
+    await flushDueGroups(stores.db, t0 + 20_000);
+    expect(await notified('ledger errors')).toBe(1);
+    const [targetAlert] = await stores.db.query<{ id: string }>(
+      'SELECT id FROM alert_instances WHERE rule_id = $1',
+      [target.id],
+    );
+    const reasons = (await call('GET', `/alerts/${targetAlert?.id}`)).body.history.map(
+      (h: { reason: string }) => h.reason,
+    );
+    expect(reasons[0]).toMatch(
+      /^no longer inhibited by ledger down \{.*\}: inhibition rule [0-9a-f-]+ was deleted; notified$/,
+    );
+
+    // A target held from its start that resolves while held was never announced: nothing is sent.
+    const again = await inhibit();
+    const slow = await rule('ledger slow', 0.3, 'warning');
+    await evaluateRule(stores, slow.id, { now: t0 + 20_000 });
+    await flushDueGroups(stores.db, t0 + 20_000);
+    await evaluateRule(stores, slow.id, { now: t0 + 300_000 });
+    await flushDueGroups(stores.db, t0 + 300_000);
+    expect(await notified('ledger slow')).toBe(0);
+    const [slowAlert] = await stores.db.query<{ id: string; state: string }>(
+      'SELECT id, state FROM alert_instances WHERE rule_id = $1',
+      [slow.id],
+    );
+    expect(slowAlert?.state).toBe('resolved');
+    const slowHistory = (await call('GET', `/alerts/${slowAlert?.id}`)).body.history as {
+      mutedBy: unknown;
+    }[];
+    expect(slowHistory.filter((h) => h.mutedBy)).toHaveLength(1);
+
+    await call('DELETE', `/inhibitions/${again.body.id}`);
+    for (const r of [source, target, slow]) await deleteRule(stores.db, ctx, r.id);
+  });
 });
 
 describe('inhibition at notification time, with real workers and a webhook sink', () => {
