@@ -22,6 +22,7 @@ import { accessLogRoutes } from './routes/access-log.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { analysisRoutes } from './routes/analyses.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { changeRoutes } from './routes/changes.ts';
 import { channelRoutes } from './routes/channels.ts';
 import { deploymentRoutes } from './routes/deployments.ts';
 import { environmentRoutes } from './routes/environments.ts';
@@ -133,6 +134,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(registryRoutes(stores.db));
       await v1.register(ingestKeyRoutes(stores.db));
       await v1.register(telemetryRoutes(stores.db, stores.warehouse));
+      await v1.register(changeRoutes(stores.db, stores.warehouse));
       await v1.register(overviewRoutes(stores.db, stores.warehouse));
       await v1.register(releaseHealthRoutes(stores.db, stores.warehouse));
       await v1.register(

@@ -1,8 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { versionChanges } from '#core/changes/index.ts';
 import { duration } from '#core/config.ts';
 import { BadRequestError, ConfigError } from '#core/errors.ts';
 import type { Db } from '#core/db/client.ts';
+import { ENVIRONMENT_PATTERN } from '#core/registry/variables.ts';
 import { compareReport, metricSeries, parseWindow, versionSummary } from '#core/telemetry/version-health.ts';
 import type { Warehouse } from '#core/warehouse/client.ts';
 import { contextOf } from '../plugins/auth.ts';
@@ -34,6 +36,9 @@ function windowOf(query: { from?: string; to?: string; window?: string }) {
   }
   return parseWindow({ from: query.from, to: query.to, windowMs });
 }
+
+// Telemetry may name environments the registry cannot (no variables there): no changes for those.
+const ENVIRONMENT_RE = new RegExp(ENVIRONMENT_PATTERN);
 
 const Server = Type.Object({ server: Type.String({ maxLength: 255 }) }, { additionalProperties: false });
 const Loose = Type.Record(Type.String(), Type.Unknown());
@@ -151,14 +156,34 @@ export function telemetryRoutes(db: Db, warehouse: Warehouse): FastifyPluginAsyn
         },
         preHandler: read,
       },
-      async (req) =>
-        compareReport(db, warehouse, contextOf(req).principal, {
+      async (req) => {
+        const window = windowOf(req.query);
+        const report = await compareReport(db, warehouse, contextOf(req).principal, {
           server: req.params.server,
-          ...windowOf(req.query),
+          ...window,
           environment: req.query.environment,
           candidate: req.query.candidate,
           baseline: req.query.baseline,
-        }),
+        });
+        // What changed (core/changes), when the registry knows both versions; events of the 7 days before `to`.
+        const { registered } = report;
+        const changes =
+          registered.server &&
+          registered.baseline &&
+          registered.candidate &&
+          (req.query.environment === undefined || ENVIRONMENT_RE.test(req.query.environment))
+            ? (
+                await versionChanges(db, contextOf(req).principal, {
+                  server: report.server,
+                  baseline: report.baseline.version,
+                  candidate: report.candidate.version,
+                  environment: req.query.environment,
+                  to: new Date(Number(window.to)),
+                })
+              ).changes
+            : null;
+        return { ...report, changes };
+      },
     );
   };
 }

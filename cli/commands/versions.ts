@@ -152,7 +152,94 @@ function checkStatus(ctx: CommandContext, status: string | undefined): void {
   }
 }
 
+interface ChangesAnswer {
+  server: string;
+  baseline: string;
+  candidate: string;
+  environment: string | null;
+  window: { from: string; to: string };
+  contractCompared: boolean;
+  changes: {
+    kind: string;
+    name: string;
+    before: string | null;
+    after: string | null;
+    scope: string;
+    actor: string | null;
+    at: string | null;
+    detail?: string;
+  }[];
+  summary: string;
+}
+
+const CHANGE_FORMATS = ['table', 'json'] as const;
+
+/** `1.3.0 → 1.4.0 in production` with a table of the changes (secrets never carry values in the API's answer). */
+function describeChanges(c: ChangesAnswer): string {
+  const head = `${c.baseline} → ${c.candidate}${c.environment ? ` in ${c.environment}` : ''} (configuration events ${shortTime(c.window.from)} – ${shortTime(c.window.to)} UTC${c.contractCompared ? '' : '; no tools/list of both versions, contract not compared'})`;
+  if (c.changes.length === 0) return `${head}\nno changes`;
+  const change = (r: ChangesAnswer['changes'][number]) =>
+    r.before === null && r.after === null ? '' : `${r.before ?? '-'} → ${r.after ?? '-'}`;
+  return [
+    head,
+    table(
+      ['KIND', 'NAME', 'CHANGE', 'SCOPE', 'ACTOR', 'WHEN (UTC)', 'DETAIL'],
+      c.changes.map((r) => [
+        r.kind,
+        r.name,
+        change(r),
+        r.scope,
+        r.actor ?? '-',
+        shortTime(r.at),
+        r.detail ?? '',
+      ]),
+    ),
+    c.summary,
+  ].join('\n');
+}
+
 export const versionCommands: Command[] = [
+  {
+    name: 'versions changes',
+    args: ['<server>'],
+    summary:
+      'what changed from baseline to candidate: packages, remotes, variables, secrets, contract, config events',
+    flags: {
+      candidate: { type: 'string', value: 'V', required: true, description: 'the newer version' },
+      baseline: {
+        type: 'string',
+        value: 'V',
+        description: 'the version to compare with (default: the stable one serving the environment)',
+      },
+      environment: { type: 'string', value: 'E', description: 'resolve variables and secrets for E' },
+      window: { type: 'string', value: 'D', description: 'configuration events over D (default 7d)' },
+      format: { type: 'string', value: 'table|json', description: 'output (default table)' },
+    },
+    async run(ctx) {
+      const [server] = ctx.positionals as [string];
+      const flags = ctx.flags as {
+        candidate: string;
+        baseline?: string;
+        environment?: string;
+        window?: string;
+        format?: string;
+      };
+      const format = ctx.json ? 'json' : (flags.format ?? 'table');
+      if (!(CHANGE_FORMATS as readonly string[]).includes(format))
+        ctx.usage(`--format ${format}: use ${CHANGE_FORMATS.join(' or ')}`);
+      const answer = await api<ChangesAnswer>(
+        ctx.client,
+        'GET',
+        `/servers/${segment(server)}/changes${query({
+          candidate: flags.candidate,
+          baseline: flags.baseline,
+          environment: flags.environment,
+          window: flags.window,
+        })}`,
+      );
+      ctx.print(answer, format === 'json' ? JSON.stringify(answer, null, 2) : describeChanges(answer));
+    },
+  },
   {
     name: 'versions create',
     args: ['<server>', '<version>'],

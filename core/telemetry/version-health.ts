@@ -141,6 +141,23 @@ export async function compareReport(
   };
 }
 
+/** The baseline {@link compareReport} compares against: `baseline` when given, else its default. */
+export async function compareBaseline(
+  db: Queryable,
+  warehouse: Warehouse,
+  principal: Principal,
+  scope: HealthScope & { candidate: string; baseline?: string | undefined },
+): Promise<string> {
+  assertServerAccess(principal, scope.server);
+  if (scope.baseline) return scope.baseline;
+  return defaultBaseline(
+    warehouse,
+    principal,
+    scope,
+    (await registryStatus(db, principal, scope.server)).versions,
+  );
+}
+
 async function defaultBaseline(
   warehouse: Warehouse,
   principal: Principal,
