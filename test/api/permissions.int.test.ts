@@ -665,12 +665,6 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: 'GET',
-    route: '/api/v1/servers/:server/changes',
-    needs: 'read',
-    request: async () => ({ url: '/api/v1/servers/matrix/changes?baseline=1.0.0&candidate=1.1.0-rc.1' }),
-  },
-  {
-    method: 'GET',
     route: '/api/v1/servers/:server/release-health',
     needs: 'read',
     request: async () => ({ url: '/api/v1/servers/matrix/release-health?environment=staging&window=24h' }),
