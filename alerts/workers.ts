@@ -11,6 +11,7 @@ import type { Warehouse } from '#core/warehouse/client.ts';
 import type { SecretBox } from '#core/crypto/secret-box.ts';
 import { advisoriesImportProcessor } from './processors/advisories-import.ts';
 import { auditChainCheckProcessor } from './processors/audit-chain-check.ts';
+import { retentionApplyProcessor } from './processors/retention-apply.ts';
 import { sessionRollupProcessor } from './processors/session-rollup.ts';
 import { startAlertWorkers, type AlertWorkerDeps, type AlertWorkers } from './processors/alert-evaluate.ts';
 import { startNotifyWorker, type NotifyWorker, type NotifyWorkerDeps } from './processors/notify.ts';
@@ -25,6 +26,8 @@ export interface WorkerDeps {
   logger: Logger;
   /** @defaultValue 15 minutes */
   auditCheckEveryMs?: number;
+  /** How often version-retention policies are applied. @defaultValue 24 hours */
+  retentionEveryMs?: number;
   /** How often sessions are settled into the release-health rollups. @defaultValue 60 s */
   sessionRollupEveryMs?: number;
   /** Health checks (and startup verification) run only with a warehouse to write results to. */
@@ -66,7 +69,15 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     { every: deps.auditCheckEveryMs ?? 15 * 60_000 },
     { name: JOBS.auditChainCheck, opts: { removeOnComplete: 100, removeOnFail: 100 } },
   );
-  const processors: Record<string, Processor> = { [JOBS.auditChainCheck]: auditChainCheckProcessor(deps) };
+  await maintenance.upsertJobScheduler(
+    JOBS.retentionApply,
+    { every: deps.retentionEveryMs ?? 24 * 60 * 60_000 },
+    { name: JOBS.retentionApply, opts: { removeOnComplete: 30, removeOnFail: 30 } },
+  );
+  const processors: Record<string, Processor> = {
+    [JOBS.auditChainCheck]: auditChainCheckProcessor(deps),
+    [JOBS.retentionApply]: retentionApplyProcessor(deps),
+  };
   if (deps.warehouse) {
     await maintenance.upsertJobScheduler(
       JOBS.sessionRollup,

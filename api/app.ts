@@ -35,6 +35,7 @@ import { orgRoutes } from './routes/orgs.ts';
 import { overviewRoutes } from './routes/overview.ts';
 import { registryRoutes } from './routes/registry.ts';
 import { releaseHealthRoutes } from './routes/release-health.ts';
+import { retentionRoutes } from './routes/retention.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
@@ -132,6 +133,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(versionRoutes(stores.db, deps.secretBox));
       await v1.register(variableRoutes(stores.db, deps.secretBox));
       await v1.register(registryRoutes(stores.db));
+      await v1.register(retentionRoutes(stores.db));
       await v1.register(ingestKeyRoutes(stores.db));
       await v1.register(telemetryRoutes(stores.db, stores.warehouse));
       await v1.register(changeRoutes(stores.db, stores.warehouse));

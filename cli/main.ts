@@ -19,6 +19,7 @@ import { deployCommands } from './commands/deploy.ts';
 import { gatewayCommands } from './commands/gateway.ts';
 import { inhibitionCommands } from './commands/inhibitions.ts';
 import { releaseHealthCommands } from './commands/release-health.ts';
+import { retentionCommands } from './commands/retention.ts';
 import { loginCommands } from './commands/login.ts';
 import { orgCommands } from './commands/orgs.ts';
 import { serverCommands } from './commands/servers.ts';
@@ -57,6 +58,7 @@ const COMMANDS: Command[] = [
   ...loginCommands,
   ...serverCommands,
   ...versionCommands,
+  ...retentionCommands,
   ...vulnerabilityCommands,
   ...deployCommands,
   ...canaryCommands,

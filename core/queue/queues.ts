@@ -22,4 +22,6 @@ export const JOBS = {
   /** Settling ended and idle sessions into the release-health rollups (core/release-health/rollups.ts). */
   sessionRollup: 'session-rollup',
   advisoriesImport: 'advisories-import',
+  /** Applying version-retention policies (core/registry/retention.ts). */
+  retentionApply: 'retention-apply',
 } as const;

@@ -67,7 +67,7 @@ describe('maintenance workers', () => {
     });
     running.push(second);
     const schedulers = await second.queues.maintenance.getJobSchedulers();
-    expect(schedulers.map((s) => s.key)).toEqual([JOBS.auditChainCheck]);
+    expect(schedulers.map((s) => s.key).sort()).toEqual([JOBS.auditChainCheck, JOBS.retentionApply].sort());
   });
 
   it('settle sessions into the release-health rollups, one process at a time', async () => {

@@ -370,6 +370,61 @@ const inhibitionRoutes: RouteCase[] = [
   },
 ];
 
+const retentionBody = { keepPerLine: 3, keepDeployedWithinDays: 30 };
+
+/** Version retention: read to see a policy and its dry run, write to change one. */
+const retentionRoutes: RouteCase[] = [
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/retention',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/retention' }),
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/servers/:server/retention',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/servers/${await freshServer()}/retention`, body: retentionBody }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/servers/:server/retention',
+    needs: 'write',
+    request: async () => {
+      const server = await freshServer();
+      await asAdmin('PUT', `/api/v1/servers/${server}/retention`, retentionBody);
+      return { url: `/api/v1/servers/${server}/retention` };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/servers/:server/retention/preview',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/retention/preview' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/retention',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/retention' }),
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/retention',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/retention', body: retentionBody }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/retention',
+    needs: 'write',
+    request: async () => {
+      await asAdmin('PUT', '/api/v1/retention', retentionBody);
+      return { url: '/api/v1/retention' };
+    },
+  },
+];
+
 /** A server with 1.0.0 and 1.1.0 and no telemetry: an analysis of them runs and is inconclusive. */
 const freshAnalysisServer = async () => {
   const server = await freshServer();
@@ -524,6 +579,7 @@ const ROUTES: RouteCase[] = [
   ...deploymentRoutes,
   ...notifyRoutes,
   ...inhibitionRoutes,
+  ...retentionRoutes,
   {
     method: 'GET',
     route: '/api/v1/servers',
