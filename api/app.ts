@@ -30,6 +30,11 @@ import { gatewayRoutes } from './routes/gateway.ts';
 import { healthCheckRoutes } from './routes/health-checks.ts';
 import { inhibitionRoutes } from './routes/inhibitions.ts';
 import { ingestKeyRoutes } from './routes/ingest-keys.ts';
+import {
+  MCP_REGISTRY_PREFIXES,
+  mcpRegistryRoutes,
+  mcpRegistrySettingsRoutes,
+} from './routes/mcp-registry.ts';
 import { meRoutes } from './routes/me.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { overviewRoutes } from './routes/overview.ts';
@@ -92,6 +97,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(cookie);
   const sessions = new SessionStore(stores.redis.client, deps.secretBox);
   await installStatic(app);
+  // The MCP Registry API lives outside /api/v1, at the paths MCP clients expect (/v0/servers).
+  for (const prefix of MCP_REGISTRY_PREFIXES) {
+    const deps = {
+      db: stores.db,
+      redis: stores.redis.client,
+      rateLimit: config.rateLimit,
+      sessions,
+      gatewayBase: () => gatewayBaseUrl(config),
+    };
+    await app.register(mcpRegistryRoutes(deps), { prefix });
+  }
 
   await app.register(
     async (v1) => {
@@ -133,6 +149,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(versionRoutes(stores.db, deps.secretBox));
       await v1.register(variableRoutes(stores.db, deps.secretBox));
       await v1.register(registryRoutes(stores.db));
+      await v1.register(mcpRegistrySettingsRoutes(stores.db));
       await v1.register(retentionRoutes(stores.db));
       await v1.register(ingestKeyRoutes(stores.db));
       await v1.register(telemetryRoutes(stores.db, stores.warehouse));

@@ -749,6 +749,18 @@ const ROUTES: RouteCase[] = [
     needs: 'read',
     request: async () => ({ url: '/api/v1/registry/packages?registryType=npm&identifier=%40acme%2Fmatrix' }),
   },
+  {
+    method: 'GET',
+    route: '/api/v1/mcp-registry',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/mcp-registry' }),
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/mcp-registry',
+    needs: 'admin',
+    request: async () => ({ url: '/api/v1/mcp-registry', body: { public: false } }),
+  },
   { method: 'GET', route: '/api/v1/me', needs: null, request: async () => ({ url: '/api/v1/me' }) },
   {
     method: 'POST',
