@@ -133,13 +133,13 @@ export function retentionDecisions(
     if (reasons.length > 0) return { ...base, action: 'keep', reasons };
     const window =
       rules.keepDeployedWithinDays > 0
-        ? `not deployed anywhere in the last ${rules.keepDeployedWithinDays} day${rules.keepDeployedWithinDays === 1 ? '' : 's'}`
-        : 'no deployment window kept';
+        ? `; not deployed anywhere in the last ${rules.keepDeployedWithinDays} day${rules.keepDeployedWithinDays === 1 ? '' : 's'}`
+        : '';
     return {
       ...base,
       action: 'retire',
       reasons: [
-        `${ordinal(n)} newest of line ${line}, beyond the newest ${rules.keepPerLine}; ${window}; not running, pinned or last known good anywhere`,
+        `${ordinal(n)} newest of line ${line}, beyond the newest ${rules.keepPerLine}${window}; not running, pinned or last known good anywhere`,
       ],
     };
   });

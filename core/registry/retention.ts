@@ -10,7 +10,7 @@ import type { Db, Queryable } from '../db/client.ts';
 import { listEnvironmentRows } from '../deploy/environments.ts';
 import { ACTIVE_SQL } from '../deploy/records.ts';
 import { currentRelease, lastKnownGood } from '../deploy/releases.ts';
-import { BadRequestError, NotFoundError } from '../errors.ts';
+import { BadRequestError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { listOrgs, systemPrincipal, type Org } from '../orgs.ts';
 import type { Status } from './lifecycle.ts';
@@ -69,6 +69,15 @@ export function describePolicy(p: RetentionPolicyView, orgSlug: string): string 
   const scope =
     p.scope === 'server' ? `${p.server}'s retention policy` : `@${orgSlug}'s default retention policy`;
   return `${scope} (keep the newest ${p.keepPerLine} per line and anything deployed in the last ${p.keepDeployedWithinDays} day${p.keepDeployedWithinDays === 1 ? '' : 's'}; policy ${p.id})`;
+}
+
+/** The org default reaches every server: a token limited to some servers may not change it. */
+function assertOrgWide(principal: Principal): void {
+  if (principal.servers === null) return;
+  throw new ForbiddenError(
+    `this token is limited to servers ${principal.servers.join(', ')}, and the org's default retention policy applies to every server; set a policy on one of yours with PUT /servers/{server}/retention`,
+    'org-wide-change',
+  );
 }
 
 function checkInput(input: RetentionInput): void {
@@ -162,6 +171,7 @@ export async function putRetention(
 ): Promise<RetentionPolicyView> {
   checkInput(input);
   const { principal } = ctx;
+  if (serverSlug === null) assertOrgWide(principal);
   return db.transaction(async (tx) => {
     let server: ServerRow | undefined;
     if (serverSlug === null)
@@ -207,6 +217,7 @@ export async function deleteRetention(
   serverSlug: string | null,
 ): Promise<RetentionPolicyView> {
   const { principal } = ctx;
+  if (serverSlug === null) assertOrgWide(principal);
   return db.transaction(async (tx) => {
     const server =
       serverSlug === null ? undefined : await findServer(tx, principal, serverSlug, { forUpdate: true });

@@ -201,6 +201,11 @@ describe.each(DB_DRIVERS)('version retention on $name', (driver) => {
     );
     expect(denied.statusCode).toBe(403);
     expect((await call('DELETE', '/retention', undefined, readOnly)).statusCode).toBe(403);
+    // A token limited to some servers may set their policies, not the org default every server gets.
+    const limited = await api.token(['write'], { servers: ['weather'], name: 'weather-only' });
+    const orgWide = await call('PUT', '/retention', { keepPerLine: 2, keepDeployedWithinDays: 30 }, limited);
+    expect(orgWide.statusCode).toBe(403);
+    expect(orgWide.json()).toMatchObject({ code: 'org-wide-change' });
     expect((await call('GET', '/servers/weather/retention/preview', undefined, readOnly)).statusCode).toBe(
       200,
     );
