@@ -11,11 +11,18 @@ interface Preview {
   keep: Decision[];
 }
 
-const describe = (p: RetentionPolicyView | null) =>
+const days = (n: number) => `${n} day${n === 1 ? '' : 's'}`;
+
+/** "keep the newest 3 per line and anything deployed in the last 30 days", or "none". */
+const rules = (p: RetentionPolicyView | null) =>
   p
-    ? `${p.scope === 'server' ? `${p.server}'s own policy` : 'the org default'}: keep the newest ${p.keepPerLine} per line` +
-      ` and anything deployed in the last ${p.keepDeployedWithinDays} days${p.enabled ? '' : ' (disabled: the daily run skips it)'}`
+    ? `keep the newest ${p.keepPerLine} per line and anything deployed in the last ${days(p.keepDeployedWithinDays)}` +
+      (p.enabled ? '' : ' (disabled: the daily run skips it)')
     : 'none';
+
+/** The policy with where it comes from: "weather's own policy: keep …". */
+const describe = (p: RetentionPolicyView | null) =>
+  p ? `${p.scope === 'server' ? `${p.server}'s own policy` : 'the org default'}: ${rules(p)}` : 'none';
 
 const rows = (list: Decision[]) => list.map((d) => [d.version, d.status, d.line, d.reasons.join('; ')]);
 
@@ -42,7 +49,7 @@ export const retentionCommands: Command[] = [
       ctx.print(
         p,
         [
-          `${p.server}: retention policy ${describe(p.policy)}`,
+          `retention of ${p.server}: ${describe(p.policy)}`,
           p.retire.length
             ? `would retire ${p.retire.length}:\n${table(header, rows(p.retire))}`
             : 'would retire nothing',
@@ -59,15 +66,15 @@ export const retentionCommands: Command[] = [
       const [server] = ctx.positionals as [string | undefined];
       if (!server) {
         const org = await api<{ policy: RetentionPolicyView | null }>(ctx.client, 'GET', '/retention');
-        ctx.print(org, `org default: ${describe(org.policy)}`);
+        ctx.print(org, `org default: ${rules(org.policy)}`);
         return;
       }
       const r = await api<ServerRetention>(ctx.client, 'GET', base(server));
       ctx.print(
         r,
         [
-          `${r.server}: own policy ${describe(r.policy)}`,
-          `org default: ${describe(r.orgDefault)}`,
+          `${r.server}: own policy: ${rules(r.policy)}`,
+          `org default: ${rules(r.orgDefault)}`,
           `applies: ${describe(r.effective)}`,
         ].join('\n'),
       );
@@ -111,7 +118,7 @@ export const retentionCommands: Command[] = [
         keepDeployedWithinDays,
         enabled,
       });
-      ctx.print(set, `${server ?? 'org default'}: ${describe(set)}`);
+      ctx.print(set, server ? describe(set) : `org default: ${rules(set)}`);
     },
   },
   {

@@ -451,6 +451,21 @@ describe.each(DB_DRIVERS)('version retention on $name', (driver) => {
     expect(typo.code).toBe(2);
     expect(typo.stderr).toContain('--keep-per-line needs a whole number');
 
+    // Without a server: the org default.
+    const org = await pylee(
+      'retention',
+      'set',
+      '--keep-per-line',
+      '4',
+      '--keep-deployed-days',
+      '1',
+      '--enable',
+    );
+    expect(org.stdout.trim()).toBe(
+      'org default: keep the newest 4 per line and anything deployed in the last 1 day',
+    );
+    expect((await pylee('retention', 'get', '--json')).stdout).toContain('"keepPerLine": 4');
+
     const deleted = await pylee('retention', 'delete', 'cli-demo');
     expect(deleted.code, deleted.stderr).toBe(0);
     expect((await pylee('retention', 'delete', 'cli-demo')).code).toBe(1);
