@@ -47,6 +47,7 @@ import { telemetryRoutes } from './routes/telemetry.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { variableRoutes } from './routes/variables.ts';
 import { versionRoutes } from './routes/versions.ts';
+import { lineRoutes } from './routes/lines.ts';
 import { vulnerabilityRoutes } from './routes/vulnerabilities.ts';
 import { Problem } from './schemas.ts';
 import { SessionStore } from './session-store.ts';
@@ -147,6 +148,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       await v1.register(accessLogRoutes(stores.warehouse));
       await v1.register(serverRoutes(stores.db));
       await v1.register(versionRoutes(stores.db, deps.secretBox));
+      await v1.register(lineRoutes(stores.db));
       await v1.register(variableRoutes(stores.db, deps.secretBox));
       await v1.register(registryRoutes(stores.db));
       await v1.register(mcpRegistrySettingsRoutes(stores.db));

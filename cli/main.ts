@@ -18,6 +18,7 @@ import { checkCommands } from './commands/checks.ts';
 import { deployCommands } from './commands/deploy.ts';
 import { gatewayCommands } from './commands/gateway.ts';
 import { inhibitionCommands } from './commands/inhibitions.ts';
+import { lineCommands } from './commands/lines.ts';
 import { releaseHealthCommands } from './commands/release-health.ts';
 import { retentionCommands } from './commands/retention.ts';
 import { loginCommands } from './commands/login.ts';
@@ -59,6 +60,7 @@ const COMMANDS: Command[] = [
   ...serverCommands,
   ...versionCommands,
   ...retentionCommands,
+  ...lineCommands,
   ...vulnerabilityCommands,
   ...deployCommands,
   ...canaryCommands,

@@ -129,6 +129,7 @@ export const AnalysisView = Type.Object({
     }),
   ),
   contract: Nullable(Loose),
+  changes: Nullable(Loose),
   createdBy: Type.String(),
   createdAt: Timestamp,
   finishedAt: Nullable(Timestamp),

@@ -118,6 +118,12 @@ const VersionFields = {
 export const VersionView = Type.Object(VersionFields);
 export const VersionDetail = Type.Object({
   ...VersionFields,
+  line: Type.Object({
+    pattern: Type.String(),
+    declared: Type.Boolean(),
+    endOfSupport: Nullable(Type.String()),
+    supported: Type.Boolean(),
+  }),
   transitions: Type.Array(Transition),
   variables: Type.Array(Variable),
   secrets: Type.Array(Variable),
@@ -128,9 +134,27 @@ const VersionParams = Type.Object(
   { additionalProperties: false },
 );
 
+const LinePattern = Type.String({
+  maxLength: 32,
+  description: 'A maintenance line: MAJOR.x or MAJOR.MINOR.x',
+});
+
 const CreateVersion = Type.Object(
   {
-    version: VersionString,
+    version: Type.Optional(VersionString),
+    prerelease: Type.Optional(
+      Type.Object(
+        {
+          branch: Type.String({
+            minLength: 1,
+            maxLength: 200,
+            description: 'Number a development version X.Y.Z-<branch>.N from this branch (version left out)',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    line: Type.Optional(LinePattern),
     status: Type.Optional(Status),
     releaseNotes: Type.Optional(Document),
     breaking: Type.Optional(Type.Boolean()),
@@ -252,14 +276,15 @@ export function versionRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebox
             'The highest stable version (prerelease=true: the highest active one, pre-releases included)',
           params: ServerParams,
           querystring: Type.Object(
-            { prerelease: Type.Optional(Type.Boolean()) },
+            { prerelease: Type.Optional(Type.Boolean()), line: Type.Optional(LinePattern) },
             { additionalProperties: false },
           ),
           response: { 200: VersionDetail, ...problems },
         },
         preHandler: read,
       },
-      async (req) => latestVersion(db, contextOf(req).principal, req.params.server, req.query.prerelease),
+      async (req) =>
+        latestVersion(db, contextOf(req).principal, req.params.server, req.query.prerelease, req.query.line),
     );
 
     app.get(
@@ -281,18 +306,31 @@ export function versionRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebox
                 Type.Literal('prepatch'),
               ]),
               preid: Type.Optional(Type.String({ pattern: '^[0-9A-Za-z-]{1,32}$' })),
+              line: Type.Optional(LinePattern),
             },
             { additionalProperties: false },
           ),
           response: {
-            200: Type.Object({ current: Nullable(Type.String()), next: Type.String(), bump: Type.String() }),
+            200: Type.Object({
+              current: Nullable(Type.String()),
+              next: Type.String(),
+              bump: Type.String(),
+              line: Type.Optional(Type.String()),
+            }),
             ...problems,
           },
         },
         preHandler: read,
       },
       async (req) =>
-        suggestNextVersion(db, contextOf(req).principal, req.params.server, req.query.bump, req.query.preid),
+        suggestNextVersion(
+          db,
+          contextOf(req).principal,
+          req.params.server,
+          req.query.bump,
+          req.query.preid,
+          req.query.line,
+        ),
     );
 
     app.get(

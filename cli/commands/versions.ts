@@ -242,8 +242,9 @@ export const versionCommands: Command[] = [
   },
   {
     name: 'versions create',
-    args: ['<server>', '<version>'],
-    summary: 'register a version (configuration from an MCP registry server.json)',
+    args: ['<server>', '[version]'],
+    summary:
+      'register a version (configuration from an MCP registry server.json); without a number, --branch or --bump picks it',
     flags: {
       'notes-file': {
         type: 'string',
@@ -272,10 +273,29 @@ export const versionCommands: Command[] = [
         description: 'allow --breaking without the MAJOR bump (needs --reason)',
       },
       reason: { type: 'string', value: 'R', description: 'why; kept in the audit trail' },
+      line: {
+        type: 'string',
+        value: 'L',
+        description:
+          'a declared maintenance line (1.4.x) the version must be in; with --bump, the next in it',
+      },
+      bump: {
+        type: 'string',
+        value: 'B',
+        description: 'no number given: the next patch / minor / major (in --line, if given)',
+      },
+      branch: {
+        type: 'string',
+        value: 'NAME',
+        description: 'no number given: the next development version X.Y.Z-<branch>.N of this branch',
+      },
     },
     async run(ctx) {
-      const [server, version] = ctx.positionals as [string, string];
+      const [server, given] = ctx.positionals as [string, string | undefined];
       const flags = ctx.flags as {
+        line?: string;
+        bump?: string;
+        branch?: string;
         config?: string;
         status?: string;
         breaking?: boolean;
@@ -290,6 +310,20 @@ export const versionCommands: Command[] = [
       if (flags['acknowledge-semver-violation'] && !flags.reason) {
         ctx.usage('--acknowledge-semver-violation needs --reason saying why the MAJOR bump is skipped');
       }
+      if ([given, flags.bump, flags.branch].filter((x) => x !== undefined).length !== 1) {
+        ctx.usage('give a version number, or --bump patch|minor|major, or --branch NAME (one of them)');
+      }
+      const version =
+        given ??
+        (flags.bump === undefined
+          ? undefined
+          : (
+              await api<{ next: string }>(
+                ctx.client,
+                'GET',
+                `${versionsPath(server)}/next${query({ bump: flags.bump, line: flags.line })}`,
+              )
+            ).next);
       const releaseNotes = readFlagFile(ctx, 'notes-file');
       const migrationGuide = readFlagFile(ctx, 'migration-guide-file');
       const configText = readFlagFile(ctx, 'config');
@@ -297,7 +331,7 @@ export const versionCommands: Command[] = [
       const config: Record<string, unknown> = {};
       if (flags.config !== undefined && configText !== undefined) {
         const doc = await readServerJson(flags.config, configText);
-        if (doc.version !== version) {
+        if (version !== undefined && doc.version !== version) {
           ctx.warn(
             `${flags.config} says version ${doc.version}; creating ${version} as the command line says`,
           );
@@ -308,6 +342,8 @@ export const versionCommands: Command[] = [
       const [created, org] = await Promise.all([
         api<VersionDetail>(ctx.client, 'POST', versionsPath(server), {
           version,
+          ...(flags.branch ? { prerelease: { branch: flags.branch } } : {}),
+          line: flags.line,
           status: flags.status,
           releaseNotes,
           breaking: flags.breaking,
@@ -472,17 +508,22 @@ export const versionCommands: Command[] = [
         value: 'ID',
         description: 'pre-release identifier for pre* bumps (default rc)',
       },
+      line: {
+        type: 'string',
+        value: 'L',
+        description: 'the next inside a maintenance line (1.4.x): a hotfix',
+      },
     },
     async run(ctx) {
       const [server] = ctx.positionals as [string];
-      const flags = ctx.flags as { bump: string; preid?: string };
+      const flags = ctx.flags as { bump: string; preid?: string; line?: string };
       if (!(BUMPS as readonly string[]).includes(flags.bump)) {
         ctx.usage(`--bump ${flags.bump} is not one of ${BUMPS.join(', ')}`);
       }
       const next = await api<{ current: string | null; next: string; bump: string }>(
         ctx.client,
         'GET',
-        `${versionsPath(server)}/next${query({ bump: flags.bump, preid: flags.preid })}`,
+        `${versionsPath(server)}/next${query({ bump: flags.bump, preid: flags.preid, line: flags.line })}`,
       );
       ctx.print(next, next.next);
     },

@@ -3,8 +3,10 @@
  * environment shortly before an alert began — rollout steps (rollouts.ts) and configuration
  * changes — so the person paged sees the likely cause first.
  */
+import { configurationEvents } from '../changes/index.ts';
+import type { Queryable } from '../db/client.ts';
 import type { CorrelationNotice } from '../notify/events.ts';
-import { by, type RolloutStepEvent } from './rollouts.ts';
+import { by, type RolloutStepEvent, type ServerRollouts } from './rollouts.ts';
 
 export type Correlation = CorrelationNotice;
 
@@ -36,4 +38,35 @@ export function rolloutCorrelations(steps: readonly RolloutStepEvent[], began: n
       actor: by(e.actor),
       deploymentId: e.deploymentId,
     }));
+}
+
+/**
+ * What happened to the server in `environment` within `windowMs` before an alert began at `began`:
+ * rollout steps and audited variable and secret changes (any scope that applies there), newest first.
+ */
+export async function correlationsAt(
+  tx: Queryable,
+  scope: { orgId: string; server: string; environment: string; version: string | null },
+  rollouts: ServerRollouts,
+  windowMs: number,
+  began: number,
+): Promise<Correlation[]> {
+  const from = began - windowMs;
+  const events = await configurationEvents(tx, scope.orgId, {
+    server: scope.server,
+    environment: scope.environment,
+    ...(scope.version ? { versions: [scope.version] } : {}),
+    from: new Date(from),
+    to: new Date(began),
+  });
+  const configuration: Correlation[] = events.map((e) => ({
+    kind: 'configuration',
+    at: e.at,
+    text: `began ${ago(began - Date.parse(e.at))} after ${e.text} by ${e.actor}`,
+    actor: e.actor,
+  }));
+  return [
+    ...rolloutCorrelations(rollouts.stepsIn(scope.environment, from, began), began),
+    ...configuration,
+  ].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
 }

@@ -6,7 +6,8 @@ import { heldResolutionMessages, writeNotification, type HeldResolution } from '
 import { instanceKey, type InstanceRow } from './instances.ts';
 import type { Rule } from './model.ts';
 import { attachSessions, fingerprintOf, instanceLabels, noticeOf, type InstanceSnapshot } from './notices.ts';
-import { rolloutCorrelations, type Correlation } from './correlation.ts';
+import { attachChanges } from './changes-notice.ts';
+import { correlationsAt, type Correlation } from './correlation.ts';
 import { batchReader } from './reader.ts';
 import { NO_ROLLOUTS, type RolloutContext, type ServerRollouts } from './rollouts.ts';
 import { toRule } from './rules.ts';
@@ -196,8 +197,11 @@ async function applyReadings(
     const began = !ACTIVE.includes(prev.state) && ACTIVE.includes(next.state);
     const correlation: Correlation[] | null =
       began && environment !== null && locked.correlationWindowMs > 0
-        ? rolloutCorrelations(
-            rollouts.stepsIn(environment, now - locked.correlationWindowMs, now),
+        ? await correlationsAt(
+            tx,
+            { orgId: locked.orgId, server: locked.server, environment, version },
+            rollouts,
+            locked.correlationWindowMs,
             next.activeAt ?? now,
           )
         : (row?.correlation ?? null);
@@ -483,6 +487,8 @@ async function record(deps: { db: Db; warehouse: Warehouse }, reads: Read[], now
           changes.map((c) => c.notice),
           now,
         );
+        const began = changes.filter((c) => c.change === 'firing').map((c) => c.notice);
+        if (began.length > 0) await attachChanges(tx, rule, began, read.rollouts, now);
       }
       for (const change of changes) summaryOf.set(change, read.summary);
       all.push(...changes);

@@ -34,6 +34,8 @@ export interface RolloutStepEvent {
 export interface ServerRollouts {
   /** Active rollouts by environment. */
   active: Map<string, RolloutContext>;
+  /** The stable version (at 100 %) by environment. */
+  stable: Map<string, string>;
   /** Why `version` takes no traffic in `environment` now; null while it does or Pylee never deployed it there. */
   trafficLost(environment: string, version: string): string | null;
   /** Rollout steps in `environment` in `[from, to]`, newest first. */
@@ -153,6 +155,7 @@ export async function readRollouts(
     d.environment === environment || d.current_environment === environment;
   return {
     active,
+    stable,
     trafficLost(environment, version) {
       if (stable.get(environment) === version || active.get(environment)?.version === version) return null;
       // Newest first: the version's last rollout there, and what came after it.
@@ -193,6 +196,7 @@ function lostReason(
 
 export const NO_ROLLOUTS: ServerRollouts = {
   active: new Map(),
+  stable: new Map(),
   trafficLost: () => null,
   stepsIn: () => [],
 };

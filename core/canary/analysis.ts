@@ -13,6 +13,7 @@
  * `canary.verdict` event.
  */
 import { appendAudit } from '../audit/log.ts';
+import { changesForMessage, type MessageChanges } from '../changes/index.ts';
 import type { Context, Principal } from '../auth/principal.ts';
 import type { Db, Queryable } from '../db/client.ts';
 import { parseDuration } from '../deploy/duration.ts';
@@ -41,7 +42,7 @@ import {
   type MetricConfig,
   type Verdict,
 } from './judge.ts';
-import { buildReport, type AnalysisReport } from './report.ts';
+import { buildReport, type AnalysisReport, type ReportChanges } from './report.ts';
 import { fmt } from './format.ts';
 import { readSamples, toJudgeSeries, type MetricSelection } from './samples.ts';
 import { SERVER_METRICS } from './metric-presets.ts';
@@ -136,6 +137,8 @@ export interface AnalysisView {
   metrics: Record<string, unknown>[];
   traffic: { canaryRequests: number; baselineRequests: number; intervals: number } | null;
   contract: ContractDiff | null;
+  /** What changed from the baseline to the canary, as the verdict's message says it. */
+  changes: ReportChanges | null;
   createdBy: string;
   createdAt: string;
   finishedAt: string | null;
@@ -175,6 +178,7 @@ export function toView(row: AnalysisRow): AnalysisView {
     })),
     traffic: report?.traffic ?? null,
     contract: report?.contract ?? null,
+    changes: report?.changes ?? null,
     createdBy: row.created_by,
     createdAt: row.created_at.toISOString(),
     finishedAt: row.finished_at?.toISOString() ?? null,
@@ -503,6 +507,8 @@ async function insertRow(tx: Queryable, b: Base & { status: AnalysisStatus }): P
 interface Outcome {
   result: JudgeResult;
   contract: ContractDiff | null;
+  /** What changed from the baseline to the canary (null: a version only telemetry knows). */
+  changes: MessageChanges | null;
   from: number;
   to: number;
 }
@@ -525,7 +531,8 @@ async function judgeWindow(
   });
   const { metrics, traffic } = toJudgeSeries(samples, b.config);
   const result = judge({ metrics, traffic, options: b.config.options });
-  return { result, contract: await contractOf(deps, b), from, to };
+  const changes = await changesForMessage(deps.db, b.orgId, b, to);
+  return { result, contract: await contractOf(deps, b), changes, from, to };
 }
 
 /** The contract diff from the newest `tools/list` each version's MCP health checks saw, when both have one. */
@@ -557,7 +564,7 @@ async function contractOf(
 }
 
 function buildAnalysisReport(b: Base, outcome: Outcome, started: number): AnalysisReport {
-  return buildReport(
+  const report = buildReport(
     {
       id: b.id,
       server: b.server,
@@ -574,6 +581,7 @@ function buildAnalysisReport(b: Base, outcome: Outcome, started: number): Analys
     outcome.result,
     outcome.contract,
   );
+  return { ...report, changes: outcome.changes };
 }
 
 /** Stores the final verdict; false when another evaluation finished the analysis first. */
@@ -767,7 +775,7 @@ async function publishVerdict(
       environment: view.environment,
       version: view.candidate,
       labels: { verdict: view.verdict ?? 'none', baseline: view.baseline },
-      summary: `${view.server} ${view.candidate} vs ${view.baseline} in ${view.environment}: ${view.verdict}${score}${action}`,
+      summary: `${view.server} ${view.candidate} vs ${view.baseline} in ${view.environment}: ${view.verdict}${score}${action}${view.changes?.summary ? `. ${view.changes.summary}` : ''}`,
       data: {
         analysis: {
           id: view.id,
@@ -783,6 +791,7 @@ async function publishVerdict(
           action: view.action,
           reportPath: `/api/v1/servers/${encodeURIComponent(view.server)}/analyses/${view.id}?format=markdown`,
         },
+        changes: view.changes ? { ...view.changes, rows: view.changes.rows.slice(0, 10) } : null,
         sessions,
       },
     });

@@ -57,8 +57,26 @@ export interface AnalysisReport {
     minIntervals: number;
   };
   contract: ContractDiff | null;
+  /** What changed from the baseline to the canary (core/changes), when both are in the registry. */
+  changes?: ReportChanges | null;
   /** end-to-end analysis time, filled in by the analysis job when it knows it */
   durationMs?: number | null;
+}
+
+/** The changes a report lists beside the regressions: one row per change. */
+export interface ReportChanges {
+  /** `Changed: @acme/db 2.1.0 → 3.0.0; …`; '' for none. */
+  summary: string;
+  baseline: string | null;
+  rows: {
+    kind: string;
+    name: string;
+    before: string | null;
+    after: string | null;
+    scope: string;
+    actor: string | null;
+    at: string | null;
+  }[];
 }
 
 export interface ReportMeta {
@@ -252,10 +270,30 @@ export function renderMarkdown(report: AnalysisReport): string {
     );
   }
   if (report.contract) lines.push(...contractMarkdown(report.contract));
+  if (report.changes?.rows.length) lines.push(...changesMarkdown(report.changes));
   lines.push(
     `<sub>Analysis ${md(report.id)} · Mann-Whitney U with Hodges-Lehmann intervals · traffic minimums: ${t.minRequestsPerInterval} requests per interval, ${t.minRequestsPerWindow} per window, ${t.minIntervals} intervals</sub>`,
   );
   return lines.join('\n') + '\n';
+}
+
+/** Changes listed beside the regressions, at most this many (the API has them all). */
+const MAX_CHANGE_ROWS = 20;
+
+const changeText = (r: ReportChanges['rows'][number]) =>
+  `${r.kind}: ${r.name}${r.before !== null || r.after !== null ? ` ${r.before ?? '—'} → ${r.after ?? '—'}` : ''}`;
+const changeContext = (r: ReportChanges['rows'][number]) =>
+  [r.scope, r.actor, r.at].filter((x): x is string => typeof x === 'string' && x !== '').join(', ');
+
+function changesMarkdown(c: ReportChanges): string[] {
+  const out = [`**What changed** since ${md(c.baseline ?? 'the baseline')}: ${md(c.summary)}`, ''];
+  for (const r of c.rows.slice(0, MAX_CHANGE_ROWS)) {
+    const context = changeContext(r);
+    out.push(`- ${md(changeText(r))}${context ? ` (${md(context)})` : ''}`);
+  }
+  if (c.rows.length > MAX_CHANGE_ROWS) out.push(`- …and ${c.rows.length - MAX_CHANGE_ROWS} more`);
+  out.push('');
+  return out;
 }
 
 function contractMarkdown(c: ContractDiff): string[] {
@@ -365,11 +403,27 @@ ${groups}
 </tbody>
 </table></div>
 ${report.contract ? contractHtml(report.contract) : ''}
+${report.changes?.rows.length ? changesHtml(report.changes) : ''}
 <footer>Mann-Whitney U test with Hodges-Lehmann confidence intervals; score = weighted share of passing metrics among those with data. Traffic minimums: ${t.minRequestsPerInterval} requests per interval, ${t.minRequestsPerWindow} per window, ${t.minIntervals} intervals.</footer>
 </main>
 </body>
 </html>
 `;
+}
+
+function changesHtml(c: ReportChanges): string {
+  const rows = c.rows
+    .slice(0, MAX_CHANGE_ROWS)
+    .map(
+      (r) =>
+        `<tr><td>${h(r.kind)}</td><td>${h(r.name)}</td><td>${h(r.before ?? '—')}</td><td>${h(r.after ?? '—')}</td><td>${h(changeContext(r))}</td></tr>`,
+    )
+    .join('\n');
+  return `<h2>What changed</h2>
+<p>${h(c.summary)}</p>
+<div class="scroll"><table><thead><tr><th>Kind</th><th>Name</th><th>Before</th><th>After</th><th>Scope, by, when</th></tr></thead><tbody>
+${rows}
+</tbody></table></div>`;
 }
 
 function contractHtml(c: ContractDiff): string {

@@ -22,3 +22,4 @@ export {
 } from './events.ts';
 export { scopeLabel } from './resolved.ts';
 export { agoText, summarizeChanges } from './summary.ts';
+export { changesForMessage, MESSAGE_EVENTS_MS, type MessageChanges } from './for-messages.ts';

@@ -72,6 +72,17 @@ export interface AlertNotice {
   correlation?: CorrelationNotice[];
   /** Why it resolved when that is not its condition: e.g. the version no longer receives traffic. */
   resolution?: string | null;
+  /** What changed: from `baseline` (the rule's baseline, else the stable version) and configuration events of the last day. */
+  changes?: ChangesNotice | null;
+}
+
+/** The top changes behind an alert or a canary verdict (core/changes). */
+export interface ChangesNotice {
+  /** `Changed: @acme/db 2.1.0 → 3.0.0; TIMEOUT_MS 30000 → 5000 (server+production, 2 h ago, alice)`; '' for none. */
+  summary: string;
+  baseline: string | null;
+  /** The first rows (kind, name, before, after, scope, actor, at). */
+  rows: Record<string, unknown>[];
 }
 
 /** The rollout of an alert's version: deployment, step, traffic weight, since when. */

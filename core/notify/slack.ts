@@ -164,7 +164,7 @@ export function rolloutLine(value: unknown): string | null {
   return `Rollout: deployment ${r.deploymentId.slice(0, 8)}, ${step}at ${r.weight} %${since}${r.analysisRunning ? ', canary analysis running' : ''}`;
 }
 
-/** What an alert's notice adds about rollouts: the rollout, what it began after, why it resolved. */
+/** What an alert's notice adds about rollouts: the rollout, what it began after, what changed, why it resolved. */
 function rolloutLines(alert: AlertNotice): string[] {
   const lines: string[] = [];
   const rollout = rolloutLine(alert.rollout);
@@ -174,6 +174,8 @@ function rolloutLines(alert: AlertNotice): string[] {
       if (typeof c?.text === 'string' && c.text) lines.push(`${c.text[0]?.toUpperCase()}${c.text.slice(1)}`);
     }
   }
+  const changed = alert.changes?.summary;
+  if (typeof changed === 'string' && changed) lines.push(changed);
   if (alert.status === 'resolved' && typeof alert.resolution === 'string')
     lines.push(`Resolved: ${alert.resolution}`);
   return lines;

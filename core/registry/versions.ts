@@ -20,7 +20,9 @@ import {
   sortDescending,
   type Bump,
 } from './semver-policy.ts';
+import { inLine, latestInLine, nextBranchVersion, nextInLine } from './lines.ts';
 import { checkVersionConfig, packageRefs, type VersionConfig } from './server-json.ts';
+import { declaredLine, versionLine } from './server-lines.ts';
 import { findServer, type ServerRow } from './servers.ts';
 import { listVariables, type VariableView } from './variables.ts';
 
@@ -63,6 +65,8 @@ export interface VersionDetail extends VersionView {
   transitions: Transition[];
   variables: VariableView[];
   secrets: VariableView[];
+  /** Its maintenance line (declared, or its major's) and whether that is still supported. */
+  line: { pattern: string; declared: boolean; endOfSupport: string | null; supported: boolean };
 }
 
 export interface VersionRow {
@@ -164,7 +168,12 @@ async function previousStable(db: Queryable, serverId: string, version: string):
 }
 
 export interface NewVersion extends Partial<VersionConfig> {
-  version: string;
+  /** The number; may be left out with `prerelease.branch`, which numbers a development version. */
+  version?: string | undefined;
+  /** `{ branch: "feat/x" }`: the next `X.Y.Z-feat-x.N` (after the highest release, of `line` if given). */
+  prerelease?: { branch: string } | undefined;
+  /** A declared maintenance line (`1.4.x`) the version must belong to. */
+  line?: string | undefined;
   status?: Status | undefined;
   releaseNotes?: string | undefined;
   breaking?: boolean | undefined;
@@ -192,6 +201,40 @@ export async function createVersion(
   serverSlug: string,
   input: NewVersion,
 ): Promise<VersionDetail> {
+  if (input.version !== undefined)
+    return createNumbered(db, ctx, serverSlug, { ...input, version: input.version });
+  if (!input.prerelease?.branch) {
+    throw new BadRequestError(
+      'version is required: a semver number such as 1.4.0, or prerelease: { branch } to number a development version',
+      'missing-version',
+    );
+  }
+  // Two pipelines numbering the same branch at once: the loser takes the next N.
+  for (let attempt = 0; ; attempt++) {
+    const server = await findServer(db, ctx.principal, serverSlug);
+    const line = input.line ? await declaredLine(db, server.id, serverSlug, input.line) : undefined;
+    const existing = (await allVersions(db, server.id)).map((v) => v.version);
+    const version = nextBranchVersion(existing, input.prerelease.branch, line);
+    try {
+      // A branch's build is a development version unless told otherwise.
+      return await createNumbered(db, ctx, serverSlug, {
+        ...input,
+        version,
+        status: input.status ?? 'development',
+      });
+    } catch (error) {
+      if (attempt < 4 && error instanceof ConflictError && error.code === 'version-exists') continue;
+      throw error;
+    }
+  }
+}
+
+async function createNumbered(
+  db: Db,
+  ctx: Context,
+  serverSlug: string,
+  input: NewVersion & { version: string },
+): Promise<VersionDetail> {
   const parsed = parseVersion(input.version);
   checkDocument('releaseNotes', input.releaseNotes);
   checkDocument('migrationGuide', input.migrationGuide);
@@ -212,6 +255,12 @@ export async function createVersion(
         `server ${serverSlug} is archived; unarchive it to add versions`,
         'server-archived',
       );
+    }
+    if (input.line) {
+      const line = await declaredLine(tx, server.id, serverSlug, input.line);
+      if (!inLine(input.version, line)) {
+        throw new BadRequestError(`version ${input.version} is not in line ${input.line}`, 'not-in-line');
+      }
     }
     let base: Partial<VersionConfig> = {};
     if (input.from) base = (await findVersion(tx, server, input.from)).config;
@@ -349,6 +398,7 @@ async function versionDetail(
   });
   return {
     ...toVersionView(row, serverSlug),
+    line: await versionLine(db, row.server_id, row.version),
     transitions: transitions.map((t) => ({
       from: t.from_status,
       to: t.to_status,
@@ -408,17 +458,21 @@ export async function latestVersion(
   principal: Principal,
   serverSlug: string,
   prerelease = false,
+  linePattern?: string,
 ) {
   const server = await findServer(db, principal, serverSlug);
-  const rows = await db.query<VersionRow>(
-    `SELECT * FROM versions WHERE server_id = $1
+  const line = linePattern ? await declaredLine(db, server.id, serverSlug, linePattern) : undefined;
+  const rows = (
+    await db.query<VersionRow>(
+      `SELECT * FROM versions WHERE server_id = $1
        AND (status = 'stable' OR ($2 AND prerelease AND status IN ('development', 'release-candidate')))`,
-    [server.id, prerelease],
-  );
+      [server.id, prerelease],
+    )
+  ).filter((r) => !line || inLine(r.version, line));
   const [latest] = sortDescending(rows, (r) => r.version);
   if (!latest) {
     throw new NotFoundError(
-      `server ${serverSlug} has no ${prerelease ? 'active' : 'stable'} version yet${prerelease ? '' : ' (add ?prerelease=true to include pre-releases)'}`,
+      `server ${serverSlug} has no ${prerelease ? 'active' : 'stable'} version${line ? ` in line ${line.pattern}` : ''} yet${prerelease ? '' : ' (add ?prerelease=true to include pre-releases)'}`,
       'no-version',
     );
   }
@@ -432,10 +486,17 @@ export async function suggestNextVersion(
   serverSlug: string,
   bump: Bump,
   preid?: string,
+  linePattern?: string,
 ) {
   const server = await findServer(db, principal, serverSlug);
-  const [highest] = sortDescending(await allVersions(db, server.id), (v) => v.version);
-  return { current: highest?.version ?? null, next: nextVersion(highest?.version, bump, preid), bump };
+  const versions = (await allVersions(db, server.id)).map((v) => v.version);
+  if (linePattern) {
+    const line = await declaredLine(db, server.id, serverSlug, linePattern);
+    const current = latestInLine(versions, line, true) ?? null;
+    return { current, next: nextInLine(versions, line, bump, preid), bump, line: line.pattern };
+  }
+  const [highest] = sortDescending(versions, (v) => v);
+  return { current: highest ?? null, next: nextVersion(highest, bump, preid), bump };
 }
 
 export interface VersionPatch extends Partial<VersionConfig> {

@@ -16,6 +16,7 @@ import { renderSlack } from '#core/notify/slack.ts';
 import { bootstrap, systemPrincipal } from '#core/orgs.ts';
 import { QUEUE_PREFIX, QUEUES } from '#core/queue/queues.ts';
 import { createServer } from '#core/registry/servers.ts';
+import { setVariable } from '#core/registry/variables.ts';
 import { createVersion } from '#core/registry/versions.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { testSecretBox } from '#test/helpers/api.ts';
@@ -111,7 +112,28 @@ async function until<T>(what: string, check: () => T | undefined | false | Promi
 /** 1.0.0 stable in production, 1.1.0 rolling out as a canary at 10 % with an analysis step. */
 async function canaryRollout(server: string, candidate: Traffic, seeds = [2, 3]) {
   await createServer(stores.db, ctx, { slug: server });
-  for (const version of ['1.0.0', '1.1.0']) await createVersion(stores.db, ctx, server, { version });
+  // 1.1.0 bumps its database driver a major: the change the messages should name.
+  for (const [version, db] of [
+    ['1.0.0', '2.1.0'],
+    ['1.1.0', '3.0.0'],
+  ] as const) {
+    await createVersion(stores.db, ctx, server, {
+      version,
+      packages: [{ registryType: 'npm', identifier: '@acme/db', version: db, transport: { type: 'stdio' } }],
+    });
+  }
+  // A secret set for production just before the rollout: the alerts say they began after it.
+  await setVariable(
+    stores.db,
+    ctx,
+    testSecretBox,
+    { serverSlug: server, environment: 'production' },
+    'DB_PASSWORD',
+    {
+      value: 'hunter2-rotated',
+      secret: true,
+    },
+  );
   const deps = canary.deploy as NonNullable<CanaryDeps['deploy']>;
   await createDeployment(deps, ctx, server, { version: '1.0.0', environment: 'production' });
   const scope = { orgId, server, environment: 'production' };
@@ -188,10 +210,20 @@ describe('alerts during a canary rollout', () => {
       version: '1.1.0',
       rollout: { deploymentId: deployment.id, step: 1, steps: 2, weight: 10, analysisRunning: true },
     });
-    expect(notice.correlation?.[0]?.text).toMatch(/^began \d+ s after 1\.1\.0 reached 10 % in production$/);
+    expect(notice.correlation?.map((c) => c.text)).toEqual([
+      expect.stringMatching(/^began \d+ s after 1\.1\.0 reached 10 % in production$/),
+      expect.stringMatching(/^began \d+ s after 1\.0\.0 reached 100 % in production$/),
+      expect.stringMatching(
+        /^began \d+ s after secret DB_PASSWORD was set in production \(org-wide\) by pylee$/,
+      ),
+    ]);
+    // What changed from the stable version, in the payload and the Slack text; never the secret.
+    expect(notice.changes?.summary).toMatch(/^Changed: @acme\/db 2\.1\.0 → 3\.0\.0/);
+    expect(JSON.stringify(fired)).not.toContain('hunter2');
     const slack = JSON.stringify(renderSlack({ ...fired, labels: {}, occurredAt: '' } as never));
     expect(slack).toContain('Rollout: deployment');
     expect(slack).toContain('reached 10 % in production');
+    expect(slack).toContain('Changed: @acme/db 2.1.0 → 3.0.0');
 
     // The hold rule fires too, but its notification is kept back while the analysis decides.
     await until('the held alert', async () => (await instance(held.id))?.held_by === deployment.id);
@@ -202,6 +234,12 @@ describe('alerts during a canary rollout', () => {
     expect(payloads('alert.firing', server).every((p) => p.data.alerts?.[0]?.ruleId !== held.id)).toBe(true);
 
     expect(await judge()).toEqual({ status: 'completed', verdict: 'fail' });
+    // The verdict's report lists the changes beside the regressions.
+    const [analysis] = await stores.db.query<{
+      report: { changes: { summary: string; rows: { name: string }[] } };
+    }>('SELECT report FROM canary_analyses WHERE deployment_id = $1', [deployment.id]);
+    expect(analysis?.report.changes.summary).toMatch(/^Changed: @acme\/db 2\.1\.0 → 3\.0\.0/);
+    expect(analysis?.report.changes.rows.map((r) => r.name)).toContain('@acme/db');
 
     // One message for the held alert; the paged one resolves saying why.
     const rolledBack = await until('the rolled-back message', () => payloads('alert.rolled-back', server)[0]);

@@ -651,6 +651,28 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: 'GET',
+    route: '/api/v1/servers/:server/lines',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/servers/matrix/lines' }),
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/servers/:server/lines/:pattern',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/servers/${await freshServer()}/lines/1.x`, body: {} }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/servers/:server/lines/:pattern',
+    needs: 'write',
+    request: async () => {
+      const server = await freshServer();
+      await asAdmin('PUT', `/api/v1/servers/${server}/lines/1.x`, {});
+      return { url: `/api/v1/servers/${server}/lines/1.x` };
+    },
+  },
+  {
+    method: 'GET',
     route: '/api/v1/servers/:server/versions/:version',
     needs: 'read',
     request: async () => ({ url: '/api/v1/servers/matrix/versions/1.0.0' }),

@@ -278,6 +278,42 @@ describe('pylee versions', () => {
     expect(json(asJson)).toEqual({ current: '1.0.0', next: '2.0.0', bump: 'major' });
   });
 
+  it('lines: declares a line, cuts a hotfix in it with --bump, numbers a branch build, lists the lines', async () => {
+    ok(await pylee(['servers', 'create', 'tides']));
+    for (const v of ['1.4.2', '2.0.0'])
+      ok(await pylee(['versions', 'create', 'tides', v, '--status', 'stable']));
+    ok(
+      await pylee([
+        'lines',
+        'set',
+        'tides',
+        '1.4.x',
+        '--end-of-support',
+        '2099-12-31',
+        '--description',
+        'LTS',
+      ]),
+    );
+    expect(ok(await pylee(['versions', 'next', 'tides', '--bump', 'patch', '--line', '1.4.x']))).toBe(
+      '1.4.3\n',
+    );
+    expect(ok(await pylee(['versions', 'create', 'tides', '--bump', 'patch', '--line', '1.4.x']))).toContain(
+      'created @default/tides@1.4.3',
+    );
+    expect(ok(await pylee(['versions', 'create', 'tides', '--branch', 'feat/tide-tables']))).toContain(
+      'tides@2.0.1-feat-tide-tables.0 (development)',
+    );
+    expect(ok(await pylee(['lines', 'list', 'tides']))).toMatch(
+      /1\.4\.x\s+until 2099-12-31\s+1\.4\.2\s+2\s+LTS/,
+    );
+    failed(
+      await pylee(['versions', 'create', 'tides', '2.1.0', '--branch', 'x']),
+      2,
+      'give a version number, or --bump',
+    );
+    failed(await pylee(['lines', 'set', 'tides', '1.4']), 1, 'not MAJOR.x or MAJOR.MINOR.x');
+  });
+
   it('create refuses invalid semver, a duplicate, a missing notes file and an invalid server.json', async () => {
     const [semver, duplicate, missing, invalid] = await Promise.all([
       pylee(['versions', 'create', 'weather', 'v1.2']),
@@ -291,7 +327,7 @@ describe('pylee versions', () => {
     failed(duplicate, 1, 'version 1.0.0 of weather already exists');
     expect(duplicate.stderr).toContain('(version-exists)');
     failed(missing, 2, `cannot read --notes-file ${file('NOPE.md')}: no such file`);
-    expect(missing.stderr).toContain('Usage: pylee versions create <server> <version>');
+    expect(missing.stderr).toContain('Usage: pylee versions create <server> [version]');
     failed(invalid, 1, 'invalid-server.json: ');
     expect(invalid.stderr).toContain('(invalid-server-json)');
 
@@ -450,7 +486,7 @@ describe.concurrent('pylee registry commands on bad input', () => {
     const [top, group] = await Promise.all([pylee(['--help']), pylee(['versions', '--help'])]);
 
     expect(ok(top)).toContain(
-      'pylee versions create <server> <version> [--notes-file F] [--config server.json]',
+      'pylee versions create <server> [version] [--notes-file F] [--config server.json]',
     );
     expect(top.stdout).toContain('pylee servers archive <slug>');
     expect(ok(group)).toContain('--bump patch|minor|major|prerelease');

@@ -509,6 +509,21 @@ describe.runIf(hasChromium)('web UI in Chromium', () => {
     await page.close();
   });
 
+  it('shows maintenance lines on the server page and flags a version whose line is past its support', async () => {
+    await platform.call('PUT', '/servers/maps/lines/1.x', {
+      endOfSupport: '2026-01-31',
+      description: 'old API',
+    });
+    const page = await newPage(admin);
+    await page.goto(`${platform.apiUrl}/servers/maps`);
+    const line = page.locator('tr[data-line="1.x"]');
+    await line.waitFor();
+    expect(await line.innerText()).toMatch(/^1\.x\s+old API\s+end of support 2026-01-31\s+1\.1\.0\s+2$/);
+    await page.goto(`${platform.apiUrl}/servers/maps/versions/1.0.0`);
+    await page.getByText('line 1.x past end of support (2026-01-31)').waitFor();
+    await page.close();
+  });
+
   it('raised no script errors on any page', () => {
     process.stderr.write(`web ui setup: ${JSON.stringify(timings)}\n`);
     expect(pageErrors).toEqual([]);

@@ -23,6 +23,8 @@ export interface Server {
 export interface Version {
   version: string;
   status: string;
+  /** Its maintenance line and whether that is still supported (version detail only). */
+  line?: { pattern: string; declared: boolean; endOfSupport: string | null; supported: boolean };
   prerelease?: boolean;
   breaking?: boolean;
   releaseNotes?: string | null;
@@ -281,6 +283,7 @@ export const api = {
   versions: (s: string) =>
     get<Version[] | ListPage<Version>>(`/servers/${seg(s)}/versions`).then((r) => itemsOf<Version>(r)),
   version: (s: string, v: string) => get<Version>(`/servers/${seg(s)}/versions/${seg(v)}`),
+  lines: (s: string) => get<{ lines: MaintenanceLine[] }>(`/servers/${seg(s)}/lines`).then((r) => r.lines),
   vulnerabilities: (s: string, v: string) =>
     get<VersionVulnerabilities>(`/servers/${seg(s)}/versions/${seg(v)}/vulnerabilities`),
   createIgnore: (body: {
@@ -493,6 +496,17 @@ export interface Alert {
   correlation?: { kind: string; at: string; text: string; actor: string }[];
   heldBy?: { deploymentId: string; since: string | null } | null;
   [key: string]: unknown;
+}
+
+/** A maintenance line of a server (`1.4.x`, `2.x`) and its support state. */
+export interface MaintenanceLine {
+  pattern: string;
+  endOfSupport: string | null;
+  supported: boolean;
+  description: string;
+  latest: string | null;
+  newest: string | null;
+  versions: number;
 }
 
 export interface AuditEvent {
