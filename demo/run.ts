@@ -35,6 +35,13 @@ const endpoint = `http://127.0.0.1:${gatewayPort}/default/${SERVER}/${ENV}/mcp`;
 /** How the canary steps are analysed: 10 s samples so the story fits in about two minutes. */
 // The analysis judges every 20 s: the alert (every 5 s, firing at once) speaks first, as on-call sees it.
 const DEMO_ANALYSIS = { analysis: { interval: '20s', lifetime: '3m' } };
+/** The weather providers' client library each version ships (server.json package). */
+const providers = (version: string) => ({
+  registryType: 'npm',
+  identifier: '@weather/providers',
+  version,
+  transport: { type: 'stdio' },
+});
 const started = Date.now();
 
 const children: ChildProcess[] = [];
@@ -213,12 +220,15 @@ async function main(): Promise<void> {
     version: '1.0.0',
     releaseNotes: '## 1.0.0\n\nForecasts, alerts and city search.',
     remotes: [{ type: 'streamable-http', url: urls['1.0.0'] }],
+    packages: [providers('1.4.0')],
   });
   await call('PATCH', `/servers/${SERVER}/versions/1.0.0`, { status: 'stable', reason: 'in production' });
   await call('POST', `/servers/${SERVER}/versions`, {
     version: '1.1.0',
     releaseNotes: '## 1.1.0\n\n`get_forecast` now asks a second weather provider.',
     remotes: [{ type: 'streamable-http', url: urls['1.1.0'] }],
+    // What the canary's verdict will name as the likely cause.
+    packages: [providers('2.0.0')],
   });
   await call('PATCH', `/servers/${SERVER}/versions/1.1.0`, {
     status: 'release-candidate',
@@ -254,6 +264,8 @@ async function main(): Promise<void> {
     for: '0s',
     severity: 'critical',
     groupWait: '0s',
+    // The canary analysis decides: no page for a canary Pylee is about to roll back.
+    duringRollout: 'hold',
     annotations: {
       summary: 'Canary error rate {{ $value }} vs stable {{ $threshold }}',
       runbookUrl: 'https://runbooks.example.com/weather-mcp',
@@ -321,7 +333,9 @@ async function main(): Promise<void> {
       say(gatewayLine(traffic.take(), Math.round((Date.now() - reportedAt) / 1000)));
       reportedAt = Date.now();
     }
-    if (!story.alert && sinks.slackMessages().some((m) => /firing/i.test(m.text))) story.alert = true;
+    // The alert is held while the analysis runs; after the rollback one message says it is over.
+    if (!story.alert && sinks.slackMessages().some((m) => /held during the rollout/.test(m.text)))
+      story.alert = true;
     if (!story.verdict) {
       const { analyses } = await call<{ analyses: { verdict: string | null; status: string }[] }>(
         'GET',
@@ -366,7 +380,7 @@ async function main(): Promise<void> {
   const told = story.alert && story.verdict && story.rolledBack && story.onStable;
   say(
     told
-      ? `Done in ${((Date.now() - started) / 1000).toFixed(0)} s: alert in Slack, canary failed, rollback performed, the gateway serves 1.0.0.`
+      ? `Done in ${((Date.now() - started) / 1000).toFixed(0)} s: canary failed (Slack says what changed), rollback performed, the held alert told once without a page, the gateway serves 1.0.0.`
       : `Not everything happened in time: ${JSON.stringify(story)}; see ${path.join(dataDir, 'pylee.log')}`,
   );
   say(`Open ${api}/ and sign in with the token ${TOKEN}`);

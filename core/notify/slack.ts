@@ -273,7 +273,9 @@ function titleFor(event: StoredEvent): string {
       ? 'Canary'
       : event.type === 'channel.test'
         ? 'Test'
-        : event.type;
+        : event.type === 'alert.rolled-back'
+          ? 'Held alerts'
+          : event.type;
   const state = str(d.verdict) ?? str(d.status) ?? str(d.phase) ?? str(d.state);
   const target = [event.server, event.version].filter(Boolean).join(' ');
   return [what, state?.toUpperCase(), target].filter(Boolean).join(' · ');

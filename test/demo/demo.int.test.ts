@@ -35,7 +35,7 @@ describe('npm run demo', () => {
     if (child?.exitCode === null) child.kill('SIGTERM');
   });
 
-  it('tells the whole story through the gateway: canary at 30 %, alert in Slack, verdict fail, rollback, calls back on 1.0.0', async () => {
+  it('tells the whole story through the gateway: canary at 30 %, alert held, verdict fail with what changed, rollback, calls back on 1.0.0', async () => {
     const demo = spawn(NODE_BIN, [path.join(ROOT, 'demo/run.ts')], {
       cwd: ROOT,
       env: pyleeEnv({
@@ -57,7 +57,13 @@ describe('npm run demo', () => {
       /Webhook \(signature verified\) deployment\.step 1\.1\.0 in production: progressing, weight 30 %/,
     );
     expect(output).toMatch(/Rollout weights in production: 1\.0\.0 70 %, 1\.1\.0 30 %/);
-    expect(output).toMatch(/📣 Slack {2}FIRING · CRITICAL · Canary errors above stable/);
+    // The canary's alert is held for its analysis: no page; the verdict says what changed, and one
+    // message says the rollback ended the held alert.
+    expect(output).not.toMatch(/📣 Slack {2}FIRING/);
+    expect(output).toMatch(/Changed: @weather\/providers 1\.4\.0 → 2\.0\.0/);
+    expect(output).toMatch(
+      /📣 Slack {2}Held alerts · RESOLVED · weather-mcp 1\.1\.0\n.*1\.1\.0 no longer receives traffic in production: rolled back by Pylee after its canary analysis failed; held during the rollout/,
+    );
     expect(output).toMatch(/Canary analysis verdict: FAIL/);
     expect(output).toMatch(/Pylee rolled 1\.1\.0 back: production is on 1\.0\.0 again/);
     expect(output).toMatch(/Rollout weights in production: 1\.0\.0 100 %/);
