@@ -24,7 +24,7 @@ import {
   type SeriesScope,
   type SeriesStats,
 } from './queries.ts';
-import { readRollouts, type ServerRollouts } from './rollouts.ts';
+import { NO_ROLLOUTS, readRollouts, type ServerRollouts } from './rollouts.ts';
 
 /** What runs in an environment per the deployments: null when nothing is (stable) or rolling out (canary). */
 export interface Deployed {
@@ -160,7 +160,11 @@ export function batchReader(
   const health = memo<CheckFailures[]>();
   const deployed = memo<Map<string, Deployed>>();
   const statuses = memo<Map<string, string>>();
-  const rollouts = memo<ServerRollouts>();
+  // Every server of an org the round evaluates: their rollouts are read together.
+  const orgServers = new Map<string, Set<string>>();
+  for (const rule of rules)
+    orgServers.set(rule.orgId, (orgServers.get(rule.orgId) ?? new Set()).add(rule.server));
+  const rollouts = memo<Map<string, ServerRollouts>>();
   return {
     async requests(scope) {
       const key = batchKey('requests', scope);
@@ -201,7 +205,12 @@ export function batchReader(
       deployed(JSON.stringify([orgId, server]), () => readDeployed(deps.db, orgId, server)),
     statuses: (orgId, server) =>
       statuses(JSON.stringify([orgId, server]), () => readStatuses(deps.db, orgId, server)),
-    rollouts: (orgId, server) =>
-      rollouts(JSON.stringify([orgId, server]), () => readRollouts(deps.db, orgId, server, now)),
+    async rollouts(orgId, server) {
+      const planned = orgServers.get(orgId);
+      const servers = planned?.has(server) ? [...planned].sort() : [server];
+      const key = JSON.stringify(planned?.has(server) ? [orgId] : [orgId, server]);
+      const read = await rollouts(key, () => readRollouts(deps.db, orgId, servers, now));
+      return read.get(server) ?? NO_ROLLOUTS;
+    },
   };
 }

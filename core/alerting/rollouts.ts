@@ -67,14 +67,18 @@ export const MAX_CORRELATION_MS = 24 * 3_600_000;
 /** A verdict not acted on after this long (its process died) no longer holds anything. */
 const ACTING_MS = 5 * 60_000;
 
+/** What the deployments of each of `servers` (of one org) mean for alerts: one set of reads for all. */
 export async function readRollouts(
   db: Queryable,
   orgId: string,
-  server: string,
+  servers: readonly string[],
   now: number,
-): Promise<ServerRollouts> {
-  const deployments = await db.query<DeploymentRow>(
-    `SELECT d.id, d.version, d.kind, d.status, d.current_step, d.steps, d.weight, d.created_by, d.created_at,
+): Promise<Map<string, ServerRollouts>> {
+  const out = new Map<string, ServerRollouts>(servers.map((server) => [server, NO_ROLLOUTS]));
+  const deployments = await db.query<DeploymentRow & { server: string }>(
+    `SELECT * FROM (
+     SELECT s.slug AS server, row_number() OVER (PARTITION BY d.server_id ORDER BY d.created_at DESC, d.id DESC) AS n,
+            d.id, d.version, d.kind, d.status, d.current_step, d.steps, d.weight, d.created_by, d.created_at,
             d.status_reason, e.name AS environment, c.name AS current_environment,
             (SELECT x.actor FROM deployment_events x WHERE x.deployment_id = d.id AND x.to_status = d.status
               ORDER BY x.at DESC LIMIT 1) AS final_actor,
@@ -89,31 +93,54 @@ export async function readRollouts(
        JOIN servers s ON s.id = d.server_id
        JOIN environments e ON e.id = d.environment_id
        JOIN environments c ON c.id = d.current_environment_id
-      WHERE s.org_id = $1 AND s.slug = $2
-      ORDER BY d.created_at DESC, d.id DESC LIMIT ${HISTORY}`,
-    [orgId, server, new Date(now - ACTING_MS)],
+      WHERE s.org_id = $1 AND s.slug = ANY($2::text[])) t
+      WHERE n <= ${HISTORY} ORDER BY created_at DESC, id DESC`,
+    [orgId, [...servers], new Date(now - ACTING_MS)],
   );
-  if (deployments.length === 0) return NO_ROLLOUTS;
-  const releases = await db.query<{ environment: string; version: string }>(
-    `SELECT e.name AS environment, r.version
+  if (deployments.length === 0) return out;
+  const releases = await db.query<{ server: string; environment: string; version: string }>(
+    `SELECT s.slug AS server, e.name AS environment, r.version
        FROM environment_releases r JOIN servers s ON s.id = r.server_id JOIN environments e ON e.id = r.environment_id
-      WHERE s.org_id = $1 AND s.slug = $2 AND r.replaced_at IS NULL`,
-    [orgId, server],
+      WHERE s.org_id = $1 AND s.slug = ANY($2::text[]) AND r.replaced_at IS NULL`,
+    [orgId, [...new Set(deployments.map((d) => d.server))]],
   );
-  const events = await db.query<{
-    deployment_id: string;
-    environment: string;
-    at: Date;
-    weight: number;
-    action: string;
-    to_status: string;
-    actor: string;
-  }>(
+  const events = await db.query<EventRow>(
     `SELECT x.deployment_id, x.environment, x.at, x.weight, x.action, x.to_status, x.actor
        FROM deployment_events x WHERE x.deployment_id = ANY($1::uuid[]) AND x.at >= $2
       ORDER BY x.at DESC, x.id DESC`,
     [deployments.map((d) => d.id), new Date(now - MAX_CORRELATION_MS)],
   );
+  for (const server of new Set(deployments.map((d) => d.server))) {
+    const own = deployments.filter((d) => d.server === server);
+    const ids = new Set(own.map((d) => d.id));
+    out.set(
+      server,
+      serverRollouts(
+        own,
+        releases.filter((r) => r.server === server),
+        events.filter((e) => ids.has(e.deployment_id)),
+      ),
+    );
+  }
+  return out;
+}
+
+interface EventRow {
+  deployment_id: string;
+  environment: string;
+  at: Date;
+  weight: number;
+  action: string;
+  to_status: string;
+  actor: string;
+}
+
+/** One server's rollouts from its deployments (newest first), open releases and recent events (newest first). */
+function serverRollouts(
+  deployments: DeploymentRow[],
+  releases: { environment: string; version: string }[],
+  events: EventRow[],
+): ServerRollouts {
   const stable = new Map(releases.map((r) => [r.environment, r.version]));
   const active = new Map<string, RolloutContext>();
   for (const d of deployments) {
