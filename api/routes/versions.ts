@@ -124,10 +124,24 @@ export const VersionDetail = Type.Object({
     endOfSupport: Nullable(Type.String()),
     supported: Type.Boolean(),
   }),
+  template: Nullable(
+    Type.String({ description: 'The template version it was created from: @org/name@1.2.0' }),
+  ),
   transitions: Type.Array(Transition),
   variables: Type.Array(Variable),
   secrets: Type.Array(Variable),
 });
+
+const Warning = Type.Object({
+  code: Type.String({ description: 'package-not-allowed | package-deprecated | template-deprecated' }),
+  message: Type.String(),
+  registryType: Type.Optional(Type.String()),
+  identifier: Type.Optional(Type.String()),
+  version: Type.Optional(Type.String()),
+});
+
+/** A created version, with what the package catalogue and its template warn about. */
+const CreatedVersion = Type.Object({ ...VersionDetail.properties, warnings: Type.Array(Warning) });
 
 const VersionParams = Type.Object(
   { server: Type.String({ maxLength: 64 }), version: VersionString },
@@ -161,6 +175,12 @@ const CreateVersion = Type.Object(
     migrationGuide: Type.Optional(Document),
     from: Type.Optional(
       Type.String({ maxLength: 256, description: 'Copy the configuration of this version' }),
+    ),
+    template: Type.Optional(
+      Type.String({
+        maxLength: 200,
+        description: 'Start from this template version: @org/name@1.2.0 (or @org/name for its latest stable)',
+      }),
     ),
     acknowledgeSemverViolation: Type.Optional(Type.Boolean()),
     reason: Type.Optional(Type.String({ maxLength: 2000 })),
@@ -233,7 +253,7 @@ export function versionRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebox
           summary: 'Create a version',
           params: ServerParams,
           body: CreateVersion,
-          response: { 201: VersionDetail, ...conflict, ...problems },
+          response: { 201: CreatedVersion, ...conflict, ...problems },
         },
         preHandler: write,
       },
@@ -252,7 +272,7 @@ export function versionRoutes(db: Db, box: SecretBox): FastifyPluginAsyncTypebox
           summary: 'Create a version from an MCP registry server.json document (2025-09-29 schema)',
           params: ServerParams,
           body: Type.Record(Type.String(), Type.Unknown(), { description: 'server.json' }),
-          response: { 201: VersionDetail, ...conflict, ...problems },
+          response: { 201: CreatedVersion, ...conflict, ...problems },
         },
         preHandler: write,
       },

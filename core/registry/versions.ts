@@ -21,9 +21,11 @@ import {
   type Bump,
 } from './semver-policy.ts';
 import { inLine, latestInLine, nextBranchVersion, nextInLine } from './lines.ts';
+import { packageWarnings, type PackageWarning } from './package-catalog.ts';
 import { checkVersionConfig, packageRefs, type VersionConfig } from './server-json.ts';
 import { declaredLine, versionLine } from './server-lines.ts';
 import { findServer, type ServerRow } from './servers.ts';
+import { recordServerTemplate, resolveTemplate, templateRef, type TemplateBase } from './templates.ts';
 import { listVariables, type VariableView } from './variables.ts';
 
 /** Release notes and migration guides are documents, not novels: 256 KiB each. */
@@ -67,6 +69,21 @@ export interface VersionDetail extends VersionView {
   secrets: VariableView[];
   /** Its maintenance line (declared, or its major's) and whether that is still supported. */
   line: { pattern: string; declared: boolean; endOfSupport: string | null; supported: boolean };
+  /** The template version it was created from (`@org/name@1.2.0`). */
+  template: string | null;
+}
+
+/** Something a new version's creator should hear about: it was created, but not everything is well. */
+export interface VersionWarning {
+  code: PackageWarning['code'] | 'template-deprecated';
+  message: string;
+  registryType?: string;
+  identifier?: string;
+  version?: string;
+}
+
+export interface CreatedVersion extends VersionDetail {
+  warnings: VersionWarning[];
 }
 
 export interface VersionRow {
@@ -84,6 +101,7 @@ export interface VersionRow {
   config: VersionConfig;
   deprecation: Deprecation | null;
   created_from: string | null;
+  template_version_id: string | null;
   created_by: string;
   created_at: Date;
   updated_at: Date;
@@ -180,6 +198,8 @@ export interface NewVersion extends Partial<VersionConfig> {
   migrationGuide?: string | undefined;
   /** Copy the configuration of this existing version; fields given here replace the copied ones. */
   from?: string | undefined;
+  /** Start from this template version's configuration (`@org/name@1.2.0`); fields given here replace it. */
+  template?: string | undefined;
   /** Lets a breaking version through without the semver bump; recorded with the reason. */
   acknowledgeSemverViolation?: boolean | undefined;
   reason?: string | undefined;
@@ -200,7 +220,7 @@ export async function createVersion(
   ctx: Context,
   serverSlug: string,
   input: NewVersion,
-): Promise<VersionDetail> {
+): Promise<CreatedVersion> {
   if (input.version !== undefined)
     return createNumbered(db, ctx, serverSlug, { ...input, version: input.version });
   if (!input.prerelease?.branch) {
@@ -234,7 +254,13 @@ async function createNumbered(
   ctx: Context,
   serverSlug: string,
   input: NewVersion & { version: string },
-): Promise<VersionDetail> {
+): Promise<CreatedVersion> {
+  if (input.from !== undefined && input.template !== undefined) {
+    throw new BadRequestError(
+      'give from (copy a version) or template (start from a template version), not both',
+      'template-and-from',
+    );
+  }
   const parsed = parseVersion(input.version);
   checkDocument('releaseNotes', input.releaseNotes);
   checkDocument('migrationGuide', input.migrationGuide);
@@ -248,7 +274,7 @@ async function createNumbered(
   }
   if (prerelease && status === 'stable') assertTransition(input.version, 'development', 'stable', true);
 
-  const row = await db.transaction(async (tx) => {
+  const { row, warnings } = await db.transaction(async (tx) => {
     const server = await findServer(tx, ctx.principal, serverSlug);
     if (server.archived_at) {
       throw new ConflictError(
@@ -264,14 +290,17 @@ async function createNumbered(
     }
     let base: Partial<VersionConfig> = {};
     if (input.from) base = (await findVersion(tx, server, input.from)).config;
+    const template = input.template ? await resolveTemplate(tx, ctx.principal, input.template) : undefined;
+    if (template) base = template.config;
     const config = checkVersionConfig({ ...base, ...configPart(input) });
+    const warnings = await creationWarnings(tx, ctx.principal.orgId, config, template);
 
     const violation = input.breaking ? await checkBreaking(tx, server.id, input.version, input) : undefined;
 
     const [inserted] = await tx.query<VersionRow>(
       `INSERT INTO versions (id, org_id, server_id, version, version_key, prerelease, status, release_notes, breaking,
-         migration_guide, semver_violation, config, created_from, created_by, released_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         migration_guide, semver_violation, config, created_from, created_by, released_at, template_version_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
        ON CONFLICT (server_id, version_key) DO NOTHING RETURNING *`,
       [
         newId(),
@@ -289,6 +318,7 @@ async function createNumbered(
         input.from ?? null,
         ctx.principal.tokenName,
         status === 'stable' ? new Date() : null,
+        template?.id ?? null,
       ],
     );
     if (!inserted) {
@@ -303,12 +333,18 @@ async function createNumbered(
       );
     }
     await writePackageRefs(tx, inserted.id, ctx.principal.orgId, config);
+    if (template) await recordServerTemplate(tx, server.id, template);
     await recordTransition(tx, ctx, inserted.id, null, status, input.reason ?? null);
     const target = { type: 'version', id: inserted.id, name: `${serverSlug}@${input.version}` };
     await appendAudit(tx, ctx, {
       action: 'version.create',
       target,
-      after: { ...summary(inserted), createdFrom: input.from ?? null },
+      after: {
+        ...summary(inserted),
+        createdFrom: input.from ?? null,
+        template: template?.ref ?? null,
+        warnings: warnings.map((w) => w.message),
+      },
     });
     if (violation) {
       await appendAudit(tx, ctx, {
@@ -317,9 +353,26 @@ async function createNumbered(
         after: { violation, reason: input.reason ?? null },
       });
     }
-    return inserted;
+    return { row: inserted, warnings };
   });
-  return versionDetail(db, ctx.principal, serverSlug, row);
+  return { ...(await versionDetail(db, ctx.principal, serverSlug, row)), warnings };
+}
+
+/** What the catalogue says of its packages, and whether its template version is deprecated. */
+async function creationWarnings(
+  tx: Queryable,
+  orgId: string,
+  config: VersionConfig,
+  template: TemplateBase | undefined,
+): Promise<VersionWarning[]> {
+  const warnings: VersionWarning[] = await packageWarnings(tx, orgId, config);
+  if (template?.status === 'deprecated') {
+    warnings.push({
+      code: 'template-deprecated',
+      message: `template ${template.ref} is deprecated; move to a newer version of ${template.template}`,
+    });
+  }
+  return warnings;
 }
 
 /**
@@ -399,6 +452,7 @@ async function versionDetail(
   return {
     ...toVersionView(row, serverSlug),
     line: await versionLine(db, row.server_id, row.version),
+    template: await templateRef(db, principal.orgSlug, row.template_version_id),
     transitions: transitions.map((t) => ({
       from: t.from_status,
       to: t.to_status,
