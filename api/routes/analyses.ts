@@ -1,14 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import {
-  createAnalysis,
-  getAnalysisRow,
-  getReport,
-  listAnalyses,
-  toView,
-  type AnalysisInput,
-  type CanaryDeps,
-} from '#core/canary/analysis.ts';
+import { createAnalysis, type AnalysisInput, type CanaryDeps } from '#core/canary/analysis.ts';
+import { getAnalysisRow, getReport, listAnalyses, toView } from '#core/canary/analysis-view.ts';
 import { renderHtml, renderMarkdown } from '#core/canary/report.ts';
 import { contextOf } from '../plugins/auth.ts';
 import { Nullable, problems, Timestamp } from '../schemas.ts';

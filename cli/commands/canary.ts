@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AnalysisView } from '#core/canary/analysis.ts';
+import type { AnalysisView } from '#core/canary/analysis-view.ts';
 import { verdictExitCode } from '#core/canary/report.ts';
 import { AppError } from '#core/errors.ts';
 import {
