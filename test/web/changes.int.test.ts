@@ -1,42 +1,19 @@
 // The compare page's "What changed" section in Debian's Chromium against the real API (in this
 // process, over real stores): the rows beside the charts, configuration events as chart markers,
 // and no secret value anywhere on the page.
-import fs from 'node:fs';
-import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
-import { WEB_BUILD_DIR } from '#api/static.ts';
 import { HEALTHY, requestRows } from '#test/canary/telemetry.ts';
-import { bearer, BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
-import { openTestStores } from '#test/helpers/stores.ts';
-import { CHROMIUM, launchChromium, signIn } from './platform.ts';
+import { browserRunnable, openInProcessPlatform, type InProcessPlatform } from './in-process.ts';
 
-const ARTIFACTS = path.resolve(import.meta.dirname, 'artifacts');
-const runnable = fs.existsSync(CHROMIUM) && fs.existsSync(path.join(WEB_BUILD_DIR, 'index.html'));
 const SECRET = 'pw-never-on-the-page-5b1e';
 
-describe.runIf(runnable)('compare page: what changed, in Chromium', () => {
-  let stores: Awaited<ReturnType<typeof openTestStores>>;
-  let api: TestApi;
-  let browser: Browser;
-  let baseUrl: string;
-  const pageErrors: string[] = [];
-
-  const call = async (method: 'POST' | 'PUT', url: string, body: object) => {
-    const res = await api.app.inject({
-      method,
-      url: `/api/v1${url}`,
-      headers: bearer(BOOTSTRAP_TOKEN),
-      payload: body,
-    });
-    if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
-  };
+describe.runIf(browserRunnable)('compare page: what changed, in Chromium', () => {
+  let platform: InProcessPlatform;
 
   beforeAll(async () => {
-    stores = await openTestStores();
-    api = await buildTestApi(stores);
+    platform = await openInProcessPlatform();
+    const { call, stores, api } = platform;
     const pkg = (version: string) => ({
       registryType: 'npm',
       identifier: '@acme/db',
@@ -64,22 +41,14 @@ describe.runIf(runnable)('compare page: what changed, in Chromium', () => {
     await writer.writeRequests(requestRows({ ...scope, version: '1.3.0' }, HEALTHY, window, 1));
     await writer.writeRequests(requestRows({ ...scope, version: '1.4.0' }, HEALTHY, window, 2));
     await writer.close();
-    await api.app.listen({ port: 0, host: '127.0.0.1' });
-    baseUrl = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
-    browser = await launchChromium();
+    await platform.listen();
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await api?.app.close();
-    await stores?.close();
-  });
+  afterAll(() => platform?.close());
 
   it('lists the changes beside the charts and marks configuration events on them', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await signIn(page, baseUrl, BOOTSTRAP_TOKEN);
+    const { baseUrl } = platform;
+    const page = await platform.newPage();
     await page.goto(
       `${baseUrl}/servers/payments/compare?baseline=1.3.0&candidate=1.4.0&environment=production&window=1h`,
     );
@@ -110,9 +79,8 @@ describe.runIf(runnable)('compare page: what changed, in Chromium', () => {
     expect(markers.length).toBeGreaterThan(0);
     expect(new Set(markers)).toEqual(new Set(['3']));
     expect(await page.content()).not.toContain(SECRET);
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: path.join(ARTIFACTS, 'compare-what-changed.png'), fullPage: true });
-    expect(pageErrors).toEqual([]);
-    await context.close();
+    await platform.screenshot(page, 'compare-what-changed.png');
+    expect(platform.pageErrors).toEqual([]);
+    await page.context().close();
   });
 });

@@ -1,9 +1,5 @@
 // The inhibition rules page and an alert's history in Debian's Chromium, against the real API over
 // real stores: an alert held by an inhibition rule shows the alert that inhibits it.
-import fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateRule } from '#core/alerting/engine.ts';
 import { flushDueGroups } from '#core/alerting/groups.ts';
@@ -13,28 +9,15 @@ import type { Context } from '#core/auth/principal.ts';
 import { systemPrincipal } from '#core/orgs.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { requests, write } from '#test/alerting/helpers.ts';
-import { BOOTSTRAP_TOKEN, buildTestApi, type TestApi } from '#test/helpers/api.ts';
-import { openTestStores } from '#test/helpers/stores.ts';
-import { CHROMIUM, launchChromium, signIn } from './platform.ts';
+import { browserRunnable, openInProcessPlatform, type InProcessPlatform } from './in-process.ts';
 
-const ARTIFACTS = path.resolve(import.meta.dirname, 'artifacts');
-const ready =
-  fs.existsSync(CHROMIUM) && fs.existsSync(path.resolve(import.meta.dirname, '../../web/build/index.html'));
-
-type Stores = Awaited<ReturnType<typeof openTestStores>>;
-let stores: Stores;
-let api: TestApi;
-let browser: Browser;
-let baseUrl: string;
+let platform: InProcessPlatform;
 let targetId: string;
-const pageErrors: string[] = [];
 
-describe.skipIf(!ready)('inhibition rules in the web UI', () => {
+describe.runIf(browserRunnable)('inhibition rules in the web UI', () => {
   beforeAll(async () => {
-    stores = await openTestStores();
-    api = await buildTestApi(stores);
-    await api.app.listen({ port: 0, host: '127.0.0.1' });
-    baseUrl = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
+    platform = await openInProcessPlatform();
+    const { stores, api } = platform;
     const ctx: Context = { principal: systemPrincipal(api.org) };
     const writer = new TelemetryWriter(stores.warehouse, { dataDir: stores.dir, flushIntervalMs: 20 });
     const now = Date.now();
@@ -77,26 +60,14 @@ describe.skipIf(!ready)('inhibition rules in the web UI', () => {
       target.id,
     ]);
     targetId = (row as { id: string }).id;
-    browser = await launchChromium();
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await platform.listen();
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await api?.app.close();
-    await stores?.close();
-  });
-
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await signIn(page, baseUrl, BOOTSTRAP_TOKEN);
-    return page;
-  }
+  afterAll(() => platform?.close());
 
   it('lists, creates (refusing a bad matcher by name) and deletes inhibition rules', async () => {
-    const page = await newPage();
+    const { baseUrl } = platform;
+    const page = await platform.newPage();
     await page.goto(`${baseUrl}/alerts`);
     await page.getByRole('link', { name: 'Inhibition rules' }).click();
     await page.waitForURL(/\/alerts\/inhibitions$/);
@@ -118,23 +89,18 @@ describe.skipIf(!ready)('inhibition rules in the web UI', () => {
     await expect.poll(() => table.getByRole('row').count()).toBe(3);
     const row = table.getByRole('row').filter({ hasText: 'db down mutes api' });
     expect(await row.innerText()).toContain('server="api", severity=~"warning|info"');
-    await page.screenshot({ path: path.join(ARTIFACTS, 'inhibitions.png'), fullPage: true });
+    await platform.screenshot(page, 'inhibitions.png');
 
     await row.getByRole('button', { name: 'Delete' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
     await expect.poll(() => table.getByRole('row').count()).toBe(2);
-    const listed = await api.app.inject({
-      method: 'GET',
-      url: '/api/v1/inhibitions',
-      headers: { authorization: `Bearer ${BOOTSTRAP_TOKEN}` },
-    });
-    expect((listed.json() as { inhibitions: { name: string }[] }).inhibitions.map((i) => i.name)).toEqual([
-      'critical mutes warning',
-    ]);
+    const listed = await platform.call<{ inhibitions: { name: string }[] }>('GET', '/inhibitions');
+    expect(listed.inhibitions.map((i) => i.name)).toEqual(['critical mutes warning']);
   });
 
   it("shows the inhibited notification in the alert's history with the inhibiting alert", async () => {
-    const page = await newPage();
+    const { baseUrl } = platform;
+    const page = await platform.newPage();
     await page.goto(`${baseUrl}/alerts`);
     await page
       .getByRole('row')
@@ -147,12 +113,12 @@ describe.skipIf(!ready)('inhibition rules in the web UI', () => {
     await expect.poll(() => inhibited.count()).toBe(1);
     expect(await inhibited.innerText()).toContain('server="payments"');
     expect(await inhibited.innerText()).toContain('rule critical mutes warning');
-    await page.screenshot({ path: path.join(ARTIFACTS, 'alert-history-inhibited.png'), fullPage: true });
+    await platform.screenshot(page, 'alert-history-inhibited.png');
     await inhibited.getByRole('link', { name: 'payments down' }).click();
     await expect.poll(() => page.getByRole('heading', { level: 1 }).innerText()).toContain('payments down');
   });
 
   it('raised no script errors', () => {
-    expect(pageErrors).toEqual([]);
+    expect(platform.pageErrors).toEqual([]);
   });
 });
