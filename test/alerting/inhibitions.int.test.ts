@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWorkers, type Workers } from '#alerts/workers.ts';
+import type { Workers } from '#alerts/workers.ts';
 import type { Rule } from '#core/alerting/model.ts';
 import { evaluateRule } from '#core/alerting/engine.ts';
 import { flushDueGroups } from '#core/alerting/groups.ts';
@@ -15,7 +15,8 @@ import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { bearer, BOOTSTRAP_TOKEN, buildTestApi, testSecretBox, type TestApi } from '#test/helpers/api.ts';
 import { pyleeEnv, runPylee } from '#test/helpers/pylee-process.ts';
 import { startSink, type Sink, type SinkRequest } from '#test/helpers/sink.ts';
-import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { openTestStores } from '#test/helpers/stores.ts';
+import { startTestWorkers } from '#test/helpers/workers.ts';
 import { requests, write } from './helpers.ts';
 
 // Inhibition rules end to end: the API, then real alert workers evaluating real telemetry and
@@ -394,15 +395,7 @@ describe('inhibition at notification time, with real workers and a webhook sink'
       url: `${sink.url}/hook`,
       events: ['alert.*'],
     });
-    workers = await startWorkers({
-      db: stores.db,
-      redis: stores.redis,
-      warehouse: stores.warehouse,
-      logger: silentLogger,
-      secretBox: testSecretBox,
-      notify: { policy: { allowPrivate: true }, slackIntervalMs: 10, backoffBaseMs: 200 },
-      alerts: { reconcileEveryMs: 300, dispatchTickMs: 100 },
-    });
+    workers = await startTestWorkers(stores);
     const inhibition = await call('POST', '/inhibitions', criticalMutesWarning);
     expect(inhibition.status).toBe(201);
 

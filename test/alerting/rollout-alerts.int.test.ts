@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWorkers, type Workers } from '#alerts/workers.ts';
+import type { Workers } from '#alerts/workers.ts';
 import { getAlert } from '#core/alerting/alerts.ts';
 import type { RuleInput } from '#core/alerting/model.ts';
 import { createRule } from '#core/alerting/rules.ts';
@@ -22,6 +22,7 @@ import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { testSecretBox } from '#test/helpers/api.ts';
 import { startSink, type Sink } from '#test/helpers/sink.ts';
 import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { startTestWorkers } from '#test/helpers/workers.ts';
 import { HEALTHY, requestRows, type Traffic } from '../canary/telemetry.ts';
 
 // Rollout-aware alerting end to end: real alert workers on BullMQ evaluating every second, a real
@@ -56,13 +57,7 @@ beforeAll(async () => {
     url: `${sink.url}/hook`,
     events: ['alert.*'],
   });
-  workers = await startWorkers({
-    db: stores.db,
-    redis: stores.redis,
-    warehouse: stores.warehouse,
-    logger: silentLogger,
-    secretBox: testSecretBox,
-    notify: { policy: { allowPrivate: true }, slackIntervalMs: 10, backoffBaseMs: 200 },
+  workers = await startTestWorkers(stores, {
     alerts: { reconcileEveryMs: 200, dispatchTickMs: 100 },
     // The test starts and judges analyses itself, when the alerts are where it wants them.
     canary: { sweepEveryMs: 3_600_000 },

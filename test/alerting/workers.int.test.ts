@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWorkers, type Workers } from '#alerts/workers.ts';
+import type { Workers } from '#alerts/workers.ts';
 import type { Rule } from '#core/alerting/model.ts';
 import { createRule } from '#core/alerting/rules.ts';
 import { schedulerId } from '#core/alerting/schedule.ts';
@@ -11,7 +11,8 @@ import { bootstrap, systemPrincipal } from '#core/orgs.ts';
 import { TelemetryWriter } from '#core/warehouse/telemetry-writer.ts';
 import { testSecretBox } from '#test/helpers/api.ts';
 import { startSink, verifyWebhook, type Sink, type SinkRequest } from '#test/helpers/sink.ts';
-import { openTestStores, silentLogger } from '#test/helpers/stores.ts';
+import { openTestStores } from '#test/helpers/stores.ts';
+import { startTestWorkers } from '#test/helpers/workers.ts';
 import { requests } from './helpers.ts';
 
 type Stores = Awaited<ReturnType<typeof openTestStores>>;
@@ -46,15 +47,7 @@ beforeAll(async () => {
     url: `${sink.url}${slackPath}`,
     events: ['alert.*'],
   });
-  workers = await startWorkers({
-    db: stores.db,
-    redis: stores.redis,
-    warehouse: stores.warehouse,
-    logger: silentLogger,
-    secretBox: testSecretBox,
-    notify: { policy: { allowPrivate: true }, slackIntervalMs: 10, backoffBaseMs: 200 },
-    alerts: { reconcileEveryMs: 300, dispatchTickMs: 100 },
-  });
+  workers = await startTestWorkers(stores);
 });
 
 afterAll(async () => {
