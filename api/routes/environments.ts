@@ -18,10 +18,13 @@ export const Gate = Type.Object(
   {
     type: Type.String({
       description:
-        'soak | no-prerelease | version-status | environment-permission | no-vulnerabilities | protected',
+        'soak | no-prerelease | version-status | environment-permission | no-vulnerabilities | allowed-packages | protected',
     }),
     severity: Type.Optional(
       Type.String({ description: 'no-vulnerabilities: low | medium | high | critical' }),
+    ),
+    allowDeprecated: Type.Optional(
+      Type.Boolean({ description: 'allowed-packages: deprecated package versions may deploy' }),
     ),
     environment: Type.Optional(Type.String()),
     duration: Type.Optional(Type.String()),
@@ -44,7 +47,7 @@ const EnvironmentView = Type.Object({
 const GatesInput = Type.Array(Type.Unknown(), {
   maxItems: 20,
   description:
-    '{ type: soak, environment, duration } | { type: no-prerelease } | { type: version-status, status: [...] } | { type: environment-permission }',
+    '{ type: soak, environment, duration } | { type: no-prerelease } | { type: version-status, status: [...] } | { type: environment-permission } | { type: no-vulnerabilities, severity? } | { type: allowed-packages, allowDeprecated? }',
 });
 
 const Placement = {

@@ -193,7 +193,7 @@ function action(
 }
 
 const GATE_HELP =
-  'soak:ENV:DURATION, no-prerelease, environment-permission, version-status:S[,S], no-vulnerabilities[:SEVERITY]';
+  'soak:ENV:DURATION, no-prerelease, environment-permission, version-status:S[,S], no-vulnerabilities[:SEVERITY], allowed-packages[:allow-deprecated]';
 
 function parseGate(ctx: CommandContext, text: string): Gate {
   const [type, ...rest] = text.split(':');
@@ -203,6 +203,12 @@ function parseGate(ctx: CommandContext, text: string): Gate {
   if ((type === 'no-prerelease' || type === 'environment-permission') && rest.length === 0) return { type };
   if (type === 'no-vulnerabilities' && rest.length <= 1) {
     return { type, severity: (rest[0] ?? 'high') as 'high' };
+  }
+  if (
+    type === 'allowed-packages' &&
+    (rest.length === 0 || (rest.length === 1 && rest[0] === 'allow-deprecated'))
+  ) {
+    return { type, allowDeprecated: rest.length === 1 };
   }
   if (type === 'version-status' && rest.length === 1 && rest[0]) {
     return { type: 'version-status', status: rest[0].split(',') };
@@ -217,7 +223,9 @@ const describeGate = (g: Gate) =>
       ? `status ${g.status.join('|')}`
       : g.type === 'no-vulnerabilities'
         ? `no ${g.severity}+ vulnerabilities`
-        : g.type;
+        : g.type === 'allowed-packages'
+          ? `allowed packages${g.allowDeprecated ? ' (deprecated ok)' : ''}`
+          : g.type;
 
 const describeEnvironments = (envs: EnvironmentView[]) =>
   table(

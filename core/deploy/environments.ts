@@ -4,6 +4,7 @@ import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { SLUG_PATTERN } from '../slug.ts';
+import { checkPackageGate } from '../registry/package-gate.ts';
 import { checkVulnerabilityGate, type Threshold } from '../vulns/gate.ts';
 import { SEVERITIES } from '../vulns/severity.ts';
 import { formatDuration, parseDuration } from './duration.ts';
@@ -22,14 +23,17 @@ export const DEFAULT_ENVIRONMENTS = [
  * - `no-prerelease`: no pre-release versions (what `protected` implies);
  * - `version-status`: the version's lifecycle status is one of `status`;
  * - `environment-permission`: only tokens granted this environment by name (or admins) may deploy;
- * - `no-vulnerabilities`: the version has no finding at or above `severity` (after ignore rules).
+ * - `no-vulnerabilities`: the version has no finding at or above `severity` (after ignore rules);
+ * - `allowed-packages`: every package version the version references is allowed by the org's package
+ *   catalogue and, unless `allowDeprecated`, not deprecated.
  */
 export type Gate =
   | { type: 'soak'; environment: string; duration: string }
   | { type: 'no-prerelease' }
   | { type: 'version-status'; status: string[] }
   | { type: 'environment-permission' }
-  | { type: 'no-vulnerabilities'; severity: Threshold };
+  | { type: 'no-vulnerabilities'; severity: Threshold }
+  | { type: 'allowed-packages'; allowDeprecated: boolean };
 
 export const GATE_TYPES = [
   'soak',
@@ -37,6 +41,7 @@ export const GATE_TYPES = [
   'version-status',
   'environment-permission',
   'no-vulnerabilities',
+  'allowed-packages',
 ] as const;
 
 export interface EnvironmentView {
@@ -159,6 +164,16 @@ export async function checkGates(
           throw new BadRequestError(`${at}.severity must be one of ${SEVERITIES.join(', ')}`, 'invalid-gate');
         }
         return { type: 'no-vulnerabilities', severity: (gate.severity ?? 'high') as Threshold };
+      }
+      case 'allowed-packages': {
+        only(['type', 'allowDeprecated']);
+        if (gate.allowDeprecated !== undefined && typeof gate.allowDeprecated !== 'boolean') {
+          throw new BadRequestError(
+            `${at}.allowDeprecated must be true or false (true: deprecated package versions may deploy)`,
+            'invalid-gate',
+          );
+        }
+        return { type: 'allowed-packages', allowDeprecated: gate.allowDeprecated === true };
       }
       case 'version-status': {
         only(['type', 'status']);
@@ -427,6 +442,18 @@ export async function evaluateGates(
       });
     } else if (gate.type === 'no-vulnerabilities') {
       results.push(await vulnerabilityGate(db, env, gate.severity, subject));
+    } else if (gate.type === 'allowed-packages') {
+      const allowDeprecated = gate.allowDeprecated === true;
+      const label = `gate allowed-packages of ${env.name}${allowDeprecated ? ' (deprecated allowed)' : ''}`;
+      const result = await checkPackageGate(
+        db,
+        env.org_id,
+        subject.serverId,
+        subject.version,
+        allowDeprecated,
+        label,
+      );
+      results.push({ gate, passed: result.passed, detail: result.detail });
     } else if (gate.type === 'soak') {
       if (subject.rollback) {
         results.push({ gate, passed: true, detail: 'rollbacks skip soak gates' });

@@ -773,6 +773,37 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: 'GET',
+    route: '/api/v1/packages',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/packages' }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/packages/:registryType/:identifier',
+    needs: 'read',
+    request: async () => {
+      await asAdmin('PUT', '/api/v1/packages/npm/%40acme%2Fmatrix', {});
+      return { url: '/api/v1/packages/npm/%40acme%2Fmatrix' };
+    },
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/packages/:registryType/:identifier',
+    needs: 'write',
+    request: async () => ({ url: `/api/v1/packages/npm/${fresh()}`, body: { allowed: '^1.0.0' } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/packages/:registryType/:identifier',
+    needs: 'write',
+    request: async () => {
+      const identifier = fresh();
+      await asAdmin('PUT', `/api/v1/packages/npm/${identifier}`, {});
+      return { url: `/api/v1/packages/npm/${identifier}` };
+    },
+  },
+  {
+    method: 'GET',
     route: '/api/v1/mcp-registry',
     needs: 'read',
     request: async () => ({ url: '/api/v1/mcp-registry' }),
