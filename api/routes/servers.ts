@@ -18,6 +18,29 @@ export const ServerView = Type.Object({
   updatedAt: Timestamp,
 });
 
+/** A created server: the template version it follows (when created from one) and the secrets it needs. */
+const CreatedServer = Type.Object({
+  ...ServerView.properties,
+  template: Nullable(Type.String({ description: 'The template version it follows: @org/name@1.2.0' })),
+  secretsToProvide: Type.Array(Type.String(), {
+    description: 'Secrets the template declares; set them with PUT /servers/:server/secrets/:name',
+  }),
+});
+
+export const ServerDetail = Type.Object({
+  ...ServerView.properties,
+  template: Nullable(
+    Type.Object({
+      ref: Type.String({ description: 'The template version it follows: @org/name@1.2.0' }),
+      latest: Nullable(Type.String({ description: "The template's latest stable version" })),
+      behind: Type.Boolean({ description: 'Follows a version older than latest' }),
+      missingSecrets: Type.Array(Type.String(), {
+        description: 'Secrets the template declares that the server has not set (server or org scope)',
+      }),
+    }),
+  ),
+});
+
 const Fields = {
   name: Type.String({ minLength: 1, maxLength: 200 }),
   description: Type.String({ maxLength: 2000 }),
@@ -71,10 +94,17 @@ export function serverRoutes(db: Db): FastifyPluginAsyncTypebox {
               description: Type.Optional(Fields.description),
               repositoryUrl: Type.Optional(Fields.repositoryUrl),
               owners: Type.Optional(Fields.owners),
+              template: Type.Optional(
+                Type.String({
+                  maxLength: 200,
+                  description:
+                    'Create it from this template version: @org/name@1.2.0 (or @org/name for its latest stable); its variable defaults become server variables',
+                }),
+              ),
             },
             { additionalProperties: false },
           ),
-          response: { 201: ServerView, 409: Type.Ref('Problem'), ...problems },
+          response: { 201: CreatedServer, 409: Type.Ref('Problem'), ...problems },
         },
         preHandler: write,
       },
@@ -86,9 +116,9 @@ export function serverRoutes(db: Db): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags,
-          summary: 'Get a server',
+          summary: 'Get a server, with the template it follows',
           params: ServerParams,
-          response: { 200: ServerView, ...problems },
+          response: { 200: ServerDetail, ...problems },
         },
         preHandler: read,
       },

@@ -4,6 +4,8 @@ import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { SLUG_PATTERN } from '../slug.ts';
+import { applyServerTemplate, serverTemplate, type ServerTemplateInfo } from './template-usage.ts';
+import { resolveTemplate } from './templates.ts';
 
 export interface ServerView {
   slug: string;
@@ -19,6 +21,17 @@ export interface ServerView {
   updatedAt: string;
 }
 
+/** A created server: with a template, the version it follows and the secrets still to set. */
+export interface CreatedServer extends ServerView {
+  template: string | null;
+  secretsToProvide: string[];
+}
+
+/** One server, with the template it follows (null: none). */
+export interface ServerDetail extends ServerView {
+  template: ServerTemplateInfo | null;
+}
+
 export interface ServerRow {
   id: string;
   org_id: string;
@@ -30,6 +43,7 @@ export interface ServerRow {
   created_at: Date;
   updated_at: Date;
   archived_at: Date | null;
+  template_version_id?: string | null;
 }
 
 export function toServerView(row: ServerRow, orgSlug: string): ServerView {
@@ -62,6 +76,8 @@ export interface ServerInput {
   description?: string | undefined;
   repositoryUrl?: string | null | undefined;
   owners?: string[] | undefined;
+  /** `@org/template@1.2.0`: follow it and set its variable defaults on the server. */
+  template?: string | undefined;
 }
 
 function checkSlug(slug: string): void {
@@ -110,11 +126,13 @@ export async function findServer(
   return row;
 }
 
-export function createServer(db: Db, ctx: Context, input: ServerInput): Promise<ServerView> {
+export function createServer(db: Db, ctx: Context, input: ServerInput): Promise<CreatedServer> {
   checkSlug(input.slug);
   checkRepositoryUrl(input.repositoryUrl);
   assertServerAccess(ctx.principal, input.slug);
   return db.transaction(async (tx) => {
+    // Resolved first: a bad reference creates nothing.
+    const base = input.template ? await resolveTemplate(tx, ctx.principal, input.template) : undefined;
     const [row] = await tx.query<ServerRow>(
       `INSERT INTO servers (id, org_id, slug, name, description, repository_url, owners)
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, slug) DO NOTHING RETURNING *`,
@@ -139,9 +157,10 @@ export function createServer(db: Db, ctx: Context, input: ServerInput): Promise<
     await appendAudit(tx, ctx, {
       action: 'server.create',
       target: { type: 'server', id: row.id, name: row.slug },
-      after: summary(view),
+      after: { ...summary(view), ...(base ? { template: base.ref } : {}) },
     });
-    return view;
+    const secretsToProvide = base ? await applyServerTemplate(tx, ctx, row, base) : [];
+    return { ...view, template: base?.ref ?? null, secretsToProvide };
   });
 }
 
@@ -158,8 +177,9 @@ export async function listServers(
   return rows.map((r) => toServerView(r, principal.orgSlug));
 }
 
-export async function getServer(db: Queryable, principal: Principal, slug: string): Promise<ServerView> {
-  return toServerView(await findServer(db, principal, slug), principal.orgSlug);
+export async function getServer(db: Queryable, principal: Principal, slug: string): Promise<ServerDetail> {
+  const row = await findServer(db, principal, slug);
+  return { ...toServerView(row, principal.orgSlug), template: await serverTemplate(db, principal, row) };
 }
 
 export interface ServerPatch {
