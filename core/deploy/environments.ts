@@ -25,7 +25,7 @@ export const DEFAULT_ENVIRONMENTS = [
  * - `environment-permission`: only tokens granted this environment by name (or admins) may deploy;
  * - `no-vulnerabilities`: the version has no finding at or above `severity` (after ignore rules);
  * - `allowed-packages`: every package version the version references is allowed by the org's package
- *   catalogue and, unless `allowDeprecated`, not deprecated.
+ *   catalogue and, unless `allowDeprecated`, not deprecated (rollbacks to a version that ran in the environment skip it).
  */
 export type Gate =
   | { type: 'soak'; environment: string; duration: string }
@@ -443,6 +443,16 @@ export async function evaluateGates(
     } else if (gate.type === 'no-vulnerabilities') {
       results.push(await vulnerabilityGate(db, env, gate.severity, subject));
     } else if (gate.type === 'allowed-packages') {
+      // A catalogue change must not keep a team from getting back to a version that ran here; any other
+      // lower version (which deploys as a rollback too) is checked.
+      if (subject.rollback && (await ranIn(db, env, subject))) {
+        results.push({
+          gate,
+          passed: true,
+          detail: `${subject.version} ran in ${env.name} before: rollbacks to it skip allowed-packages gates`,
+        });
+        continue;
+      }
       const allowDeprecated = gate.allowDeprecated === true;
       const label = `gate allowed-packages of ${env.name}${allowDeprecated ? ' (deprecated allowed)' : ''}`;
       const result = await checkPackageGate(
@@ -488,6 +498,14 @@ export async function evaluateGates(
     }
   }
   return results;
+}
+
+async function ranIn(db: Queryable, env: EnvironmentRow, subject: GateSubject): Promise<boolean> {
+  const rows = await db.query(
+    'SELECT 1 FROM environment_releases WHERE server_id = $1 AND environment_id = $2 AND version = $3 LIMIT 1',
+    [subject.serverId, env.id, subject.version],
+  );
+  return rows.length > 0;
 }
 
 async function vulnerabilityGate(

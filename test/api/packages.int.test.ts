@@ -398,6 +398,32 @@ describe('the allowed-packages gate', () => {
     const res = await deploy('gated', '1.0.0');
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect((await deployed('gated')).map((d) => d.version)).toContain('1.0.0');
+    await ok('PATCH', '/environments/staging', { gates: [{ type: 'allowed-packages' }] });
+  });
+
+  it('lets a rollback to a version that ran here through, and checks a lower version that never ran', async () => {
+    await ok('POST', '/servers', { slug: 'rollback' });
+    for (const [version, sdk] of [
+      ['1.9.0', '1.0.0'],
+      ['2.0.0', '1.0.0'],
+      ['2.1.0', '1.1.0'],
+    ] as const) {
+      await ok('POST', '/servers/rollback/versions', {
+        version,
+        status: 'stable',
+        packages: [pkg('npm', '@acme/rb-sdk', sdk)],
+      });
+    }
+    // Not catalogued yet: both pass the gate and run in staging in turn.
+    for (const version of ['2.0.0', '2.1.0']) expect((await deploy('rollback', version)).status).toBe(201);
+    await ok('PUT', path('npm', '@acme/rb-sdk'), { allowed: '>=1.1.0' });
+    const never = await deploy('rollback', '1.9.0');
+    expect(never.status).toBe(409);
+    expect(never.body.detail).toContain('@acme/rb-sdk@1.0.0 (outside the allowed >=1.1.0)');
+    const back = await call('POST', '/servers/rollback/rollback', { environment: 'staging' });
+    expect(back.status, JSON.stringify(back.body)).toBe(200);
+    expect(back.body.environments[0]).toMatchObject({ from: '2.1.0', to: '2.0.0' });
+    expect((await deployed('rollback'))[0]).toMatchObject({ version: '2.0.0' });
     await ok('PATCH', '/environments/staging', { gates: [] });
   });
 });
