@@ -141,6 +141,24 @@ describe('pylee packages', () => {
     expect(after).toContain('npm @acme/sdk 1 3 2.1.0, 2.0.3, 1.9.0');
   });
 
+  it('environments update --gate allowed-packages makes deploy refuse a version naming the package', async () => {
+    ok(await pylee(['packages', 'set', 'npm', '@acme/sdk', '--allowed', '^2.0.0']));
+    ok(await pylee(['environments', 'update', 'staging', '--gate', 'allowed-packages']));
+    expect(squash(ok(await pylee(['environments', 'list'])))).toContain('staging allowed packages');
+    const refused = await pylee(['deploy', 'billing', '1.0.0', '--env', 'staging']);
+    failed(refused, 1, 'npm @acme/sdk@1.9.0 (outside the allowed ^2.0.0)');
+    expect(refused.stderr).toContain('(gate-not-met)');
+    ok(await pylee(['environments', 'update', 'staging', '--gate', 'allowed-packages:allow-deprecated']));
+    expect(squash(ok(await pylee(['environments', 'list'])))).toContain('allowed packages (deprecated ok)');
+    ok(await pylee(['deploy', 'billing', '1.2.0', '--env', 'staging']));
+    failed(
+      await pylee(['environments', 'update', 'staging', '--gate', 'allowed-packages:sometimes']),
+      2,
+      'allowed-packages[:allow-deprecated]',
+    );
+    ok(await pylee(['environments', 'update', 'staging', '--no-gates']));
+  });
+
   it('refuses an invalid range, a missing message, an unknown package and an unknown registry type', async () => {
     const [range, message, unknown, type, both] = await Promise.all([
       pylee(['packages', 'set', 'pypi', 'requests', '--allowed', '2.0']),
