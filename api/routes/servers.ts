@@ -22,9 +22,12 @@ export const ServerView = Type.Object({
 const CreatedServer = Type.Object({
   ...ServerView.properties,
   template: Nullable(Type.String({ description: 'The template version it follows: @org/name@1.2.0' })),
-  secretsToProvide: Type.Array(Type.String(), {
-    description: 'Secrets the template declares; set them with PUT /servers/:server/secrets/:name',
-  }),
+  secretsToProvide: Type.Optional(
+    Type.Array(Type.String(), {
+      description:
+        'Created from a template: the secrets it declares; set them with PUT /servers/:server/secrets/:name',
+    }),
+  ),
 });
 
 export const ServerDetail = Type.Object({
@@ -141,7 +144,7 @@ export function serverRoutes(db: Db): FastifyPluginAsyncTypebox {
             },
             { additionalProperties: false, minProperties: 1 },
           ),
-          response: { 200: ServerView, ...problems },
+          response: { 200: ServerDetail, ...problems },
         },
         preHandler: write,
       },
@@ -161,7 +164,7 @@ export function serverRoutes(db: Db): FastifyPluginAsyncTypebox {
               ? 'Archive a server (hidden, no new versions; history kept)'
               : 'Unarchive a server',
             params: ServerParams,
-            response: { 200: ServerView, ...problems },
+            response: { 200: ServerDetail, ...problems },
           },
           preHandler: write,
         },

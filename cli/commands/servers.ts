@@ -1,10 +1,10 @@
-import type { ServerView } from '#core/registry/servers.ts';
+import type { CreatedServer, ServerDetail, ServerView } from '#core/registry/servers.ts';
 import type { VersionView } from '#core/registry/versions.ts';
 import { api, query, segment, shortTime, table, type Command } from '../client.ts';
 
 const serverPath = (slug: string) => `/servers/${segment(slug)}`;
 
-function describeServer(server: ServerView, versions: VersionView[] | undefined): string {
+function describeServer(server: ServerDetail, versions: VersionView[] | undefined): string {
   const latest = (prerelease: boolean) =>
     versions?.find((v) => v.prerelease === prerelease && (prerelease || v.status === 'stable'))?.version;
   return [
@@ -12,6 +12,11 @@ function describeServer(server: ServerView, versions: VersionView[] | undefined)
     ...(server.description ? [server.description] : []),
     `repository: ${server.repositoryUrl ?? '-'}`,
     `owners:     ${server.owners.length ? server.owners.join(', ') : '-'}`,
+    ...(server.template
+      ? [
+          `template:   ${server.template.ref}${server.template.behind ? ` · behind: latest ${server.template.latest}` : ''}${server.template.missingSecrets.length ? ` · missing secrets: ${server.template.missingSecrets.join(', ')}` : ''}`,
+        ]
+      : []),
     `created:    ${shortTime(server.createdAt)} UTC · updated ${shortTime(server.updatedAt)} UTC`,
     ...(versions
       ? [
@@ -36,6 +41,11 @@ export const serverCommands: Command[] = [
         value: 'O',
         description: 'an owning team or person; repeat for more',
       },
+      template: {
+        type: 'string',
+        value: '@ORG/T@V',
+        description: 'create it from a template version: its variable defaults are set on the server',
+      },
     },
     async run(ctx) {
       const [slug] = ctx.positionals as [string];
@@ -44,15 +54,24 @@ export const serverCommands: Command[] = [
         description?: string;
         'repository-url'?: string;
         owner?: string[];
+        template?: string;
       };
-      const server = await api<ServerView>(ctx.client, 'POST', '/servers', {
+      const server = await api<CreatedServer>(ctx.client, 'POST', '/servers', {
         slug,
         name: flags.name,
         description: flags.description,
         repositoryUrl: flags['repository-url'],
         owners: flags.owner,
+        template: flags.template,
       });
-      ctx.print(server, `created ${server.fullName} (${server.name})`);
+      ctx.print(
+        server,
+        `created ${server.fullName} (${server.name})${server.template ? ` from template ${server.template}` : ''}${
+          server.secretsToProvide?.length
+            ? `\nsecrets to provide: ${server.secretsToProvide.join(', ')} (set each with PUT /api/v1/servers/${slug}/secrets/NAME)`
+            : ''
+        }`,
+      );
     },
   },
   {
@@ -83,7 +102,7 @@ export const serverCommands: Command[] = [
     async run(ctx) {
       const [slug] = ctx.positionals as [string];
       const [server, versions] = await Promise.all([
-        api<ServerView>(ctx.client, 'GET', serverPath(slug)),
+        api<ServerDetail>(ctx.client, 'GET', serverPath(slug)),
         // Only for the summary line: when it fails, the server is still shown.
         api<{ versions: VersionView[] }>(ctx.client, 'GET', `${serverPath(slug)}/versions`).then(
           (r) => r.versions,

@@ -24,7 +24,8 @@ export interface ServerView {
 /** A created server: with a template, the version it follows and the secrets still to set. */
 export interface CreatedServer extends ServerView {
   template: string | null;
-  secretsToProvide: string[];
+  /** Created from a template only: the secrets it declares, still to be set. */
+  secretsToProvide?: string[];
 }
 
 /** One server, with the template it follows (null: none). */
@@ -159,8 +160,8 @@ export function createServer(db: Db, ctx: Context, input: ServerInput): Promise<
       target: { type: 'server', id: row.id, name: row.slug },
       after: { ...summary(view), ...(base ? { template: base.ref } : {}) },
     });
-    const secretsToProvide = base ? await applyServerTemplate(tx, ctx, row, base) : [];
-    return { ...view, template: base?.ref ?? null, secretsToProvide };
+    if (!base) return { ...view, template: null };
+    return { ...view, template: base.ref, secretsToProvide: await applyServerTemplate(tx, ctx, row, base) };
   });
 }
 
@@ -189,7 +190,7 @@ export interface ServerPatch {
   owners?: string[] | undefined;
 }
 
-export function updateServer(db: Db, ctx: Context, slug: string, patch: ServerPatch): Promise<ServerView> {
+export function updateServer(db: Db, ctx: Context, slug: string, patch: ServerPatch): Promise<ServerDetail> {
   checkRepositoryUrl(patch.repositoryUrl);
   return db.transaction(async (tx) => {
     const row = await findServer(tx, ctx.principal, slug, { forUpdate: true });
@@ -212,15 +213,17 @@ export function updateServer(db: Db, ctx: Context, slug: string, patch: ServerPa
       before: summary(before),
       after: summary(after),
     });
-    return after;
+    return { ...after, template: await serverTemplate(tx, ctx.principal, row) };
   });
 }
 
 /** Archiving hides a server from lists and stops new versions; its history stays. Idempotent. */
-export function setArchived(db: Db, ctx: Context, slug: string, archived: boolean): Promise<ServerView> {
+export function setArchived(db: Db, ctx: Context, slug: string, archived: boolean): Promise<ServerDetail> {
   return db.transaction(async (tx) => {
     const row = await findServer(tx, ctx.principal, slug, { forUpdate: true });
-    if ((row.archived_at !== null) === archived) return toServerView(row, ctx.principal.orgSlug);
+    const template = await serverTemplate(tx, ctx.principal, row);
+    if ((row.archived_at !== null) === archived)
+      return { ...toServerView(row, ctx.principal.orgSlug), template };
     const [updated] = await tx.query<ServerRow>(
       `UPDATE servers SET archived_at = ${archived ? 'now()' : 'NULL'}, updated_at = now() WHERE id = $1 RETURNING *`,
       [row.id],
@@ -232,6 +235,6 @@ export function setArchived(db: Db, ctx: Context, slug: string, archived: boolea
       before: { archived: !archived },
       after: { archived },
     });
-    return view;
+    return { ...view, template };
   });
 }

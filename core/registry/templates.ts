@@ -133,22 +133,35 @@ export async function resolveTemplate(
 /**
  * Records on the server the template version it now follows: the given one, unless the server
  * already follows a newer version of the same template (an old version built again keeps it).
+ * With `ctx`, a move is audited as `server.template` (before and after). Returns whether it moved.
  */
 export async function recordServerTemplate(
   tx: Queryable,
   serverId: string,
   base: TemplateBase,
-): Promise<void> {
-  const [current] = await tx.query<{ template_id: string; version: string }>(
-    `SELECT tv.template_id, tv.version FROM servers s JOIN template_versions tv ON tv.id = s.template_version_id
+  ctx?: Context,
+): Promise<boolean> {
+  const [current] = await tx.query<{ template_id: string; version: string; slug: string }>(
+    `SELECT tv.template_id, tv.version, t.slug
+       FROM servers s JOIN template_versions tv ON tv.id = s.template_version_id JOIN templates t ON t.id = tv.template_id
       WHERE s.id = $1`,
     [serverId],
   );
-  if (current && current.template_id === base.templateId && semver.gte(current.version, base.version)) return;
-  await tx.query('UPDATE servers SET template_version_id = $2, updated_at = now() WHERE id = $1', [
-    serverId,
-    base.id,
-  ]);
+  if (current && current.template_id === base.templateId && semver.gte(current.version, base.version))
+    return false;
+  const [server] = await tx.query<{ slug: string }>(
+    'UPDATE servers SET template_version_id = $2, updated_at = now() WHERE id = $1 RETURNING slug',
+    [serverId, base.id],
+  );
+  if (ctx) {
+    await appendAudit(tx, ctx, {
+      action: 'server.template',
+      target: { type: 'server', id: serverId, name: server?.slug ?? null },
+      before: { template: current ? `@${ctx.principal.orgSlug}/${current.slug}@${current.version}` : null },
+      after: { template: base.ref },
+    });
+  }
+  return true;
 }
 
 /** `@org/slug@version` of a template version, for views. */

@@ -434,6 +434,78 @@ describe('pylee versions', () => {
 });
 
 // Each of these changes nothing, so they run side by side.
+describe('pylee templates', () => {
+  it('create, versions create, servers create --template, usage and deprecate walk a template upgrade', async () => {
+    expect(ok(await pylee('templates create http-service --name HTTP --owner platform'.split(' ')))).toBe(
+      'created template @default/http-service\n',
+    );
+    const v1 = await pylee([
+      ...'templates versions create http-service 1.0.0 --status stable --config'.split(' '),
+      file('server.json'),
+      ...'--variable LOG_LEVEL=info --variable DSN=a=b --secret WEATHER_API_KEY'.split(' '),
+    ]);
+    expect(ok(v1)).toBe('created @default/http-service@1.0.0 (stable)\n');
+
+    const server = await pylee('servers create forecast --template @default/http-service@1.0.0'.split(' '));
+    expect(ok(server)).toBe(
+      'created @default/forecast (forecast) from template @default/http-service@1.0.0\n' +
+        'secrets to provide: WEATHER_API_KEY (set each with PUT /api/v1/servers/forecast/secrets/NAME)\n',
+    );
+    expect(
+      ok(await pylee('templates versions create http-service 1.1.0 --status stable'.split(' '))),
+    ).toContain('@default/http-service@1.1.0 (stable)');
+    const usage = ok(await pylee(['templates', 'usage', 'http-service']));
+    expect(usage.split('\n')[0]).toMatch(/^SERVER\s+FOLLOWS\s+LATEST\s+BEHIND\s+MISSING SECRETS$/);
+    expect(usage.split('\n')[1]).toMatch(/^forecast\s+1\.0\.0\s+1\.1\.0\s+yes\s+WEATHER_API_KEY$/);
+    expect(ok(await pylee(['servers', 'show', 'forecast']))).toContain(
+      'template:   @default/http-service@1.0.0 · behind: latest 1.1.0 · missing secrets: WEATHER_API_KEY',
+    );
+
+    const list = ok(await pylee(['templates', 'list']));
+    expect(list).toMatch(/@default\/http-service\s+1\.1\.0\s+2\s+1\s+1/);
+    const detail = json<{ versions: { version: string; variables: unknown[]; config: object }[] }>(
+      await pylee(['templates', 'show', '@default/http-service', '--json']),
+    );
+    expect(detail.versions.map((v) => v.version)).toEqual(['1.1.0', '1.0.0']);
+    expect(detail.versions[1]).toMatchObject({
+      variables: [
+        { name: 'LOG_LEVEL', default: 'info' },
+        { name: 'DSN', default: 'a=b' },
+      ],
+      config: { packages: [{ identifier: '@acme/weather-mcp' }] },
+    });
+
+    expect(
+      ok(await pylee(['templates', 'deprecate', 'http-service', '1.0.0', '--message', 'move to 1.1.0'])),
+    ).toBe('@default/http-service@1.0.0 is deprecated\n');
+    const warned = await pylee(
+      'versions create forecast 1.0.0 --template @default/http-service@1.0.0'.split(' '),
+    );
+    expect(ok(warned)).toContain('from template @default/http-service@1.0.0');
+    expect(warned.stderr).toContain('template @default/http-service@1.0.0 is deprecated');
+    expect(ok(await pylee('templates versions set-status http-service 1.0.0 retired'.split(' ')))).toBe(
+      '@default/http-service@1.0.0 is retired\n',
+    );
+
+    failed(
+      await pylee('servers create nope --template @default/http-service@1.0.0'.split(' ')),
+      1,
+      '(template-retired)',
+    );
+    failed(
+      await pylee('templates versions create http-service 1.1.0'.split(' ')),
+      1,
+      '(template-version-exists)',
+    );
+    failed(await pylee('templates deprecate http-service 1.1.0'.split(' ')), 2, '--message');
+    failed(
+      await pylee('templates versions create http-service 2.0.0 --variable NODEFAULT'.split(' ')),
+      2,
+      'must be NAME=DEFAULT',
+    );
+  });
+});
+
 describe.concurrent('pylee registry commands on bad input', () => {
   it('an unknown subcommand exits 2 with the group usage', async () => {
     const result = await pylee(['servers', 'frobnicate']);
