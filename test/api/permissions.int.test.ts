@@ -40,6 +40,14 @@ const asAdmin = async (method: RouteCase['method'], url: string, payload?: objec
 const freshServer = async () => (await asAdmin('POST', '/api/v1/servers', { slug: fresh() })).slug as string;
 let patch = 0;
 const freshVersion = () => `1.0.${++patch}`;
+/** A template with 1.0.0 stable, created on first use. */
+let templateReady: Promise<string> | undefined;
+const matrixTemplate = () =>
+  (templateReady ??= (async () => {
+    await asAdmin('POST', '/api/v1/templates', { slug: 'tmatrix' });
+    await asAdmin('POST', '/api/v1/templates/tmatrix/versions', { version: '1.0.0', status: 'stable' });
+    return 'tmatrix';
+  })());
 
 /** A server with 1.0.0 stable in staging and 1.1.0 rolling out there as a canary (paused by `pause`). */
 const freshRollout = async (pause: string | { approval: true } = { approval: true }) => {
@@ -801,6 +809,59 @@ const ROUTES: RouteCase[] = [
       await asAdmin('PUT', `/api/v1/packages/npm/${identifier}`, {});
       return { url: `/api/v1/packages/npm/${identifier}` };
     },
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/templates',
+    needs: 'read',
+    request: async () => ({ url: '/api/v1/templates' }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/templates',
+    needs: 'write',
+    request: async () => ({ url: '/api/v1/templates', body: { slug: fresh() } }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/templates/:template',
+    needs: 'read',
+    request: async () => ({ url: `/api/v1/templates/${await matrixTemplate()}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/templates/:template/versions',
+    needs: 'write',
+    request: async () => ({
+      url: `/api/v1/templates/${await matrixTemplate()}/versions`,
+      body: { version: freshVersion() },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/templates/:template/versions/:version',
+    needs: 'read',
+    request: async () => ({ url: `/api/v1/templates/${await matrixTemplate()}/versions/1.0.0` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/templates/:template/versions/:version',
+    needs: 'write',
+    request: async () => {
+      const template = await matrixTemplate();
+      const version = freshVersion();
+      await asAdmin('POST', `/api/v1/templates/${template}/versions`, { version });
+      return {
+        url: `/api/v1/templates/${template}/versions/${version}`,
+        body: { status: 'release-candidate' },
+      };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/templates/:template/usage',
+    needs: 'read',
+    request: async () => ({ url: `/api/v1/templates/${await matrixTemplate()}/usage` }),
   },
   {
     method: 'GET',
