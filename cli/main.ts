@@ -19,6 +19,8 @@ import { deployCommands } from './commands/deploy.ts';
 import { gatewayCommands } from './commands/gateway.ts';
 import { inhibitionCommands } from './commands/inhibitions.ts';
 import { lineCommands } from './commands/lines.ts';
+import { templateCommands } from './commands/templates.ts';
+import { packageCommands } from './commands/packages.ts';
 import { releaseHealthCommands } from './commands/release-health.ts';
 import { retentionCommands } from './commands/retention.ts';
 import { loginCommands } from './commands/login.ts';
@@ -61,6 +63,8 @@ const COMMANDS: Command[] = [
   ...versionCommands,
   ...retentionCommands,
   ...lineCommands,
+  ...templateCommands,
+  ...packageCommands,
   ...vulnerabilityCommands,
   ...deployCommands,
   ...canaryCommands,
@@ -190,7 +194,9 @@ function parseCommandArgs(argv: string[], command: Command) {
 /** The command the words select: the longest name that the leading positionals spell. */
 function findCommand(words: string[]): Command | undefined {
   return (
-    COMMANDS.find((c) => c.name === `${words[0]} ${words[1]}`) ?? COMMANDS.find((c) => c.name === words[0])
+    COMMANDS.find((c) => c.name === words.slice(0, 3).join(' ')) ??
+    COMMANDS.find((c) => c.name === `${words[0]} ${words[1]}`) ??
+    COMMANDS.find((c) => c.name === words[0])
   );
 }
 

@@ -3,7 +3,7 @@ import { AppError } from '#core/errors.ts';
 import { STATUSES } from '#core/registry/lifecycle.ts';
 import { BUMPS } from '#core/registry/semver-policy.ts';
 import type { Package } from '#core/registry/server-json.ts';
-import type { VersionDetail, VersionView } from '#core/registry/versions.ts';
+import type { CreatedVersion, VersionDetail, VersionView } from '#core/registry/versions.ts';
 import {
   api,
   orgOf,
@@ -268,6 +268,11 @@ export const versionCommands: Command[] = [
         description: 'migration guide (Markdown) from a file',
       },
       from: { type: 'string', value: 'V', description: 'start from the configuration of version V' },
+      template: {
+        type: 'string',
+        value: '@ORG/T@V',
+        description: 'start from a template version (@acme/http-service@1.2.0); records it on the server',
+      },
       'acknowledge-semver-violation': {
         type: 'boolean',
         description: 'allow --breaking without the MAJOR bump (needs --reason)',
@@ -300,6 +305,7 @@ export const versionCommands: Command[] = [
         status?: string;
         breaking?: boolean;
         from?: string;
+        template?: string;
         'acknowledge-semver-violation'?: boolean;
         reason?: string;
       };
@@ -340,7 +346,7 @@ export const versionCommands: Command[] = [
       }
 
       const [created, org] = await Promise.all([
-        api<VersionDetail>(ctx.client, 'POST', versionsPath(server), {
+        api<CreatedVersion>(ctx.client, 'POST', versionsPath(server), {
           version,
           ...(flags.branch ? { prerelease: { branch: flags.branch } } : {}),
           line: flags.line,
@@ -349,6 +355,7 @@ export const versionCommands: Command[] = [
           breaking: flags.breaking,
           migrationGuide,
           from: flags.from,
+          template: flags.template,
           acknowledgeSemverViolation: flags['acknowledge-semver-violation'],
           reason: flags.reason,
           ...config,
@@ -369,9 +376,11 @@ export const versionCommands: Command[] = [
         }),
         orgOf(ctx.client),
       ]);
+      // Warnings go to stderr: the version exists, but a pipeline log should say what to fix.
+      for (const warning of created.warnings) ctx.warn(warning.message);
       ctx.print(
         created,
-        `created ${fullName(org, created.server, created.version)} (${created.status})${created.semverViolation ? `\nsemver violation acknowledged: ${created.semverViolation}` : ''}`,
+        `created ${fullName(org, created.server, created.version)} (${created.status})${created.template ? ` from template ${created.template}` : ''}${created.semverViolation ? `\nsemver violation acknowledged: ${created.semverViolation}` : ''}`,
       );
     },
   },

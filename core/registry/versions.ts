@@ -333,7 +333,7 @@ async function createNumbered(
       );
     }
     await writePackageRefs(tx, inserted.id, ctx.principal.orgId, config);
-    if (template) await recordServerTemplate(tx, server.id, template);
+    if (template) await recordServerTemplate(tx, server.id, template, ctx);
     await recordTransition(tx, ctx, inserted.id, null, status, input.reason ?? null);
     const target = { type: 'version', id: inserted.id, name: `${serverSlug}@${input.version}` };
     await appendAudit(tx, ctx, {

@@ -394,10 +394,13 @@ describe('server templates', () => {
       'variable.set REGION',
       'server.template billing',
       'template.version.create @default/http-service@1.1.0',
+      // A version built from 1.1.0 moves billing on to it.
+      'server.template billing',
       'variable.set LOG_LEVEL',
       'server.template ledger',
       'template.version.create @default/http-service@0.9.0',
       'template.version.deprecate @default/http-service@0.9.0',
+      'server.template legacy',
       'template.version.retire @default/http-service@0.9.0',
     ]);
   });

@@ -2,7 +2,7 @@
 // reconcile and dispatch ticks, webhooks to the local sink allowed, short notification back-off.
 import { startWorkers, type WorkerDeps, type Workers } from '#alerts/workers.ts';
 import { testSecretBox } from './api.ts';
-import type { openTestStores} from './stores.ts';
+import type { openTestStores } from './stores.ts';
 import { silentLogger } from './stores.ts';
 
 export function startTestWorkers(
