@@ -11,10 +11,11 @@ import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { SLUG_PATTERN } from '../slug.ts';
-import { allowedTransitions, assertTransition, initialStatus, type Status } from './lifecycle.ts';
+import { allowedTransitions, assertTransition, type Status } from './lifecycle.ts';
 import { checkVersionConfig, type VersionConfig } from './server-json.ts';
 import { parseVersion, sortDescending } from './semver-policy.ts';
 import { MAX_VALUE_BYTES, VARIABLE_NAME_PATTERN } from './variables.ts';
+import { checkDocument, CONFIG_KEYS, configPart, firstStatus, versionKey } from './version-input.ts';
 
 export interface TemplateVariable {
   name: string;
@@ -424,9 +425,7 @@ export interface TemplateVersionInput extends Partial<VersionConfig> {
   secrets?: { name: string; description?: string | undefined }[] | undefined;
 }
 
-const CONFIG_KEYS = ['title', 'websiteUrl', 'repository', 'remotes', 'packages', 'icons', 'meta'] as const;
 const NAME_RE = new RegExp(VARIABLE_NAME_PATTERN);
-const MAX_NOTES_BYTES = 256 * 1024;
 
 /** Declared variables and secrets: valid, unique names; defaults that a variable can hold. */
 function checkDeclarations(input: TemplateVersionInput): {
@@ -480,29 +479,14 @@ export async function createTemplateVersion(
 ): Promise<TemplateVersionView> {
   const parsed = parseVersion(input.version);
   const prerelease = parsed.prerelease.length > 0;
-  const status = input.status ?? initialStatus(prerelease);
-  if (status === 'deprecated' || status === 'retired') {
-    throw new BadRequestError(
-      `a new template version starts as development, release-candidate or stable, not ${status}`,
-      'invalid-status',
-    );
-  }
-  if (prerelease && status === 'stable') assertTransition(input.version, 'development', 'stable', true);
-  if (input.releaseNotes !== undefined && Buffer.byteLength(input.releaseNotes) > MAX_NOTES_BYTES) {
-    throw new BadRequestError(
-      `releaseNotes is over ${MAX_NOTES_BYTES / 1024} KiB; link to longer documents instead`,
-      'notes-too-large',
-    );
-  }
-  const given = Object.fromEntries(
-    CONFIG_KEYS.filter((k) => input[k] !== undefined).map((k) => [k, input[k]]),
-  );
-  const config = checkVersionConfig(given);
+  const status = firstStatus(input.version, prerelease, input.status, 'template version');
+  checkDocument('releaseNotes', input.releaseNotes);
+  const config = checkVersionConfig(configPart(input));
   const { variables, secrets } = checkDeclarations(input);
   return db.transaction(async (tx) => {
     const template = await findTemplate(tx, ctx.principal, slug);
     const full = `@${ctx.principal.orgSlug}/${template.slug}`;
-    const key = input.version.split('+')[0] as string;
+    const key = versionKey(input.version);
     const [row] = await tx.query<FullVersionRow>(
       `INSERT INTO template_versions (id, org_id, template_id, version, version_key, prerelease, status, config,
          variables, secrets, release_notes, created_by)

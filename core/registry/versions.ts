@@ -4,14 +4,7 @@ import type { Context, Principal } from '../auth/principal.ts';
 import type { Db, Queryable } from '../db/client.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import {
-  allowedTransitions,
-  assertTransition,
-  initialStatus,
-  isReleased,
-  STATUSES,
-  type Status,
-} from './lifecycle.ts';
+import { allowedTransitions, assertTransition, isReleased, STATUSES, type Status } from './lifecycle.ts';
 import {
   breakingViolation,
   nextVersion,
@@ -22,14 +15,12 @@ import {
 } from './semver-policy.ts';
 import { inLine, latestInLine, nextBranchVersion, nextInLine } from './lines.ts';
 import { packageWarnings, type PackageWarning } from './package-catalog.ts';
+import { checkDocument, configPart, firstStatus, versionKey } from './version-input.ts';
 import { checkVersionConfig, packageRefs, type VersionConfig } from './server-json.ts';
 import { declaredLine, versionLine } from './server-lines.ts';
 import { findServer, type ServerRow } from './servers.ts';
 import { recordServerTemplate, resolveTemplate, templateRef, type TemplateBase } from './templates.ts';
 import { listVariables, type VariableView } from './variables.ts';
-
-/** Release notes and migration guides are documents, not novels: 256 KiB each. */
-export const MAX_NOTES_BYTES = 256 * 1024;
 
 export interface Deprecation {
   date: string;
@@ -143,18 +134,6 @@ function summary(row: Pick<VersionRow, 'version' | 'status' | 'breaking' | 'conf
   };
 }
 
-/** The version without build metadata: 1.2.0+a and 1.2.0+b are one number by semver precedence. */
-const versionKey = (version: string) => version.split('+')[0] as string;
-
-function checkDocument(name: string, text: string | undefined): void {
-  if (text !== undefined && Buffer.byteLength(text) > MAX_NOTES_BYTES) {
-    throw new BadRequestError(
-      `${name} is ${Math.ceil(Buffer.byteLength(text) / 1024)} KiB; the limit is ${MAX_NOTES_BYTES / 1024} KiB (link to longer documents instead)`,
-      'notes-too-large',
-    );
-  }
-}
-
 export async function findVersion(
   db: Queryable,
   server: ServerRow,
@@ -203,12 +182,6 @@ export interface NewVersion extends Partial<VersionConfig> {
   /** Lets a breaking version through without the semver bump; recorded with the reason. */
   acknowledgeSemverViolation?: boolean | undefined;
   reason?: string | undefined;
-}
-
-const CONFIG_KEYS = ['title', 'websiteUrl', 'repository', 'remotes', 'packages', 'icons', 'meta'] as const;
-
-function configPart(input: Partial<VersionConfig>): Partial<VersionConfig> {
-  return Object.fromEntries(CONFIG_KEYS.filter((k) => input[k] !== undefined).map((k) => [k, input[k]]));
 }
 
 /**
@@ -265,14 +238,7 @@ async function createNumbered(
   checkDocument('releaseNotes', input.releaseNotes);
   checkDocument('migrationGuide', input.migrationGuide);
   const prerelease = parsed.prerelease.length > 0;
-  const status = input.status ?? initialStatus(prerelease);
-  if (status === 'deprecated' || status === 'retired') {
-    throw new BadRequestError(
-      `a new version starts as development, release-candidate or stable, not ${status}`,
-      'invalid-status',
-    );
-  }
-  if (prerelease && status === 'stable') assertTransition(input.version, 'development', 'stable', true);
+  const status = firstStatus(input.version, prerelease, input.status, 'version');
 
   const { row, warnings } = await db.transaction(async (tx) => {
     const server = await findServer(tx, ctx.principal, serverSlug);
